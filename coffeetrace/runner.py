@@ -1,0 +1,90 @@
+"""`coffeetrace up`: the whole stack in one process, for one machine.
+
+Starts (or reuses) PostgreSQL and the MQTT broker, migrates, runs ingest in the
+background and the API in the foreground; with `demo`, also seeds a demo cooperative
+and runs the farm simulator. Ctrl-C (or SIGTERM) stops everything in reverse order.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from contextlib import ExitStack
+
+from coffeetrace import db
+from coffeetrace.embedded import EmbeddedBroker, EmbeddedPostgres, port_is_free
+from coffeetrace.errors import ConfigError
+from coffeetrace.migrate import migrate
+from coffeetrace.mqtt import check_broker
+from coffeetrace.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def start_servers(settings: Settings, stack: ExitStack, say: Callable[[str], None]) -> Settings:
+    """Start what is not configured; return settings that point at the servers in use."""
+    overrides: dict[str, object] = {}
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.embedded_database:
+        pg = EmbeddedPostgres(settings.data_dir, settings.embedded_pg_port)
+        pg.start()
+        stack.callback(pg.stop)
+        overrides["database_url"] = pg.url
+        say(f"PostgreSQL (embedded) on 127.0.0.1:{pg.port}, data in {pg.pgdata}")
+    else:
+        db.check_database(settings.database_url, settings.db_connect_timeout_s)
+        say(f"PostgreSQL at {db.redact(settings.database_url)}")
+    if settings.embedded_broker:
+        broker = EmbeddedBroker(settings.data_dir, settings.embedded_mqtt_port)
+        broker.start()
+        stack.callback(broker.stop)
+        overrides["mqtt_url"] = broker.url
+        say(f"MQTT broker (embedded {broker.kind}) on 127.0.0.1:{broker.port}")
+    else:
+        check_broker(settings.mqtt_url)
+        say(f"MQTT broker at {settings.mqtt_url.split('@')[-1]}")
+    return settings.model_copy(update=overrides)
+
+
+def run_migrations(settings: Settings) -> list[str]:
+    with db.connect(settings.effective_database_url(), timeout_s=settings.db_connect_timeout_s) as conn:
+        return migrate(conn)
+
+
+def up(settings: Settings, *, demo: bool, say: Callable[[str], None]) -> None:
+    import uvicorn
+
+    from coffeetrace.api.app import create_app
+    from coffeetrace.ingest.service import IngestService
+
+    if not port_is_free(settings.api_host, settings.api_port):
+        raise ConfigError(
+            f"port {settings.api_port} on {settings.api_host} is in use by another program. "
+            "Set COFFEETRACE_API_PORT to a free port.",
+            setting="COFFEETRACE_API_PORT",
+        )
+    with ExitStack() as stack:
+        settings = start_servers(settings, stack, say)
+        applied = run_migrations(settings)
+        say(f"migrations applied: {', '.join(applied) if applied else 'none pending'}")
+
+        ingest = IngestService(settings)
+        ingest.start()
+        stack.callback(ingest.stop)
+        say(f"ingest subscribed to {settings.topic_prefix}/#")
+
+        stop = threading.Event()
+        stack.callback(stop.set)
+        if demo:
+            from coffeetrace.simulators.demo import start_demo
+
+            info = start_demo(settings, stop, say)
+            say(f"provenance page: {info.page_url}")
+        base = f"http://{settings.api_host}:{settings.api_port}"
+        say(f"health check: {base}/healthz  (ready: {base}/readyz)  API docs: {base}/docs")
+        config = uvicorn.Config(create_app(settings), host=settings.api_host,
+                                port=settings.api_port, log_level="warning", lifespan="on")
+        server = uvicorn.Server(config)
+        server.run()  # returns on Ctrl-C / SIGTERM
+        say("stopping")

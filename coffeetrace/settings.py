@@ -1,0 +1,130 @@
+"""The one settings class: every knob of coffeetrace, read from COFFEETRACE_* variables.
+
+Defaults run everything on one machine: empty `database_url` and `mqtt_url` mean
+"start the embedded PostgreSQL and MQTT broker under `data_dir`".
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_STEP_MAX_YIELD: dict[str, float] = {
+    # Maximum output kg per input kg for each processing step (see DOMAIN.md):
+    # fresh cherry -> dried cherry loses most of its water; dried cherry -> green
+    # (hulling) keeps about half; overall cherry -> green is about 1/5.
+    "drying": 0.60,
+    "hulling": 0.60,
+    "wet_processing": 0.45,
+    "grading": 1.0,
+    "sorting": 1.0,
+    "blending": 1.0,
+    "roasting": 0.90,
+    "packing": 1.0,
+    "shipping": 1.0,
+    "receiving": 1.0,
+    "splitting": 1.0,
+    "merging": 1.0,
+    # cherry straight to green in one recorded step
+    "cherry_to_green": 0.25,
+}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="COFFEETRACE_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    # --- where things live -------------------------------------------------
+    data_dir: Path = Field(
+        Path(".coffeetrace"),
+        description="Folder for the embedded database, broker data and generated keys.",
+    )
+    database_url: str = Field(
+        "",
+        description="PostgreSQL URL (postgresql://user@host:port/db). Empty: embedded PostgreSQL.",
+    )
+    mqtt_url: str = Field(
+        "",
+        description="Broker URL (mqtt://user:password@host:port). Empty: embedded broker.",
+    )
+
+    # --- embedded servers --------------------------------------------------
+    embedded_pg_port: int = Field(54329, description="Port of the embedded PostgreSQL.")
+    embedded_mqtt_port: int = Field(18830, description="Port of the embedded MQTT broker.")
+
+    # --- database pool -----------------------------------------------------
+    db_pool_min: int = Field(1, description="Minimum connections in the pool.")
+    db_pool_max: int = Field(10, description="Maximum connections in the pool.")
+    db_connect_timeout_s: float = Field(5.0, description="Seconds to wait for the database.")
+
+    # --- MQTT / ingest -----------------------------------------------------
+    topic_prefix: str = Field(
+        "coffeetrace/v1", description="Versioned topic prefix devices publish under."
+    )
+    mqtt_client_id: str = Field(
+        "coffeetrace-ingest",
+        description="Fixed client id of the ingest consumer (persistent session).",
+    )
+    mqtt_shared_group: str = Field(
+        "",
+        description="Shared-subscription group; set it to run several ingest processes.",
+    )
+    mqtt_session_expiry_s: int = Field(
+        7 * 24 * 3600, description="How long the broker keeps the consumer's session."
+    )
+    ingest_batch_size: int = Field(2000, description="Messages per database transaction.")
+    ingest_max_delay_ms: int = Field(200, description="Longest a message waits for its batch.")
+    ingest_max_payload_bytes: int = Field(256 * 1024, description="Larger payloads are rejected.")
+    ingest_clock_skew_s: int = Field(
+        300, description="How far in the future a device timestamp may be."
+    )
+    ingest_metrics_port: int = Field(
+        9108, description="Prometheus metrics port of `coffeetrace ingest` (0: off)."
+    )
+
+    # --- API ---------------------------------------------------------------
+    api_host: str = Field("127.0.0.1", description="Address the API listens on.")
+    api_port: int = Field(8000, description="Port the API listens on.")
+    public_base_url: str = Field(
+        "http://127.0.0.1:8000",
+        description="Base URL printed in QR codes and Digital Link URIs.",
+    )
+
+    # --- trace -------------------------------------------------------------
+    signing_key: str = Field(
+        "",
+        description="Ed25519 private key (PEM or base64 raw). Empty: generated under data_dir.",
+    )
+    step_max_yield: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_STEP_MAX_YIELD),
+        description="Maximum yield per processing step, JSON object.",
+    )
+    tree_yield_flag_factor: float = Field(
+        3.0, description="Flag a tree whose season total exceeds this many typical yields."
+    )
+
+    @property
+    def embedded_database(self) -> bool:
+        return not self.database_url
+
+    @property
+    def embedded_broker(self) -> bool:
+        return not self.mqtt_url
+
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"postgresql://postgres@127.0.0.1:{self.embedded_pg_port}/coffeetrace"
+
+    def effective_mqtt_url(self) -> str:
+        if self.mqtt_url:
+            return self.mqtt_url
+        return f"mqtt://127.0.0.1:{self.embedded_mqtt_port}"
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Read settings from the environment, with explicit overrides winning."""
+    return Settings(**overrides)  # type: ignore[arg-type]

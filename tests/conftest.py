@@ -1,0 +1,142 @@
+"""Shared fixtures: the real PostgreSQL and MQTT broker, an isolated database per test
+(cloned from a migrated template) and a unique topic prefix per test.
+
+Servers, in order of preference: COFFEETRACE_TEST_DATABASE_URL / COFFEETRACE_TEST_MQTT_URL;
+the machine's PostgreSQL at 127.0.0.1:5432 and broker at 127.0.0.1:1883 when they answer;
+otherwise the embedded PostgreSQL and broker, started here for the session.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from coffeetrace.embedded import EmbeddedBroker, EmbeddedPostgres, free_port, port_answers
+from coffeetrace.migrate import migrate
+from coffeetrace.settings import Settings
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+@dataclass
+class PgServer:
+    admin_url: str  # URL of a maintenance database on the server
+
+    def url(self, database: str) -> str:
+        info = psycopg.conninfo.conninfo_to_dict(self.admin_url)
+        info["dbname"] = database
+        return psycopg.conninfo.make_conninfo(**info)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    url = os.environ.get("COFFEETRACE_TEST_DATABASE_URL")
+    if url:
+        yield PgServer(url)
+        return
+    if port_answers("127.0.0.1", 5432):
+        yield PgServer("postgresql://postgres@127.0.0.1:5432/postgres")
+        return
+    data = Path(tempfile.mkdtemp(prefix="coffeetrace-test-pg-"))
+    pg = EmbeddedPostgres(data, free_port())
+    pg.start()
+    try:
+        yield PgServer(pg.admin_url())
+    finally:
+        pg.stop("immediate")
+
+
+@pytest.fixture(scope="session")
+def template_db(pg_server: PgServer) -> Iterator[str]:
+    """A migrated database that each test's database is cloned from."""
+    name = f"ct_tpl_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_server.admin_url, autocommit=True) as admin:
+        admin.execute(f'create database "{name}"')
+    try:
+        with psycopg.connect(pg_server.url(name), row_factory=dict_row) as conn:
+            migrate(conn)
+        yield name
+    finally:
+        with psycopg.connect(pg_server.admin_url, autocommit=True) as admin:
+            admin.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture
+def db_url(pg_server: PgServer, template_db: str) -> Iterator[str]:
+    """A fresh, migrated database of the test's own."""
+    name = f"ct_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server.admin_url, autocommit=True) as admin:
+        admin.execute(f'create database "{name}" template "{template_db}"')
+    try:
+        yield pg_server.url(name)
+    finally:
+        with psycopg.connect(pg_server.admin_url, autocommit=True) as admin:
+            admin.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture
+def conn(db_url: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(db_url, row_factory=dict_row) as c:
+        yield c
+
+
+@pytest.fixture
+def pool(db_url: str) -> Iterator[ConnectionPool]:
+    p = ConnectionPool(db_url, min_size=1, max_size=4, kwargs={"row_factory": dict_row}, open=False)
+    p.open(wait=True)
+    try:
+        yield p
+    finally:
+        p.close()
+
+
+@pytest.fixture(scope="session")
+def mqtt_url() -> Iterator[str]:
+    url = os.environ.get("COFFEETRACE_TEST_MQTT_URL")
+    if url:
+        yield url
+        return
+    if port_answers("127.0.0.1", 1883):
+        yield "mqtt://127.0.0.1:1883"
+        return
+    broker = EmbeddedBroker(Path(tempfile.mkdtemp(prefix="coffeetrace-test-mqtt-")), free_port())
+    broker.start()
+    try:
+        yield broker.url
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    return f"test-{uuid.uuid4().hex[:10]}/coffeetrace/v1"
+
+
+@pytest.fixture
+def settings(db_url: str, mqtt_url: str, topic_prefix: str, tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=db_url,
+        mqtt_url=mqtt_url,
+        topic_prefix=topic_prefix,
+        data_dir=tmp_path / "data",
+        mqtt_client_id=f"ct-test-{uuid.uuid4().hex[:10]}",
+        ingest_metrics_port=0,
+        public_base_url="http://testserver",
+    )
+
+
+@pytest.fixture
+def epcis_schema_path() -> Path:
+    path = SHARED / "reference" / "epcis" / "EPCIS-JSON-Schema.json"
+    if not path.exists():
+        pytest.skip(f"GS1's EPCIS schema is not at {path} (shared/ is not beside the checkout)")
+    return path

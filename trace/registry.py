@@ -1,0 +1,168 @@
+"""Registering cooperatives, products, farms, plots, trees and devices.
+
+Every function takes an open connection (the caller owns the transaction) and the
+caller's cooperative id, so that nothing can be attached to another tenant's farm or plot.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from coffeetrace.credentials import mosquitto_hash, new_public_id, new_secret
+from coffeetrace.errors import Conflict, NotFound, ValidationFailed
+from coffeetrace.sql import load_queries
+
+Row = dict[str, Any]
+DEVICE_KINDS = ("soil_node", "weather_station", "harvest_scale", "phone")
+
+
+def _q(name: str) -> str:
+    return load_queries("coffeetrace.trace", "registry.sql")[name]
+
+
+def _one(conn: psycopg.Connection, query: str, params: dict[str, Any]) -> Row:
+    try:
+        row = conn.execute(_q(query), params).fetchone()  # type: ignore[arg-type]
+    except psycopg.errors.UniqueViolation as exc:
+        constraint = exc.diag.constraint_name or "unique key"
+        raise Conflict(f"already registered ({constraint})", constraint=constraint) from exc
+    if row is None:
+        raise NotFound("the farm or plot named does not exist in this cooperative")
+    return row  # type: ignore[return-value]
+
+
+def create_cooperative(conn: psycopg.Connection, code: str, name: str, *, country: str = "VN",
+                       province: str | None = "Đắk Lắk",
+                       gs1_company_prefix: str | None = None) -> Row:
+    return _one(conn, "insert_cooperative", dict(code=code, name=name, country=country,
+                                                  province=province,
+                                                  gs1_company_prefix=gs1_company_prefix))
+
+
+def get_cooperative_by_code(conn: psycopg.Connection, code: str) -> Row | None:
+    return conn.execute(_q("get_cooperative_by_code"), {"code": code}).fetchone()  # type: ignore[arg-type,return-value]
+
+
+def create_product(conn: psycopg.Connection, cooperative_id: UUID, name: str, *,
+                   kind: str = "green", gtin: str | None = None) -> Row:
+    return _one(conn, "insert_product", dict(cooperative_id=cooperative_id, name=name, kind=kind,
+                                              gtin=gtin))
+
+
+def create_farm(conn: psycopg.Connection, cooperative_id: UUID, code: str, *,
+                display_name: str | None = None, display_name_consent: bool = False,
+                district: str | None = None, commune: str | None = None,
+                private: dict[str, Any] | None = None) -> Row:
+    farm = _one(conn, "insert_farm", dict(cooperative_id=cooperative_id, code=code,
+                                          display_name=display_name,
+                                          display_name_consent=display_name_consent,
+                                          district=district, commune=commune))
+    if private:
+        set_farm_private(conn, farm["id"], **private)
+    return farm
+
+
+def set_farm_private(conn: psycopg.Connection, farm_id: UUID, *, owner_name: str | None = None,
+                     phone: str | None = None, national_id: str | None = None,
+                     address: str | None = None, data_consent: bool = False) -> Row:
+    return _one(conn, "upsert_farm_private", dict(farm_id=farm_id, owner_name=owner_name,
+                                                   phone=phone, national_id=national_id,
+                                                   address=address, data_consent=data_consent))
+
+
+def geometry_centroid(geometry: dict[str, Any]) -> tuple[float, float]:
+    """(lon, lat) of a Point, or the vertex mean of a Polygon's outer ring."""
+    kind = geometry.get("type")
+    coords = geometry.get("coordinates")
+    if kind == "Point" and isinstance(coords, list) and len(coords) >= 2:
+        return float(coords[0]), float(coords[1])
+    if kind == "Polygon" and isinstance(coords, list) and coords and len(coords[0]) >= 4:
+        ring = coords[0][:-1]
+        return (sum(float(p[0]) for p in ring) / len(ring), sum(float(p[1]) for p in ring) / len(ring))
+    raise ValidationFailed("geometry must be a GeoJSON Point or Polygon with [lon, lat] positions",
+                           field="geometry")
+
+
+def create_plot(conn: psycopg.Connection, cooperative_id: UUID, farm_id: UUID, code: str,
+                geometry: dict[str, Any], area_ha: float, *, altitude_m: int | None = None,
+                growing_area_code: str | None = None, district: str | None = None) -> Row:
+    from coffeetrace.trace.geometry import validate_plot_geometry
+
+    validate_plot_geometry(geometry)
+    lon, lat = geometry_centroid(geometry)
+    return _one(conn, "insert_plot", dict(cooperative_id=cooperative_id, farm_id=farm_id, code=code,
+                                           geometry=Jsonb(geometry), area_ha=area_ha,
+                                           altitude_m=altitude_m,
+                                           growing_area_code=growing_area_code, district=district,
+                                           centroid_lon=lon, centroid_lat=lat))
+
+
+def create_tree(conn: psycopg.Connection, cooperative_id: UUID, plot_id: UUID, tag_code: str, *,
+                lon: float | None = None, lat: float | None = None,
+                species: str = "Coffea canephora", cultivar: str | None = None,
+                planted_on: date | None = None, status: str = "active") -> Row:
+    return _one(conn, "insert_tree", dict(public_id=new_public_id(), tag_code=tag_code,
+                                           cooperative_id=cooperative_id, plot_id=plot_id, lon=lon,
+                                           lat=lat, species=species, cultivar=cultivar,
+                                           planted_on=planted_on, status=status))
+
+
+@dataclass(frozen=True)
+class IssuedDevice:
+    """A registered device and its credential: the secret is shown once, never stored."""
+
+    device: Row
+    username: str
+    password: str
+
+
+def new_device_id(kind: str) -> str:
+    return f"{kind.replace('_', '-')}-{secrets.token_hex(6)}"
+
+
+def register_device(conn: psycopg.Connection, cooperative_id: UUID, kind: str, *,
+                    plot_id: UUID | None = None, tree_id: UUID | None = None,
+                    device_id: str | None = None) -> IssuedDevice:
+    if kind not in DEVICE_KINDS:
+        raise ValidationFailed(f"device kind must be one of {', '.join(DEVICE_KINDS)}", field="kind")
+    if plot_id is None and tree_id is None and kind in ("soil_node", "weather_station"):
+        raise ValidationFailed(f"a {kind} must be bound to a plot (plot_id)", field="plot_id")
+    _check_owned(conn, cooperative_id, plot_id=plot_id, tree_id=tree_id)
+    device_id = device_id or new_device_id(kind)
+    password = new_secret()
+    device = _one(conn, "insert_device", dict(id=device_id, cooperative_id=cooperative_id, kind=kind,
+                                               plot_id=plot_id, tree_id=tree_id,
+                                               credential_hash=mosquitto_hash(password)))
+    return IssuedDevice(device=device, username=device_id, password=password)
+
+
+def rotate_device_credential(conn: psycopg.Connection, cooperative_id: UUID,
+                             device_id: str) -> IssuedDevice:
+    password = new_secret()
+    row = conn.execute(_q("update_device_credential"),  # type: ignore[arg-type]
+                       dict(id=device_id, cooperative_id=cooperative_id,
+                            credential_hash=mosquitto_hash(password))).fetchone()
+    if row is None:
+        raise NotFound(f"device {device_id!r} does not exist in this cooperative")
+    device = conn.execute("select id, cooperative_id, kind, plot_id, tree_id, active, registered_at"
+                          " from devices where id = %s", (device_id,)).fetchone()
+    return IssuedDevice(device=device, username=device_id, password=password)  # type: ignore[arg-type]
+
+
+def _check_owned(conn: psycopg.Connection, cooperative_id: UUID, *, plot_id: UUID | None,
+                 tree_id: UUID | None) -> None:
+    if plot_id is not None and conn.execute(
+        "select 1 from plots where id = %s and cooperative_id = %s", (plot_id, cooperative_id)
+    ).fetchone() is None:
+        raise NotFound("plot_id does not name a plot of this cooperative", field="plot_id")
+    if tree_id is not None and conn.execute(
+        "select 1 from trees where id = %s and cooperative_id = %s", (tree_id, cooperative_id)
+    ).fetchone() is None:
+        raise NotFound("tree_id does not name a tree of this cooperative", field="tree_id")

@@ -1,0 +1,54 @@
+-- name: insert_cooperative
+insert into cooperatives (code, name, country, province, gs1_company_prefix)
+values (%(code)s, %(name)s, %(country)s, %(province)s, %(gs1_company_prefix)s)
+returning *;
+
+-- name: get_cooperative_by_code
+select * from cooperatives where code = %(code)s;
+
+-- name: insert_product
+insert into products (cooperative_id, name, kind, gtin)
+values (%(cooperative_id)s, %(name)s, %(kind)s, %(gtin)s)
+returning *;
+
+-- name: insert_farm
+insert into farms (cooperative_id, code, display_name, display_name_consent, district, commune)
+values (%(cooperative_id)s, %(code)s, %(display_name)s, %(display_name_consent)s,
+        %(district)s, %(commune)s)
+returning *;
+
+-- name: upsert_farm_private
+insert into farm_private (farm_id, owner_name, phone, national_id, address, data_consent, consent_at)
+values (%(farm_id)s, %(owner_name)s, %(phone)s, %(national_id)s, %(address)s, %(data_consent)s,
+        case when %(data_consent)s then now() end)
+on conflict (farm_id) do update set
+    owner_name = excluded.owner_name, phone = excluded.phone,
+    national_id = excluded.national_id, address = excluded.address,
+    data_consent = excluded.data_consent, consent_at = excluded.consent_at
+returning *;
+
+-- name: insert_plot
+insert into plots (cooperative_id, farm_id, code, geometry, area_ha, altitude_m,
+                   growing_area_code, district, centroid_lon, centroid_lat)
+select f.cooperative_id, f.id, %(code)s, %(geometry)s, %(area_ha)s, %(altitude_m)s,
+       %(growing_area_code)s, %(district)s, %(centroid_lon)s, %(centroid_lat)s
+from farms f where f.id = %(farm_id)s and f.cooperative_id = %(cooperative_id)s
+returning *;
+
+-- name: insert_tree
+insert into trees (public_id, tag_code, cooperative_id, plot_id, lon, lat, species, cultivar,
+                   planted_on, status)
+select %(public_id)s, %(tag_code)s, p.cooperative_id, p.id, %(lon)s, %(lat)s, %(species)s,
+       %(cultivar)s, %(planted_on)s, %(status)s
+from plots p where p.id = %(plot_id)s and p.cooperative_id = %(cooperative_id)s
+returning *;
+
+-- name: insert_device
+insert into devices (id, cooperative_id, kind, plot_id, tree_id, credential_hash)
+values (%(id)s, %(cooperative_id)s, %(kind)s, %(plot_id)s, %(tree_id)s, %(credential_hash)s)
+returning id, cooperative_id, kind, plot_id, tree_id, active, registered_at;
+
+-- name: update_device_credential
+update devices set credential_hash = %(credential_hash)s
+where id = %(id)s and cooperative_id = %(cooperative_id)s
+returning id;
