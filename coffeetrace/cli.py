@@ -21,7 +21,7 @@ export_app = typer.Typer(help="Exports of a lot's history.", no_args_is_help=Tru
 app.add_typer(bench_app, name="bench")
 app.add_typer(export_app, name="export")
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 def say(message: str) -> None:

@@ -53,11 +53,6 @@ def run_migrations(settings: Settings) -> list[str]:
 
 
 def up(settings: Settings, *, demo: bool, say: Callable[[str], None]) -> None:
-    import uvicorn
-
-    from coffeetrace.api.app import create_app
-    from coffeetrace.ingest.service import IngestService
-
     if not port_is_free(settings.api_host, settings.api_port):
         raise ConfigError(
             f"port {settings.api_port} on {settings.api_host} is in use by another program. "
@@ -67,6 +62,11 @@ def up(settings: Settings, *, demo: bool, say: Callable[[str], None]) -> None:
     with ExitStack() as stack:
         settings = start_servers(settings, stack, say)
         applied = run_migrations(settings)
+        import uvicorn
+
+        from coffeetrace.api.app import create_app
+        from coffeetrace.ingest.service import IngestService
+
         say(f"migrations applied: {', '.join(applied) if applied else 'none pending'}")
 
         ingest = IngestService(settings)
@@ -76,15 +76,27 @@ def up(settings: Settings, *, demo: bool, say: Callable[[str], None]) -> None:
 
         stop = threading.Event()
         stack.callback(stop.set)
+        announcements: list[str] = []
         if demo:
             from coffeetrace.simulators.demo import start_demo
 
             info = start_demo(settings, stop, say)
-            say(f"provenance page: {info.page_url}")
+            announcements.append(f"provenance page: {info.page_url}")
         base = f"http://{settings.api_host}:{settings.api_port}"
-        say(f"health check: {base}/healthz  (ready: {base}/readyz)  API docs: {base}/docs")
+        announcements.append(f"health check: {base}/healthz  (ready: {base}/readyz)")
+        announcements.append(f"API docs: {base}/docs")
         config = uvicorn.Config(create_app(settings), host=settings.api_host,
                                 port=settings.api_port, log_level="warning", lifespan="on")
         server = uvicorn.Server(config)
+
+        def announce_when_serving() -> None:
+            # The URLs are printed only once they answer, so whoever reads them can open them.
+            while not server.started and not stop.is_set():
+                stop.wait(0.05)
+            if server.started:
+                for line in announcements:
+                    say(line)
+
+        threading.Thread(target=announce_when_serving, name="announce", daemon=True).start()
         server.run()  # returns on Ctrl-C / SIGTERM
         say("stopping")
