@@ -12,6 +12,7 @@ import hashlib
 import logging
 import re
 from dataclasses import dataclass
+from typing import Any
 from importlib.resources import files
 
 import psycopg
@@ -51,7 +52,7 @@ def available_migrations() -> list[Migration]:
     return found
 
 
-def timescaledb_loadable(conn: psycopg.Connection) -> bool:
+def timescaledb_loadable(conn: psycopg.Connection[Any]) -> bool:
     """True when the extension is installed and preloaded, so CREATE EXTENSION works."""
     row = conn.execute(
         "select exists(select 1 from pg_available_extensions where name = 'timescaledb') as avail,"
@@ -61,7 +62,7 @@ def timescaledb_loadable(conn: psycopg.Connection) -> bool:
     return bool(avail) and "timescaledb" in (preload or "")
 
 
-def migrate(conn: psycopg.Connection) -> list[str]:
+def migrate(conn: psycopg.Connection[Any]) -> list[str]:
     """Apply pending migrations; returns the versions applied now. Safe to run twice."""
     conn.autocommit = True
     conn.execute("select pg_advisory_lock(%s)", (_LOCK_KEY,))

@@ -64,6 +64,13 @@ def template_db(pg_server: PgServer) -> Iterator[str]:
     try:
         with psycopg.connect(pg_server.url(name), row_factory=dict_row) as conn:
             migrate(conn)
+        with psycopg.connect(pg_server.admin_url, autocommit=True) as admin:
+            # On TimescaleDB a scheduler keeps a session in every database with the
+            # extension, and a database in use cannot be cloned; none starts where
+            # connections are not allowed.
+            admin.execute(f'alter database "{name}" with allow_connections false')
+            admin.execute("select pg_terminate_backend(pid) from pg_stat_activity"
+                          " where datname = %s and pid <> pg_backend_pid()", (name,))
         yield name
     finally:
         with psycopg.connect(pg_server.admin_url, autocommit=True) as admin:

@@ -1,0 +1,459 @@
+"""TimescaleDB: the schema migrates onto it, and it answers exactly as plain PostgreSQL does.
+
+Runs only when COFFEETRACE_TEST_TIMESCALE_URL names a maintenance database on a server with
+TimescaleDB installed and in `shared_preload_libraries`; the plain side of each comparison is
+the suite's usual server (the `db_url` fixture). Policies are run with `run_job` rather than
+waiting for TimescaleDB's scheduler, which is paused in the test databases so that nothing
+runs between the steps being compared.
+
+Reading values are multiples of 1/8, so sums and averages are exact in float8 whatever order
+either server adds them in, and the answers can be compared with `==`.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from coffeetrace.migrate import available_migrations, migrate, timescaledb_loadable
+from coffeetrace.sql import load_queries
+
+pytestmark = pytest.mark.timescale
+
+URL_ENV = "COFFEETRACE_TEST_TIMESCALE_URL"
+
+PLOTS = [uuid.uuid5(uuid.NAMESPACE_URL, f"coffeetrace-test/plot/{i}") for i in range(3)]
+TREE = uuid.uuid5(uuid.NAMESPACE_URL, "coffeetrace-test/tree/0")
+METRICS = ["soilMoistureVwc", "soilTemperature"]
+START = datetime(2026, 6, 1, tzinfo=UTC)
+DAYS = 40
+STEP = timedelta(minutes=20)
+# Chunks wholly before this are compressed before the late rows arrive.
+COMPRESS_BEFORE = datetime(2026, 6, 25, tzinfo=UTC)
+
+Conn = psycopg.Connection[dict[str, Any]]
+Reading = tuple[datetime, str, uuid.UUID, uuid.UUID | None, str, float]
+
+
+def _q(name: str) -> str:
+    return load_queries("tests.foundation", "timescale.sql")[name]
+
+
+def _url(admin_url: str, database: str) -> str:
+    return psycopg.conninfo.make_conninfo(admin_url, dbname=database)
+
+
+@pytest.fixture(scope="module")
+def tsdb_admin_url() -> str:
+    url = os.environ.get(URL_ENV)
+    if not url:
+        pytest.skip(
+            f"{URL_ENV} is not set: no TimescaleDB server to test against (see docs/timescaledb.md)"
+        )
+    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+        if not timescaledb_loadable(conn):
+            pytest.fail(
+                f"{URL_ENV} points at a server without TimescaleDB installed and in "
+                "shared_preload_libraries"
+            )
+    return url
+
+
+@pytest.fixture
+def tsdb_empty_url(tsdb_admin_url: str) -> Iterator[str]:
+    """A new, empty database on the TimescaleDB server."""
+    name = f"ct_tsdb_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(tsdb_admin_url, autocommit=True) as admin:
+        admin.execute(f'create database "{name}"')
+    try:
+        yield _url(tsdb_admin_url, name)
+    finally:
+        with psycopg.connect(tsdb_admin_url, autocommit=True) as admin:
+            admin.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture
+def tsdb(tsdb_empty_url: str) -> Iterator[Conn]:
+    """Autocommit connection to a migrated TimescaleDB database with its scheduler paused."""
+    with psycopg.connect(tsdb_empty_url, autocommit=True, row_factory=dict_row) as conn:
+        migrate(conn)
+        conn.execute(
+            "select alter_job(job_id, scheduled => false)"
+            " from timescaledb_information.jobs where hypertable_schema = 'public'"
+        )
+        yield conn
+
+
+@pytest.fixture
+def plain(db_url: str) -> Iterator[Conn]:
+    """Autocommit connection to a migrated database on the plain PostgreSQL server."""
+    with psycopg.connect(db_url, autocommit=True, row_factory=dict_row) as conn:
+        if conn.execute("select 1 from pg_extension where extname = 'timescaledb'").fetchone():
+            pytest.skip("the suite's PostgreSQL has TimescaleDB: nothing plain to compare with")
+        yield conn
+
+
+# -- data ------------------------------------------------------------------------------
+
+
+def base_readings() -> list[Reading]:
+    """Forty days of readings every 20 minutes, 3 plots x 2 metrics, in shuffled order."""
+    rows: list[Reading] = []
+    for i in range(DAYS * 24 * 3):
+        t = START + i * STEP
+        for p, plot in enumerate(PLOTS):
+            for m, metric in enumerate(METRICS):
+                tree = TREE if p == 0 and m == 0 else None  # some tree-bound readings
+                rows.append(
+                    (t, f"dev-{p}-{m}", plot, tree, metric, ((i * 37 + p * 11 + m * 5) % 200) / 8)
+                )
+    random.Random(20260601).shuffle(rows)
+    return rows
+
+
+def late_readings() -> list[Reading]:
+    """Replayed offline buffers: old rows, many in compressed chunks, some at timestamps
+    and bucket edges that already hold readings, in no particular order."""
+    rng = random.Random(7)
+    rows: list[Reading] = []
+    for k in range(600):
+        day = rng.choice([1, 2, 3, 9, 17, 24, 30, 36, 39])  # most before COMPRESS_BEFORE
+        t = START + timedelta(days=day, minutes=rng.randrange(0, 24 * 60, 5))
+        if k % 10 == 0:
+            t = t.replace(minute=0)  # exactly on an hour edge
+        p, m = rng.randrange(3), rng.randrange(2)
+        rows.append((t, f"dev-{p}-{m}", PLOTS[p], None, METRICS[m], rng.randrange(-80, 400) / 8))
+    return rows
+
+
+def harvests(
+    first: datetime, count: int, seed: int, span: timedelta = timedelta(days=40)
+) -> list[tuple[Any, ...]]:
+    rng = random.Random(seed)
+    hours = int(span / timedelta(hours=1))
+    coop, farm = uuid.UUID(int=1), uuid.UUID(int=2)
+    return [
+        (
+            first + timedelta(hours=rng.randrange(0, hours)),
+            "scale-1",
+            f"h-{seed}-{k}",
+            coop,
+            farm,
+            PLOTS[k % 3],
+            uuid.UUID(int=100 + k % 7),
+            Decimal(rng.randrange(500, 9000)) / 1000,
+            Decimal(rng.randrange(60, 100)),
+            "PK-1",
+        )
+        for k in range(count)
+    ]
+
+
+COPY_READINGS = "copy sensor_readings (time, device_id, plot_id, tree_id, metric, value) from stdin"
+COPY_HARVESTS = (
+    "copy harvest_events (time, device_id, msg_id, cooperative_id, farm_id, plot_id,"
+    " tree_id, cherry_kg, ripeness_pct, picker_code) from stdin"
+)
+INSERT_READING = (
+    "insert into sensor_readings (time, device_id, plot_id, tree_id, metric, value)"
+    " values (%s, %s, %s, %s, %s, %s)"
+)
+
+
+def copy_rows(conn: Conn, statement: str, rows: list[tuple[Any, ...]]) -> None:
+    with conn.transaction(), conn.cursor().copy(statement) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def insert_rows(conn: Conn, rows: list[Reading]) -> None:
+    with conn.transaction(), conn.cursor() as cur:
+        cur.executemany(INSERT_READING, rows)
+
+
+# -- TimescaleDB helpers --------------------------------------------------------------
+
+
+def run_refresh_policies(conn: Conn) -> None:
+    """Run the continuous-aggregate refresh policies as the scheduler would."""
+    jobs = conn.execute(
+        "select job_id from timescaledb_information.jobs"
+        " where proc_name = 'policy_refresh_continuous_aggregate'"
+        " and hypertable_schema = 'public' order by job_id"
+    ).fetchall()
+    assert len(jobs) == 2
+    for job in jobs:
+        conn.execute("call run_job(%s)", (job["job_id"],))
+
+
+def compress_before(conn: Conn, table: str, before: datetime) -> list[str]:
+    chunks = [
+        c["chunk"]
+        for c in conn.execute(_q("chunks"), {"table": table}).fetchall()
+        if c["range_end"] <= before
+    ]
+    for chunk in chunks:
+        conn.execute("select compress_chunk(%s::regclass)", (chunk,))
+    return chunks
+
+
+def compressed_chunks(conn: Conn, table: str) -> set[str]:
+    return {
+        c["chunk"]
+        for c in conn.execute(_q("chunks"), {"table": table}).fetchall()
+        if c["is_compressed"]
+    }
+
+
+def materialized_rows(conn: Conn, view: str) -> int:
+    """Rows stored by the continuous aggregate (not those computed in real time)."""
+    row = conn.execute(
+        "select format('%%I.%%I', materialization_hypertable_schema,"
+        " materialization_hypertable_name) as ht"
+        " from timescaledb_information.continuous_aggregates"
+        " where view_name = %s",
+        (view,),
+    ).fetchone()
+    assert row is not None
+    count = conn.execute(f"select count(*) as n from {row['ht']}").fetchone()
+    assert count is not None
+    return int(count["n"])
+
+
+def assert_fully_materialized(conn: Conn, found: dict[str, Any]) -> None:
+    assert materialized_rows(conn, "plot_metrics_hourly") == len(found["hourly"])
+    assert materialized_rows(conn, "plot_metrics_daily") == len(found["daily"])
+
+
+def partial_chunks(conn: Conn) -> set[str]:
+    """Compressed chunks that also hold rows inserted after compression (status bit 8 in
+    TimescaleDB's catalog; no information view shows it)."""
+    rows = conn.execute(
+        "select schema_name || '.' || table_name as chunk"
+        " from _timescaledb_catalog.chunk"
+        " where status & 8 = 8 and not dropped"
+    ).fetchall()
+    return {r["chunk"] for r in rows}
+
+
+def answers(conn: Conn) -> dict[str, list[dict[str, Any]]]:
+    window = {"since": START + timedelta(days=1, hours=3), "until": START + timedelta(days=33)}
+    return {
+        "hourly": conn.execute(_q("hourly")).fetchall(),
+        "daily": conn.execute(_q("daily")).fetchall(),
+        "date_bin": conn.execute(_q("six_hourly_by_date_bin"), window).fetchall(),
+        "harvest": conn.execute(_q("harvest_daily_kg")).fetchall(),
+    }
+
+
+def assert_same_answers(tsdb: Conn, plain: Conn) -> dict[str, Any]:
+    ts, pg = answers(tsdb), answers(plain)
+    for name in pg:
+        assert pg[name], f"{name}: no rows on plain PostgreSQL, nothing was compared"
+        assert len(ts[name]) == len(pg[name]), name
+        for ts_row, pg_row in zip(ts[name], pg[name], strict=True):
+            assert ts_row == pg_row, name
+    return pg
+
+
+# -- tests ----------------------------------------------------------------------------
+
+
+def test_migrates_from_empty_twice_into_hypertables(tsdb_empty_url: str, plain: Conn) -> None:
+    with psycopg.connect(tsdb_empty_url, autocommit=True, row_factory=dict_row) as conn:
+        first = migrate(conn)
+        second = migrate(conn)
+        assert first == [m.version for m in available_migrations()]
+        assert "0004" in first
+        assert second == []
+
+        assert conn.execute(_q("hypertables")).fetchall() == [
+            {"hypertable_name": "harvest_events", "compression_enabled": True},
+            {"hypertable_name": "sensor_readings", "compression_enabled": True},
+        ]
+        assert [
+            (d["hypertable_name"], d["column_name"], d["time_interval"])
+            for d in conn.execute(_q("dimensions")).fetchall()
+        ] == [
+            ("harvest_events", "time", timedelta(days=30)),
+            ("sensor_readings", "time", timedelta(days=7)),
+        ]
+        settings = {
+            (s["hypertable_name"], s["attname"]): (
+                s["segmentby_column_index"],
+                s["orderby_column_index"],
+                s["orderby_asc"],
+            )
+            for s in conn.execute(_q("compression_settings")).fetchall()
+        }
+        assert settings == {
+            ("harvest_events", "cooperative_id"): (1, None, None),
+            ("harvest_events", "time"): (None, 1, False),
+            ("sensor_readings", "plot_id"): (1, None, None),
+            ("sensor_readings", "metric"): (2, None, None),
+            ("sensor_readings", "time"): (None, 1, False),
+        }
+
+        policies = {
+            (j["proc_name"], j["hypertable_name"]): j["config"]
+            for j in conn.execute(_q("jobs")).fetchall()
+        }
+        assert policies[("policy_compression", "sensor_readings")]["compress_after"] == "30 days"
+        assert policies[("policy_compression", "harvest_events")]["compress_after"] == "180 days"
+        assert policies[("policy_retention", "sensor_readings")]["drop_after"] == "10 years"
+        for view, end in (("plot_metrics_hourly", "01:00:00"), ("plot_metrics_daily", "1 day")):
+            refresh = policies[("policy_refresh_continuous_aggregate", view)]
+            # No lower bound: late data of any age is folded in by the next run.
+            assert refresh["start_offset"] is None
+            assert refresh["end_offset"] == end
+        assert len(policies) == 5
+
+        assert conn.execute(_q("continuous_aggregates")).fetchall() == [
+            {"view_name": "plot_metrics_daily", "materialized_only": False},
+            {"view_name": "plot_metrics_hourly", "materialized_only": False},
+        ]
+        # Same tables, views and columns as on plain PostgreSQL.
+        assert (
+            conn.execute(_q("public_columns")).fetchall()
+            == plain.execute(_q("public_columns")).fetchall()
+        )
+
+
+def test_aggregates_equal_plain_postgres_through_late_and_compressed_data(
+    tsdb: Conn, plain: Conn
+) -> None:
+    assert (
+        tsdb.execute(_q("view_columns")).fetchall() == plain.execute(_q("view_columns")).fetchall()
+    )
+    # What the scheduler does right after migrating: refresh over empty tables.
+    run_refresh_policies(tsdb)
+
+    base = base_readings()
+    crop = harvests(START, 300, seed=1)
+    for conn in (tsdb, plain):
+        copy_rows(conn, COPY_READINGS, base)
+        copy_rows(conn, COPY_HARVESTS, crop)
+    # Nothing materialized yet: real-time aggregation over raw rows.
+    assert_same_answers(tsdb, plain)
+    assert materialized_rows(tsdb, "plot_metrics_hourly") == 0
+
+    compressed = compress_before(tsdb, "sensor_readings", COMPRESS_BEFORE)
+    assert len(compressed) >= 3
+    assert compress_before(tsdb, "harvest_events", COMPRESS_BEFORE)
+    for view in ("plot_metrics_hourly", "plot_metrics_daily"):
+        tsdb.execute(f"call refresh_continuous_aggregate('{view}', null, null)")
+    # Everything materialized, raw data partly compressed.
+    before_late = assert_same_answers(tsdb, plain)
+    assert_fully_materialized(tsdb, before_late)
+
+    late = late_readings()
+    late_crop = harvests(START + timedelta(days=2), 40, seed=2)
+    for conn in (tsdb, plain):
+        insert_rows(conn, late[:300])
+        copy_rows(conn, COPY_READINGS, late[300:])
+        copy_rows(conn, COPY_HARVESTS, late_crop)
+    assert compressed_chunks(tsdb, "sensor_readings") == set(compressed)
+
+    run_refresh_policies(tsdb)
+    after_late = assert_same_answers(tsdb, plain)
+    assert_fully_materialized(tsdb, after_late)
+    for name in ("hourly", "daily", "date_bin", "harvest"):
+        assert after_late[name] != before_late[name], f"late rows changed no {name} answer"
+
+
+def test_plain_database_gains_timescaledb(
+    tsdb_empty_url: str, plain: Conn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store that ran on plain PostgreSQL keeps its data when TimescaleDB arrives."""
+    base = base_readings()[:6000]
+    crop = harvests(START, 100, seed=5)
+    with psycopg.connect(tsdb_empty_url, autocommit=True, row_factory=dict_row) as conn:
+        with monkeypatch.context() as m:
+            m.setattr("coffeetrace.migrate.timescaledb_loadable", lambda _conn: False)
+            assert "0004" not in migrate(conn)
+        for c in (conn, plain):
+            copy_rows(c, COPY_READINGS, base)
+            copy_rows(c, COPY_HARVESTS, crop)
+        assert migrate(conn) == ["0004"]
+        assert [h["hypertable_name"] for h in conn.execute(_q("hypertables")).fetchall()] == [
+            "harvest_events",
+            "sensor_readings",
+        ]
+        assert_same_answers(conn, plain)
+        conn.execute(
+            "select alter_job(job_id, scheduled => false)"
+            " from timescaledb_information.jobs where hypertable_schema = 'public'"
+        )
+        run_refresh_policies(conn)
+        assert_fully_materialized(conn, assert_same_answers(conn, plain))
+
+
+def test_late_ingest_into_compressed_chunks(tsdb: Conn) -> None:
+    week = [
+        (START + i * STEP, "dev-0-0", PLOTS[0], None, METRICS[0], (i % 40) / 8)
+        for i in range(7 * 72)
+    ]
+    copy_rows(tsdb, COPY_READINGS, week)
+    copy_rows(tsdb, COPY_HARVESTS, harvests(START, 50, seed=3))
+    compressed = compress_before(tsdb, "sensor_readings", START + timedelta(days=40))
+    assert compressed and compressed_chunks(tsdb, "sensor_readings") == set(compressed)
+    harvest_chunks = compress_before(tsdb, "harvest_events", START + timedelta(days=60))
+    assert harvest_chunks
+
+    # The ingest pattern: ledger claim and readings in one transaction, plain INSERT ...
+    late_insert = [
+        (START + timedelta(days=d, minutes=7), "dev-0-0", PLOTS[0], None, METRICS[0], 100.0 + d)
+        for d in range(6)
+    ]
+    with tsdb.transaction():
+        tsdb.execute(
+            "insert into ingest_messages (device_id, msg_id, kind, readings)"
+            " values ('dev-0-0', 'late-1', 'telemetry', 6) on conflict do nothing"
+        )
+        tsdb.cursor().executemany(INSERT_READING, late_insert)
+    # ... and COPY, the way ingest writes batches.
+    late_copy = [
+        (START + timedelta(days=d, minutes=13), "dev-0-0", PLOTS[0], None, METRICS[0], 200.0 + d)
+        for d in range(6)
+    ]
+    copy_rows(tsdb, COPY_READINGS, late_copy)
+    late_crop = harvests(START, 5, seed=4, span=timedelta(days=2))
+    copy_rows(tsdb, COPY_HARVESTS, late_crop)
+
+    expected_n = len(week) + len(late_insert) + len(late_copy)
+    expected_sum = sum(r[5] for r in week + late_insert + late_copy)
+    total = "select count(*) as n, sum(value) as s from sensor_readings"
+    assert tsdb.execute(total).fetchone() == {"n": expected_n, "s": expected_sum}
+    assert tsdb.execute("select count(*) as n from harvest_events").fetchone() == {"n": 55}
+    assert tsdb.execute(
+        "select count(*) as n from sensor_readings where value >= 100"
+    ).fetchone() == {"n": 12}
+
+    # Late rows sit beside the compressed data (the chunk is "partially compressed") until
+    # the compression policy compresses them too; nothing is lost on the way.
+    partial = partial_chunks(tsdb)
+    assert set(compressed) <= partial
+    assert partial & set(harvest_chunks)
+    job = tsdb.execute(
+        "select job_id from timescaledb_information.jobs"
+        " where proc_name = 'policy_compression'"
+        " and hypertable_name = 'sensor_readings'"
+    ).fetchone()
+    assert job is not None
+    tsdb.execute("call run_job(%s)", (job["job_id"],))
+    assert partial_chunks(tsdb) & set(compressed) == set()
+    # Harvest chunks are younger than their policy's 180 days: recompress them by hand.
+    compress_before(tsdb, "harvest_events", START + timedelta(days=60))
+    assert partial_chunks(tsdb) == set()
+    assert compressed_chunks(tsdb, "sensor_readings") == set(compressed)
+    assert tsdb.execute(total).fetchone() == {"n": expected_n, "s": expected_sum}
+    assert tsdb.execute("select count(*) as n from harvest_events").fetchone() == {"n": 55}
