@@ -8,9 +8,10 @@ and runs the farm simulator. Ctrl-C (or SIGTERM) stops everything in reverse ord
 from __future__ import annotations
 
 import logging
+import signal
 import threading
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 
 from coffeetrace import db
 from coffeetrace.embedded import EmbeddedBroker, EmbeddedPostgres, port_is_free
@@ -20,6 +21,26 @@ from coffeetrace.mqtt import check_broker
 from coffeetrace.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+@contextmanager
+def _stop_signals_end_quietly(stop: threading.Event) -> Iterator[None]:
+    """Let SIGINT/SIGTERM end `server.run()` and then the stack's cleanup, with exit status 0.
+
+    Uvicorn handles both signals while it runs, then re-raises them once it has shut down;
+    with Python's default handlers that would kill the process (SIGTERM) or raise
+    KeyboardInterrupt (SIGINT) before the embedded servers are stopped.
+    """
+
+    def handler(signum: int, frame: object) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def start_servers(settings: Settings, stack: ExitStack, say: Callable[[str], None]) -> Settings:
@@ -98,5 +119,6 @@ def up(settings: Settings, *, demo: bool, say: Callable[[str], None]) -> None:
                     say(line)
 
         threading.Thread(target=announce_when_serving, name="announce", daemon=True).start()
-        server.run()  # returns on Ctrl-C / SIGTERM
+        with _stop_signals_end_quietly(stop):
+            server.run()  # returns on Ctrl-C / SIGTERM
         say("stopping")

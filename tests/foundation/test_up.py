@@ -56,7 +56,12 @@ class UpProcess:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+            self.proc.wait()
             raise AssertionError("up did not stop on Ctrl-C:\n" + "\n".join(self.lines)) from None
+        finally:
+            self._reader.join(10)
+            assert self.proc.stdout is not None
+            self.proc.stdout.close()
 
 
 @pytest.fixture
