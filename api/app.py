@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import psycopg
+from coffeetrace.api.cache import Memo, PageCache
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from coffeetrace import db
 from coffeetrace.errors import CoffeetraceError
@@ -20,7 +23,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = db.open_pool(settings, name="api")
-        app.state.settings = settings
         app.state.pool = pool
         try:
             yield
@@ -34,9 +36,40 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
 
+    app.state.settings = settings
+    app.state.page_cache = PageCache(settings.page_cache_entries, settings.page_cache_recheck_s,
+                                     settings.page_cache_ttl_s)
+    app.state.link_memo = Memo()
+
     @app.exception_handler(CoffeetraceError)
     async def domain_error(request: Request, exc: CoffeetraceError) -> JSONResponse:
         return JSONResponse(exc.to_dict(), status_code=exc.status_code)
+
+    @app.exception_handler(psycopg.DataError)
+    async def refused_value(request: Request, exc: psycopg.DataError) -> JSONResponse:
+        # driver or server refused a value the schema let through (NUL byte, out of range)
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return JSONResponse({"error": "invalid", "message": f"a value was refused: {reason}"},
+                            status_code=422)
+
+    @app.exception_handler(psycopg.IntegrityError)
+    async def integrity(request: Request, exc: psycopg.IntegrityError) -> JSONResponse:
+        constraint = getattr(exc.diag, "constraint_name", None) or "a constraint"
+        if isinstance(exc, psycopg.errors.UniqueViolation):
+            return JSONResponse({"error": "conflict", "message": f"already exists ({constraint})",
+                                 "details": {"constraint": constraint}}, status_code=409)
+        return JSONResponse({"error": "invalid", "message": f"refused by {constraint}",
+                             "details": {"constraint": constraint}}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # FastAPI's own 404/405 in the project's error format
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        message = str(exc.detail)
+        if exc.status_code == 404:
+            message = f"no such endpoint: {request.method} {request.url.path} (see /docs)"
+        return JSONResponse({"error": code, "message": message}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -51,7 +84,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             status_code=422,
         )
 
-    from coffeetrace.api import health
+    from coffeetrace.api import health, public, routes_lots, routes_registry
 
     app.include_router(health.router)
+    app.include_router(routes_registry.router)
+    app.include_router(routes_lots.router)
+    app.include_router(public.router)
     return app

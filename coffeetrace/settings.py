@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_STEP_MAX_YIELD: dict[str, float] = {
@@ -84,6 +84,20 @@ class Settings(BaseSettings):
     ingest_metrics_port: int = Field(
         9108, description="Prometheus metrics port of `coffeetrace ingest` (0: off)."
     )
+    ingest_device_cache_ttl_s: float = Field(
+        60.0, description="Seconds a cached device or tree binding is trusted before a re-read."
+    )
+    ingest_dead_letter_payload_chars: int = Field(
+        4096, description="Raw payload characters kept in a dead-letter row."
+    )
+    mqtt_ingest_username: str = Field(
+        "coffeetrace-ingest",
+        description="Broker user of the ingest consumer, written by `coffeetrace broker-config`.",
+    )
+    mqtt_ingest_password: str = Field(
+        "",
+        description="Its password for `coffeetrace broker-config` (empty: the one in mqtt_url).",
+    )
 
     # --- API ---------------------------------------------------------------
     api_host: str = Field("127.0.0.1", description="Address the API listens on.")
@@ -91,6 +105,19 @@ class Settings(BaseSettings):
     public_base_url: str = Field(
         "http://127.0.0.1:8000",
         description="Base URL printed in QR codes and Digital Link URIs.",
+    )
+    page_cache_entries: int = Field(
+        2048, description="Rendered public pages kept in memory (0: render every request)."
+    )
+    page_cache_recheck_s: float = Field(
+        1.0,
+        description="Seconds a cached lot page is served before its chain head is re-read.",
+    )
+    page_cache_ttl_s: float = Field(
+        300.0, description="Longest a cached public page lives (sensor charts move on)."
+    )
+    page_max_age_s: int = Field(
+        60, description="Cache-Control max-age of public pages, for browsers and CDNs."
     )
 
     # --- trace -------------------------------------------------------------
@@ -102,8 +129,18 @@ class Settings(BaseSettings):
         default_factory=lambda: dict(DEFAULT_STEP_MAX_YIELD),
         description="Maximum yield per processing step, JSON object.",
     )
+    kind_max_yield_from_cherry: dict[str, float] = Field(
+        default_factory=lambda: {"dried_cherry": 0.60, "green": 0.25, "roasted": 0.225},
+        description="Most kg of a lot of this kind per kg of fresh cherry behind it, over all"
+        " steps together (JSON object; e.g. cherry to green at most 0.25).",
+    )
     tree_yield_flag_factor: float = Field(
         3.0, description="Flag a tree whose season total exceeds this many typical yields."
+    )
+    typical_tree_cherry_kg: float = Field(
+        10.0,
+        description="Typical fresh-cherry kg per mature tree per season (about 2 kg green,"
+        " DOMAIN.md); the plausibility flags compare season totals with it.",
     )
 
     @property
@@ -126,5 +163,29 @@ class Settings(BaseSettings):
 
 
 def get_settings(**overrides: object) -> Settings:
-    """Read settings from the environment, with explicit overrides winning."""
-    return Settings(**overrides)  # type: ignore[arg-type]
+    """Read settings from the environment, with explicit overrides winning.
+
+    An invalid value becomes a ConfigError that names the environment variable to fix.
+    """
+    from coffeetrace.errors import ConfigError
+
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = "COFFEETRACE_" + str(err["loc"][0]).upper() if err["loc"] else "settings"
+            problems.append(f"{name}: {err['msg']} (got {err.get('input')!r})")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
+
+
+def settings_markdown() -> str:
+    """The README's configuration table, generated from the class so the two cannot drift."""
+    lines = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        shown = "(empty)" if default == "" else f"`{default}`"
+        if isinstance(default, dict):
+            shown = "see `coffeetrace/settings.py`"
+        lines.append(f"| `COFFEETRACE_{name.upper()}` | {shown} | {field.description or ''} |")
+    return "\n".join(lines)

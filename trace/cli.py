@@ -1,9 +1,140 @@
-"""Commands of this package for the `coffeetrace` CLI."""
+"""Commands of this package for the `coffeetrace` CLI: verify, export epcis/eudr, bench trace."""
 
 from __future__ import annotations
 
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
 import typer
+
+from coffeetrace.settings import Settings
+
+LOT_HELP = "The lot's public id, or its code (with --coop when two cooperatives use it)."
+COOP_HELP = "Cooperative code, where a lot code is used by several cooperatives."
+
+
+@contextmanager
+def _connection(settings: Settings) -> Iterator[psycopg.Connection]:
+    """A connection to the configured database, starting the embedded one if need be."""
+    from coffeetrace.db import connect
+
+    pg = None
+    url = settings.effective_database_url()
+    if settings.embedded_database:
+        from coffeetrace.embedded import EmbeddedPostgres
+
+        pg = EmbeddedPostgres(settings.data_dir, settings.embedded_pg_port)
+        pg.start()
+    try:
+        with connect(url, timeout_s=settings.db_connect_timeout_s) as conn:
+            yield conn
+    finally:
+        if pg is not None and pg._started_here:
+            pg.stop()
+
+
+def _write(text: str, out: Path | None) -> None:
+    if out is None:
+        sys.stdout.write(text + "\n")
+    else:
+        out.write_text(text + "\n", encoding="utf-8")
 
 
 def register(app: typer.Typer, bench: typer.Typer, export: typer.Typer) -> None:
     """Add this package's commands to the CLI."""
+    from coffeetrace.cli import friendly, say, setup_logging
+    from coffeetrace.settings import get_settings
+
+    @app.command("verify")
+    @friendly
+    def verify(lot: str = typer.Argument(..., help=LOT_HELP),
+               coop: str | None = typer.Option(None, "--coop", help=COOP_HELP),
+               as_json: bool = typer.Option(False, "--json",
+                                            help="Print the JSON report.")) -> None:
+        """Check a lot's trace events and rows against the hash chain; exit 1 if tampered."""
+        from coffeetrace.trace.chain import verify_lot
+        from coffeetrace.trace.jsonutil import jsonable
+        from coffeetrace.trace.lots import find_lot
+
+        settings = get_settings()
+        with _connection(settings) as conn:
+            found = find_lot(conn, lot, cooperative_code=coop)
+            report = verify_lot(conn, found["id"])
+            conn.rollback()
+        if as_json:
+            _write(json.dumps(jsonable(report), indent=2), None)
+        elif report["ok"]:
+            say(f"lot {report['code']} ({report['public_id']}): OK, {report['checked_events']}"
+                f" events and {report['checked_lots']} lots checked")
+        else:
+            say(f"lot {report['code']} ({report['public_id']}): TAMPERED")
+            for p in report["problems"]:
+                where = f"event seq {p['seq']} ({p['kind']})" if p["seq"] else "missing event"
+                say(f"  {where}: {p['problem']}: {p['detail']}")
+        if not report["ok"]:
+            raise typer.Exit(1)
+
+    @export.command("epcis")
+    @friendly
+    def export_epcis_cmd(lot: str = typer.Argument(..., help=LOT_HELP),
+                         coop: str | None = typer.Option(None, "--coop", help=COOP_HELP),
+                         base_url: str | None = typer.Option(
+                             None, "--base-url", help="Base of identifiers (default:"
+                             " COFFEETRACE_PUBLIC_BASE_URL)."),
+                         out: Path | None = typer.Option(None, "--out", "-o",  # noqa: B008
+                                                         help="Write to this file.")) -> None:
+        """The lot's whole history as an EPCIS 2.0 JSON-LD document."""
+        from coffeetrace.trace.epcis import export_epcis
+        from coffeetrace.trace.lots import find_lot
+
+        settings = get_settings()
+        with _connection(settings) as conn:
+            found = find_lot(conn, lot, cooperative_code=coop)
+            doc = export_epcis(conn, found["id"], base_url or settings.public_base_url)
+            conn.rollback()
+        _write(json.dumps(doc, indent=2, ensure_ascii=False), out)
+
+    @export.command("eudr")
+    @friendly
+    def export_eudr_cmd(lot: str = typer.Argument(..., help=LOT_HELP),
+                        coop: str | None = typer.Option(None, "--coop", help=COOP_HELP),
+                        out: Path | None = typer.Option(None, "--out", "-o",  # noqa: B008
+                                                        help="Write to this file.")) -> None:
+        """GeoJSON FeatureCollection of the plots that fed the lot, for the EU (EUDR)."""
+        from coffeetrace.trace.eudr import dumps, export_eudr
+        from coffeetrace.trace.lots import find_lot
+
+        settings = get_settings()
+        with _connection(settings) as conn:
+            found = find_lot(conn, lot, cooperative_code=coop)
+            collection = export_eudr(conn, found["id"])
+            conn.rollback()
+        _write(dumps(collection, indent=2), out)
+
+    @bench.command("trace")
+    @friendly
+    def bench_trace(trees: int = typer.Option(1_000_000, help="Trees in the store."),
+                    ten_million: bool = typer.Option(False, "--ten-million",
+                                                     help="Use 10,000,000 trees."),
+                    fed: int = typer.Option(10_000, help="Trees feeding the traced lot."),
+                    repeat: int = typer.Option(5, help="Timed runs of each query (median)."),
+                    keep: bool = typer.Option(False, help="Keep the scratch database."),
+                    database_url: str | None = typer.Option(
+                        None, help="Server to create the scratch database on (default: the"
+                        " configured database's server).")) -> None:
+        """Backward and forward trace times against fetching the same rows by id."""
+        from coffeetrace.trace.bench import run
+
+        setup_logging()
+        settings = get_settings()
+        n = 10_000_000 if ten_million else trees
+        if database_url:
+            run(database_url, trees=n, fed=fed, repeat=repeat, keep=keep, say=say)
+            return
+        with _connection(settings) as conn:  # keeps an embedded server up while it runs
+            url = conn.info.dsn if settings.embedded_database else settings.database_url
+            run(url, trees=n, fed=fed, repeat=repeat, keep=keep, say=say)

@@ -1,25 +1,162 @@
-"""Plot geometry rules (EUDR): closed rings, enough points, no self-intersection,
-coordinates inside plausible bounds. Refined by the trace work (issue: Trace)."""
+"""Plot and tree geometry rules (EUDR): closed rings, enough positions, no
+self-intersection, coordinates inside plausible bounds; point-in-polygon for trees.
+
+Positions are GeoJSON [longitude, latitude] in WGS84 (RFC 7946).
+"""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from coffeetrace.errors import RuleViolation
 
+# A single farm plot spanning more than this many degrees (about 50 km) is a data error
+# (swapped or mistyped coordinates), not a plot.
+MAX_PLOT_SPAN_DEG = 0.5
+POINT_MAX_AREA_HA = 4.0  # EUDR: above this, the plot must be described by a polygon
+EARTH_RADIUS_M = 6_371_008.8
 
-def validate_plot_geometry(geometry: dict[str, Any]) -> None:
+
+def _position(p: Any, where: str) -> tuple[float, float]:
+    if (not isinstance(p, list | tuple) or len(p) not in (2, 3)
+            or not all(isinstance(c, int | float) and not isinstance(c, bool) for c in p)):
+        raise RuleViolation("position_shape", f"{where}: a position is [longitude, latitude]",
+                            position=repr(p)[:60])
+    lon, lat = float(p[0]), float(p[1])
+    if not (math.isfinite(lon) and math.isfinite(lat)):
+        raise RuleViolation("coordinate_bounds", f"{where}: coordinates must be finite numbers")
+    if not -180.0 <= lon <= 180.0 or not -90.0 <= lat <= 90.0:
+        raise RuleViolation("coordinate_bounds",
+                            f"{where}: [{lon}, {lat}] is outside longitude -180..180 /"
+                            " latitude -90..90 (GeoJSON order is [longitude, latitude])",
+                            lon=lon, lat=lat)
+    if lon == 0.0 and lat == 0.0:
+        raise RuleViolation("coordinate_sanity", f"{where}: [0, 0] is a missing position,"
+                            " not a plot", lon=lon, lat=lat)
+    return lon, lat
+
+
+def _segments_cross(a: tuple[float, float], b: tuple[float, float], c: tuple[float, float],
+                    d: tuple[float, float]) -> bool:
+    """Do segments ab and cd intersect (touching and overlapping included)?"""
+
+    def orient(p: tuple[float, float], q: tuple[float, float], r: tuple[float, float]) -> int:
+        v = (q[0] - p[0]) * (r[1] - p[1]) - (q[1] - p[1]) * (r[0] - p[0])
+        return 0 if abs(v) < 1e-18 else (1 if v > 0 else -1)
+
+    def on_segment(p: tuple[float, float], q: tuple[float, float], r: tuple[float, float]) -> bool:
+        return (min(p[0], r[0]) <= q[0] <= max(p[0], r[0])
+                and min(p[1], r[1]) <= q[1] <= max(p[1], r[1]))
+
+    o1, o2, o3, o4 = orient(a, b, c), orient(a, b, d), orient(c, d, a), orient(c, d, b)
+    if o1 != o2 and o3 != o4:
+        return True
+    return ((o1 == 0 and on_segment(a, c, b)) or (o2 == 0 and on_segment(a, d, b))
+            or (o3 == 0 and on_segment(c, a, d)) or (o4 == 0 and on_segment(c, b, d)))
+
+
+def _check_ring(ring: Any, where: str) -> list[tuple[float, float]]:
+    if not isinstance(ring, list):
+        raise RuleViolation("polygon_shape", f"{where} must be a list of positions")
+    if len(ring) < 4:
+        raise RuleViolation("polygon_points",
+                            f"{where} needs at least 4 positions (a closed triangle), got"
+                            f" {len(ring)}", positions=len(ring))
+    pts = [_position(p, where) for p in ring]
+    if pts[0] != pts[-1]:
+        raise RuleViolation("polygon_closed",
+                            f"{where} is not closed: the first position {list(pts[0])} differs"
+                            f" from the last {list(pts[-1])}")
+    if len(set(pts[:-1])) < 3:
+        raise RuleViolation("polygon_points", f"{where} needs at least 3 distinct positions",
+                            distinct=len(set(pts[:-1])))
+    n = len(pts) - 1
+    for i in range(n):
+        for j in range(i + 1, n):
+            if j == i + 1 or (i == 0 and j == n - 1):
+                continue  # neighbouring edges share a vertex
+            if _segments_cross(pts[i], pts[i + 1], pts[j], pts[j + 1]):
+                raise RuleViolation("polygon_self_intersection",
+                                    f"{where} crosses itself: edge {i + 1} meets edge {j + 1}",
+                                    edge_a=i + 1, edge_b=j + 1)
+    lons = [p[0] for p in pts]
+    lats = [p[1] for p in pts]
+    span = max(max(lons) - min(lons), max(lats) - min(lats))
+    if span > MAX_PLOT_SPAN_DEG:
+        raise RuleViolation("coordinate_sanity",
+                            f"{where} spans {span:.3f} degrees (more than {MAX_PLOT_SPAN_DEG}):"
+                            " not one plot; are longitude and latitude swapped or mistyped?",
+                            span_deg=round(span, 6))
+    if ring_area_m2(pts) <= 0.0:
+        raise RuleViolation("polygon_area", f"{where} encloses no area")
+    return pts
+
+
+def validate_plot_geometry(geometry: dict[str, Any], area_ha: float | None = None) -> None:
+    """Raise RuleViolation naming the broken rule; with area_ha, also require a Polygon
+    for plots over 4 ha (EUDR)."""
     kind = geometry.get("type") if isinstance(geometry, dict) else None
     if kind not in ("Point", "Polygon"):
         raise RuleViolation("geometry_type", "plot geometry must be a GeoJSON Point or Polygon")
-    if kind == "Polygon":
-        rings = geometry.get("coordinates")
-        if not isinstance(rings, list) or not rings or not isinstance(rings[0], list):
-            raise RuleViolation("polygon_shape", "Polygon coordinates must be a list of rings")
-        ring = rings[0]
-        if len(ring) < 4:
-            raise RuleViolation("polygon_points",
-                                f"a polygon ring needs at least 4 positions, got {len(ring)}")
-        if ring[0] != ring[-1]:
-            raise RuleViolation("polygon_closed",
-                                "the polygon ring is not closed: first and last positions differ")
+    coords = geometry.get("coordinates")
+    if kind == "Point":
+        _position(coords, "the Point")
+        if area_ha is not None and float(area_ha) > POINT_MAX_AREA_HA:
+            raise RuleViolation("polygon_required",
+                                f"a plot of {area_ha} ha needs a Polygon: EUDR allows a Point"
+                                f" only up to {POINT_MAX_AREA_HA} ha", area_ha=float(area_ha))
+        return
+    if not isinstance(coords, list) or not coords:
+        raise RuleViolation("polygon_shape", "Polygon coordinates must be a list of rings")
+    outer = _check_ring(coords[0], "the polygon's outer ring")
+    for k, hole in enumerate(coords[1:], start=1):
+        for p in _check_ring(hole, f"hole {k}")[:-1]:
+            if not point_in_ring(p, outer):
+                raise RuleViolation("polygon_hole_outside", f"hole {k} lies outside the outer ring")
+
+
+def point_in_ring(p: tuple[float, float], ring: list[tuple[float, float]]) -> bool:
+    """Even-odd rule; points on the boundary count as inside."""
+    x, y = p
+    inside = False
+    for (x1, y1), (x2, y2) in zip(ring, ring[1:], strict=False):
+        if _segments_cross((x1, y1), (x2, y2), p, p):
+            return True
+        if (y1 > y) != (y2 > y) and x < x1 + (y - y1) * (x2 - x1) / (y2 - y1):
+            inside = not inside
+    return inside
+
+
+def point_in_polygon(lon: float, lat: float, geometry: dict[str, Any]) -> bool:
+    rings = [[(float(a), float(b)) for a, b, *_ in ring] for ring in geometry["coordinates"]]
+    if not point_in_ring((lon, lat), rings[0]):
+        return False
+    return not any(point_in_ring((lon, lat), hole) for hole in rings[1:])
+
+
+def ring_area_m2(ring: list[tuple[float, float]]) -> float:
+    """Approximate area of a small ring on the sphere (local equirectangular projection)."""
+    lat0 = math.radians(sum(p[1] for p in ring) / len(ring))
+    k = math.pi / 180 * EARTH_RADIUS_M
+    xy = [(p[0] * k * math.cos(lat0), p[1] * k) for p in ring]
+    s = sum(x1 * y2 - x2 * y1 for (x1, y1), (x2, y2) in zip(xy, xy[1:], strict=False))
+    return abs(s) / 2
+
+
+def distance_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
+    """Great-circle distance (haversine)."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(a))
+
+
+def tree_in_plot(lon: float, lat: float, geometry: dict[str, Any], area_ha: float) -> bool:
+    """Is a tree's position inside its plot? For a Point plot: within the radius of a
+    circle of the plot's area around the point, with 50% slack."""
+    if geometry.get("type") == "Polygon":
+        return point_in_polygon(lon, lat, geometry)
+    c = geometry["coordinates"]
+    radius = math.sqrt(float(area_ha) * 10_000 / math.pi) * 1.5
+    return distance_m(lon, lat, float(c[0]), float(c[1])) <= radius

@@ -85,7 +85,8 @@ def geometry_centroid(geometry: dict[str, Any]) -> tuple[float, float]:
         return float(coords[0]), float(coords[1])
     if kind == "Polygon" and isinstance(coords, list) and coords and len(coords[0]) >= 4:
         ring = coords[0][:-1]
-        return (sum(float(p[0]) for p in ring) / len(ring), sum(float(p[1]) for p in ring) / len(ring))
+        return (sum(float(p[0]) for p in ring) / len(ring),
+                sum(float(p[1]) for p in ring) / len(ring))
     raise ValidationFailed("geometry must be a GeoJSON Point or Polygon with [lon, lat] positions",
                            field="geometry")
 
@@ -95,7 +96,7 @@ def create_plot(conn: psycopg.Connection, cooperative_id: UUID, farm_id: UUID, c
                 growing_area_code: str | None = None, district: str | None = None) -> Row:
     from coffeetrace.trace.geometry import validate_plot_geometry
 
-    validate_plot_geometry(geometry)
+    validate_plot_geometry(geometry, area_ha)
     lon, lat = geometry_centroid(geometry)
     return _one(conn, "insert_plot", dict(cooperative_id=cooperative_id, farm_id=farm_id, code=code,
                                            geometry=Jsonb(geometry), area_ha=area_ha,
@@ -131,15 +132,16 @@ def register_device(conn: psycopg.Connection, cooperative_id: UUID, kind: str, *
                     plot_id: UUID | None = None, tree_id: UUID | None = None,
                     device_id: str | None = None) -> IssuedDevice:
     if kind not in DEVICE_KINDS:
-        raise ValidationFailed(f"device kind must be one of {', '.join(DEVICE_KINDS)}", field="kind")
+        raise ValidationFailed(f"device kind must be one of {', '.join(DEVICE_KINDS)}",
+                               field="kind")
     if plot_id is None and tree_id is None and kind in ("soil_node", "weather_station"):
         raise ValidationFailed(f"a {kind} must be bound to a plot (plot_id)", field="plot_id")
     _check_owned(conn, cooperative_id, plot_id=plot_id, tree_id=tree_id)
     device_id = device_id or new_device_id(kind)
     password = new_secret()
-    device = _one(conn, "insert_device", dict(id=device_id, cooperative_id=cooperative_id, kind=kind,
-                                               plot_id=plot_id, tree_id=tree_id,
-                                               credential_hash=mosquitto_hash(password)))
+    device = _one(conn, "insert_device", dict(id=device_id, cooperative_id=cooperative_id,
+                                              kind=kind, plot_id=plot_id, tree_id=tree_id,
+                                              credential_hash=mosquitto_hash(password)))
     return IssuedDevice(device=device, username=device_id, password=password)
 
 

@@ -1,0 +1,80 @@
+"""API keys: issuing, hashing at rest, and resolving a request's caller and role.
+
+A key is `ct_<prefix>_<secret>` with 256 random bits; only its SHA-256 is stored, so a
+leaked table does not leak usable keys. Keys are sent as `Authorization: Bearer <key>`
+(OAuth2 bearer style) or `X-API-Key: <key>`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import psycopg
+
+from coffeetrace.errors import Forbidden, Unauthorized, ValidationFailed
+from coffeetrace.sql import load_queries
+
+ROLES = ("admin", "operator", "read-only")
+_RANK = {"read-only": 0, "operator": 1, "admin": 2}
+
+
+def _q(name: str) -> str:
+    return load_queries("coffeetrace.api", "auth.sql")[name]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: the key, its cooperative and role."""
+
+    key_id: UUID
+    cooperative_id: UUID
+    cooperative_code: str
+    role: str
+
+    def require(self, role: str) -> None:
+        """Raise Forbidden unless this caller's role is at least `role`."""
+        if _RANK[self.role] < _RANK[role]:
+            raise Forbidden(f"this needs the {role} role; the API key has the {self.role} role",
+                            required_role=role, role=self.role)
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    """A new key: `token` is shown once and never stored."""
+
+    row: dict[str, Any]
+    token: str
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_api_key(conn: psycopg.Connection[dict[str, Any]], cooperative_id: UUID, role: str,
+                   name: str = "") -> IssuedKey:
+    if role not in ROLES:
+        raise ValidationFailed(f"role must be one of {', '.join(ROLES)}", field="role")
+    prefix = secrets.token_hex(4)
+    token = f"ct_{prefix}_{secrets.token_urlsafe(32)}"
+    row = conn.execute(_q("insert_api_key"), dict(  # type: ignore[arg-type]
+        cooperative_id=cooperative_id, name=name, role=role, prefix=prefix,
+        token_hash=hash_token(token))).fetchone()
+    return IssuedKey(row=row, token=token)  # type: ignore[arg-type]
+
+
+def caller_for_token(conn: psycopg.Connection[dict[str, Any]], token: str) -> Caller:
+    """The caller a key belongs to; Unauthorized for unknown or revoked keys."""
+    if not token or len(token) > 200:
+        raise Unauthorized("send an API key as 'Authorization: Bearer <key>' or 'X-API-Key'")
+    row = conn.execute(_q("caller_by_token_hash"),  # type: ignore[arg-type]
+                       {"token_hash": hash_token(token)}).fetchone()
+    if row is None:
+        raise Unauthorized("the API key is unknown or revoked; ask an admin of your cooperative "
+                           "for a new one (coffeetrace apikey create)")
+    conn.execute(_q("touch_api_key"), {"id": row["key_id"]})  # type: ignore[arg-type]
+    return Caller(key_id=row["key_id"], cooperative_id=row["cooperative_id"],
+                  cooperative_code=row["cooperative_code"], role=row["role"])

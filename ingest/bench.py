@@ -1,0 +1,452 @@
+"""`coffeetrace bench ingest`: real MQTT end to end, measured against ceilings in the same run.
+
+(a) ceiling: a bare paho subscriber that only counts, draining N queued QoS 1 messages;
+(b) ceiling: raw COPY of readings into sensor_readings, in the ingest's batch size;
+(c) coffeetrace ingest, received-to-committed, draining the same N messages (1 reading
+    each), then N/10 messages of 100 readings (25 reading sets x 4 metrics, an offline
+    buffer), then publish-to-commit latency at half of (c)'s 1-reading rate and at 500
+    messages/s (`mosquitto_pub -l` publishing at a steady pace).
+
+Messages are queued in the broker before each drain (the consumer's persistent session
+exists, it is just offline), so the publisher's speed does not limit (a) or (c). The
+publisher runs in its own process. Servers: a Mosquitto of its own with the shipped
+config; a scratch database on the configured server (or an embedded one), dropped after.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psutil
+import psycopg
+from coffeetrace.ingest.service import IngestService
+from coffeetrace.ingest.store import READING_TYPES
+from coffeetrace.ingest.topics import device_topic, subscription
+from psycopg.rows import dict_row
+
+from coffeetrace.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
+from coffeetrace.errors import ConfigError
+from coffeetrace.migrate import migrate
+from coffeetrace.mqtt import new_client, parse_broker_url
+from coffeetrace.settings import Settings
+from coffeetrace.sql import load_queries
+
+METRICS4 = ("soilMoistureVwc", "soilTemperature", "temperature", "relativeHumidity")
+
+
+# --------------------------------------------------------------------------- publisher
+
+
+def _payload(seq: int, sets: int) -> bytes:
+    ts = int(time.time() * 1000)
+    if sets == 1:
+        return json.dumps({"seq": seq, "ts": ts,
+                           "values": {"soilMoistureVwc": 20 + seq % 50 / 10}}).encode()
+    return json.dumps([{"seq": seq * sets + i, "ts": ts - (sets - i) * 600_000 // 100,
+                        "values": {m: 20 + (seq + i) % 50 / 10 for m in METRICS4}}
+                       for i in range(sets)]).encode()
+
+
+def _publish_proc(url: str, topic: str, first: int, count: int, sets: int, rate: float,
+                  out: Any) -> None:
+    """Publish `count` QoS 1 messages (at `rate` per second, 0 = flat out); wait for PUBACKs."""
+    import paho.mqtt.client as paho
+
+    client = new_client(parse_broker_url(url), f"bench-pub-{uuid.uuid4().hex[:8]}")
+    client.max_inflight_messages_set(1000)
+    client.max_queued_messages_set(0)
+    acked = [0]
+    lock = threading.Lock()
+
+    def on_publish(c: paho.Client, u: Any, mid: int, reason: Any, props: Any = None) -> None:
+        with lock:
+            acked[0] += 1
+
+    client.on_publish = on_publish
+    client.connect(parse_broker_url(url).host, parse_broker_url(url).port)
+    client.loop_start()
+    started = time.monotonic()
+    for i in range(count):
+        if rate > 0:
+            due = started + i / rate
+            pause = due - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+        client.publish(topic, _payload(first + i, sets), qos=1)
+    deadline = time.monotonic() + 300
+    while acked[0] < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+    client.disconnect()
+    client.loop_stop()
+    out.put((acked[0], time.monotonic() - started))
+
+
+def publish_paced(url: str, topic: str, first: int, count: int, rate: float) -> None:
+    """`count` 1-reading messages at `rate`/s through `mosquitto_pub -l` (C, so the
+    publisher takes little of the CPU the consumer is measured on); `ts` = publish time."""
+    addr = parse_broker_url(url)
+    proc = subprocess.Popen(["mosquitto_pub", "-h", addr.host, "-p", str(addr.port), "-q", "1",
+                             "-i", f"bench-pub-{uuid.uuid4().hex[:8]}", "-t", topic, "-l"],
+                            stdin=subprocess.PIPE)
+    assert proc.stdin is not None
+    started = time.monotonic()
+    sent = 0
+    while sent < count:
+        due = min(count, int((time.monotonic() - started) * rate) + 1)
+        if due > sent:
+            proc.stdin.write(b"".join(_payload(first + i, 1) + b"\n" for i in range(sent, due)))
+            proc.stdin.flush()
+            sent = due
+        else:
+            time.sleep(0.0005)
+    proc.stdin.close()
+    if proc.wait(120) != 0:
+        raise ConfigError("mosquitto_pub failed in the latency run")
+
+
+def publish(url: str, topic: str, first: int, count: int, sets: int = 1,
+            rate: float = 0) -> float:
+    """Run the publisher process to completion; its duration in seconds."""
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    proc = ctx.Process(target=_publish_proc, args=(url, topic, first, count, sets, rate, out))
+    proc.start()
+    acked, seconds = out.get(timeout=600)
+    proc.join(30)
+    if acked < count:
+        raise ConfigError(f"the bench broker acknowledged {acked} of {count} messages")
+    return float(seconds)
+
+
+# --------------------------------------------------------------------------- servers
+
+
+def _server_dir(stack: ExitStack) -> Path:
+    # Mosquitto and PostgreSQL drop root privileges: the folder must be traversable.
+    path = Path(tempfile.mkdtemp(prefix="coffeetrace-bench-"))
+    path.chmod(0o711)
+    stack.callback(shutil.rmtree, path, True)
+    return path
+
+
+@contextmanager
+def scratch_database(settings: Settings, database_url: str, stack: ExitStack) -> Iterator[str]:
+    admin = database_url or settings.database_url
+    if not admin:
+        pg = EmbeddedPostgres(_server_dir(stack), free_port())
+        pg.start()
+        stack.callback(pg.stop, "immediate")
+        admin = pg.admin_url()
+    info = psycopg.conninfo.conninfo_to_dict(admin)
+    name = f"ct_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    info["dbname"] = name
+    url = psycopg.conninfo.make_conninfo(**info)
+    try:
+        yield url
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+def _world(url: str) -> tuple[str, Any, Any]:
+    from coffeetrace.trace import registry
+
+    with psycopg.connect(url, row_factory=dict_row) as conn:
+        migrate(conn)
+        coop = registry.create_cooperative(conn, f"bench-{uuid.uuid4().hex[:6]}", "Bench")
+        farm = registry.create_farm(conn, coop["id"], "F-BENCH")
+        plot = registry.create_plot(conn, coop["id"], farm["id"], "P-1",
+                                    {"type": "Point", "coordinates": [108.05, 12.68]}, 1.0)
+        device = registry.register_device(conn, coop["id"], "soil_node", plot_id=plot["id"])
+        # readings of the last 10 minutes are in the 100-reading messages
+        conn.execute("update devices set registered_at = now() - interval '1 hour'")
+        conn.commit()
+    return device.username, coop["id"], plot["id"]
+
+
+# --------------------------------------------------------------------------- measurements
+
+
+def _rss_mb() -> float:
+    return psutil.Process().memory_info().rss / 1e6
+
+
+def _create_session(url: str, client_id: str, topic_filter: str) -> None:
+    """Open a persistent session subscribed to `topic_filter`, then go offline."""
+    done = threading.Event()
+    client = new_client(parse_broker_url(url), client_id, clean_session=False)
+    client.on_subscribe = lambda *a: done.set()
+    client.on_connect = lambda c, *a: c.subscribe(topic_filter, qos=1)
+    addr = parse_broker_url(url)
+    client.connect(addr.host, addr.port)
+    client.loop_start()
+    if not done.wait(10):
+        raise ConfigError("the bench broker did not answer SUBSCRIBE")
+    client.disconnect()
+    client.loop_stop()
+
+
+def drain_bare(url: str, client_id: str, count: int) -> float:
+    got = [0]
+    first: list[float] = []
+    done = threading.Event()
+
+    def on_message(c: Any, u: Any, msg: Any) -> None:
+        if not first:
+            first.append(time.monotonic())
+        got[0] += 1
+        if got[0] >= count:
+            done.set()
+
+    client = new_client(parse_broker_url(url), client_id, clean_session=False)
+    client.on_message = on_message
+    addr = parse_broker_url(url)
+    client.connect(addr.host, addr.port)
+    client.loop_start()
+    ok = done.wait(300)
+    end = time.monotonic()
+    client.disconnect()
+    client.loop_stop()
+    _end_session(url, client_id)
+    if not ok:
+        raise ConfigError(f"bare subscriber got {got[0]} of {count} messages")
+    return count / (end - first[0])
+
+
+def _end_session(url: str, client_id: str) -> None:
+    """Drop a persistent session, so the broker stops queueing for it."""
+    addr = parse_broker_url(url)
+    client = new_client(addr, client_id, clean_session=True)
+    client.connect(addr.host, addr.port)
+    client.loop_start()
+    time.sleep(0.2)
+    client.disconnect()
+    client.loop_stop()
+
+
+def raw_copy(url: str, device: str, plot_id: Any, readings: int, batch: int) -> float:
+    """(b) Readings per second of COPY into sensor_readings, one transaction per batch."""
+    query = load_queries("coffeetrace.ingest")["copy_readings"]
+    # times spread like real readings (4 metrics a set, a set a millisecond): identical
+    # keys would make the indexes' work unrealistically cheap
+    now = datetime.now(UTC)
+    with psycopg.connect(url) as conn:
+        started = time.monotonic()
+        done = 0
+        while done < readings:
+            n = min(batch, readings - done)
+            with conn.transaction(), conn.cursor().copy(query) as copy:
+                copy.set_types(READING_TYPES)
+                for i in range(done, done + n):
+                    copy.write_row((now - timedelta(milliseconds=i // 4), device, plot_id, None,
+                                    METRICS4[i % 4], 20 + i % 50 / 10))
+            done += n
+        return readings / (time.monotonic() - started)
+
+
+class _Committed:
+    """Counts what the service committed, and the publish-to-commit lag of each message."""
+
+    def __init__(self) -> None:
+        self.messages = 0
+        self.readings = 0
+        self.first_received: float | None = None
+        self.last_commit = 0.0
+        self.lags: list[float] = []
+        self.done = threading.Event()
+        self.target = 0
+
+    def __call__(self, batch: list[Any], prepared: Any, written: Any, committed: float) -> None:
+        first = min(m.received_at for m in batch)
+        if self.first_received is None or first < self.first_received:
+            self.first_received = first
+        self.messages += len(batch)
+        self.readings += written.readings
+        self.last_commit = committed
+        now = datetime.fromtimestamp(committed, UTC)
+        self.lags.extend((now - ts).total_seconds() for ts in prepared.newest_ts)
+        if self.messages >= self.target:
+            self.done.set()
+
+    def reset(self, target: int) -> None:
+        self.__init__()  # type: ignore[misc]
+        self.target = target
+
+
+def _drain_ingest(settings: Settings, hook: _Committed, count: int) -> tuple[float, float]:
+    hook.reset(count)
+    service = IngestService(settings, on_commit=hook)
+    service.start()
+    try:
+        if not hook.done.wait(600):
+            raise ConfigError(f"ingest committed {hook.messages} of {count} messages")
+    finally:
+        service.stop()
+    seconds = hook.last_commit - (hook.first_received or hook.last_commit)
+    return count / seconds, hook.readings / seconds
+
+
+def _latency(s: Settings, hook: _Committed, topic: str, first: int, rate: float,
+             seconds: float) -> tuple[float, float, int, int]:
+    """p50 and p99 publish-to-commit seconds of `rate` messages/s for `seconds`."""
+    count = max(int(rate * seconds), 100)
+    hook.reset(count)
+    service = IngestService(s, on_commit=hook)
+    service.start()
+    try:
+        publish_paced(s.mqtt_url, topic, first, count, rate)
+        hook.done.wait(120)
+    finally:
+        service.stop()
+    lags = sorted(hook.lags)
+    if len(lags) < 2:
+        return float("nan"), float("nan"), hook.messages, count
+    q = statistics.quantiles(lags, n=100)
+    return q[49], q[98], hook.messages, count
+
+
+def run_bench(settings: Settings, *, messages: int, latency_seconds: float, database_url: str,
+              say: Callable[[str], None], repeat: int = 2) -> dict[str, Any]:
+    if shutil.which("mosquitto") is None:
+        raise ConfigError("`coffeetrace bench ingest` needs mosquitto on PATH")
+    n1 = messages
+    n100 = max(messages // 10, 100)
+    with ExitStack() as stack:
+        broker = EmbeddedBroker(_server_dir(stack), free_port())
+        broker.start()
+        stack.callback(broker.stop)
+        db_url = stack.enter_context(scratch_database(settings, database_url, stack))
+        device, _coop, plot_id = _world(db_url)
+        prefix = f"bench-{uuid.uuid4().hex[:6]}/coffeetrace/v1"
+        topic = device_topic(prefix, device, "telemetry")
+        s = settings.model_copy(update={
+            "database_url": db_url, "mqtt_url": broker.url, "topic_prefix": prefix,
+            "mqtt_client_id": f"bench-ingest-{uuid.uuid4().hex[:6]}", "mqtt_shared_group": "",
+            "ingest_metrics_port": 0})
+        say(f"broker: mosquitto (shipped config) on {broker.port}; database: "
+            f"{db_url.split('dbname=')[-1].split()[0]}; {os.cpu_count()} CPUs")
+        rss_start = _rss_mb()
+
+        hook = _Committed()
+        sampler = _RssSampler()
+        stack.callback(sampler.stop)
+        _create_session(broker.url, s.mqtt_client_id, subscription(prefix))
+        sampler.start()
+        # Each figure is the best of `repeat` rounds, the rounds interleaved, so that other
+        # work on the machine does not favour one side of a ratio.
+        a = b = c1_msgs = c1_readings = c100_msgs = c100_readings = 0.0
+        for r in range(repeat):
+            base = 10_000_000 * (r + 1)
+            # (a) bare subscriber
+            # (under a prefix of its own, so that ingest's session does not queue these)
+            bare_id = f"bench-bare-{uuid.uuid4().hex[:6]}"
+            _create_session(broker.url, bare_id, subscription(prefix + "-bare"))
+            publish(broker.url, device_topic(prefix + "-bare", device, "telemetry"), base, n1)
+            a_r = drain_bare(broker.url, bare_id, n1)
+            # (b) raw COPY, as many readings as (c) with 100 per message
+            b_r = raw_copy(db_url, device, plot_id, n100 * 100, s.ingest_batch_size * 10)
+            # (c1) ingest, one reading per message
+            publish(broker.url, topic, base + 1_000_000, n1)
+            c1_r = _drain_ingest(s, hook, n1)
+            # (c100) ingest, 100 readings per message
+            publish(broker.url, topic, (base + 2_000_000) // 25, n100, sets=25)
+            c100_r = _drain_ingest(s, hook, n100)
+            say(f"round {r + 1}: (a) bare subscriber {a_r:,.0f} msgs/s; (b) raw COPY "
+                f"{b_r:,.0f} readings/s; (c) 1 reading/msg {c1_r[0]:,.0f} msgs/s; "
+                f"100 readings/msg {c100_r[0]:,.0f} msgs/s = {c100_r[1]:,.0f} readings/s")
+            a, b = max(a, a_r), max(b, b_r)
+            if c1_r[0] > c1_msgs:
+                c1_msgs, c1_readings = c1_r
+            if c100_r[0] > c100_msgs:
+                c100_msgs, c100_readings = c100_r
+        say(f"(a) bare paho subscriber: {a:,.0f} msgs/s")
+        say(f"(b) raw COPY: {b:,.0f} readings/s")
+        say(f"(c) ingest, 1 reading/msg: {c1_msgs:,.0f} msgs/s = {c1_msgs / a:.2f} of (a)")
+        say(f"(c) ingest, 100 readings/msg: {c100_msgs:,.0f} msgs/s, {c100_readings:,.0f} "
+            f"readings/s = {c100_readings / b:.2f} of (b)")
+
+        # latency at half of the 1-reading rate, publisher and consumer running together,
+        # then at a steady province-like rate (DOMAIN.md: ~350 messages/s)
+        rate = c1_msgs / 2
+        p50, p99, committed, published = _latency(s, hook, topic, 3_000_000, rate,
+                                                  latency_seconds)
+        say(f"latency at {rate:,.0f} msgs/s for {latency_seconds:g} s: publish-to-commit "
+            f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms")
+        low_rate = 500.0
+        low50, low99, _, _ = _latency(s, hook, topic, 4_000_000, low_rate, latency_seconds)
+        say(f"latency at {low_rate:,.0f} msgs/s: p50 {low50 * 1000:.0f} ms, "
+            f"p99 {low99 * 1000:.0f} ms")
+        sampler.stop()
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1000
+        say(f"RSS: start {rss_start:.0f} MB; during ingest runs {sampler.first:.0f} -> "
+            f"{sampler.last:.0f} MB (max {sampler.peak:.0f}); process peak {peak:.0f} MB")
+        figures = {
+            "bench": "ingest", "messages": n1, "messages_100": n100, "cpus": os.cpu_count(),
+            "repeat": repeat,
+            "batch_size": s.ingest_batch_size, "max_delay_ms": s.ingest_max_delay_ms,
+            "a_bare_msgs_s": round(a), "b_copy_readings_s": round(b),
+            "c1_msgs_s": round(c1_msgs), "c1_readings_s": round(c1_readings),
+            "c100_msgs_s": round(c100_msgs), "c100_readings_s": round(c100_readings),
+            "c1_over_a": round(c1_msgs / a, 3), "c100_over_b": round(c100_readings / b, 3),
+            "latency_rate_msgs_s": round(rate), "latency_seconds": latency_seconds,
+            "latency_p50_ms": round(p50 * 1000, 1), "latency_p99_ms": round(p99 * 1000, 1),
+            "latency_committed": committed, "latency_published": published,
+            "latency_500_p50_ms": round(low50 * 1000, 1),
+            "latency_500_p99_ms": round(low99 * 1000, 1),
+            "rss_ingest_first_mb": round(sampler.first), "rss_ingest_last_mb": round(sampler.last),
+            "rss_ingest_max_mb": round(sampler.peak), "rss_peak_mb": round(peak),
+        }
+        print(json.dumps(figures), flush=True)
+        return figures
+    raise AssertionError("unreachable")
+
+
+class _RssSampler:
+    """RSS of this process every half second while ingest runs (flat = no growth)."""
+
+    def __init__(self) -> None:
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            self.samples.append(_rss_mb())
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2)
+
+    @property
+    def first(self) -> float:
+        return self.samples[0] if self.samples else _rss_mb()
+
+    @property
+    def last(self) -> float:
+        return self.samples[-1] if self.samples else _rss_mb()
+
+    @property
+    def peak(self) -> float:
+        return max(self.samples) if self.samples else _rss_mb()

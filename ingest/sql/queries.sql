@@ -1,0 +1,57 @@
+-- Queries of the ingest consumer. Readings, harvests and dead letters are written with
+-- COPY (see store.py); only the ledger and the small tables use statements.
+
+-- name: devices_by_id
+-- A device with the plot it reports for (its own, or its tree's) and that plot's farm.
+select d.id, d.cooperative_id, d.kind, d.tree_id, d.active, d.registered_at,
+       coalesce(d.plot_id, t.plot_id) as plot_id, p.farm_id
+from devices d
+left join trees t on t.id = d.tree_id
+left join plots p on p.id = coalesce(d.plot_id, t.plot_id)
+where d.id = any(%(ids)s);
+
+-- name: trees_by_tag
+select t.id, t.tag_code, t.plot_id, p.farm_id
+from trees t
+join plots p on p.id = t.plot_id
+where t.cooperative_id = %(cooperative_id)s and t.tag_code = any(%(tags)s);
+
+-- name: claim_messages
+-- The ledger decides idempotency once per reading set: only keys not seen before come
+-- back, and only their readings are written. Concurrent consumers (shared subscription)
+-- wait on each other's uncommitted keys, so exactly one of them claims a key.
+-- The keys travel as newline-joined text (ids never contain a newline): far cheaper to
+-- send than arrays built element by element on the client.
+insert into ingest_messages (device_id, msg_id, kind, readings)
+select * from unnest(string_to_array(%(device_ids)s, E'\n'),
+                     string_to_array(%(msg_ids)s, E'\n'),
+                     string_to_array(%(kinds)s, E'\n'),
+                     string_to_array(%(readings)s, E'\n')::int[])
+on conflict do nothing
+returning device_id, msg_id;
+
+-- name: upsert_device_status
+insert into device_status (device_id, online, battery_pct, firmware, updated_at)
+select * from unnest(%(device_ids)s::text[], %(online)s::bool[], %(battery)s::float8[],
+                     %(firmware)s::text[], %(updated_at)s::timestamptz[])
+on conflict (device_id) do update set
+    online = excluded.online,
+    battery_pct = coalesce(excluded.battery_pct, device_status.battery_pct),
+    firmware = coalesce(excluded.firmware, device_status.firmware),
+    updated_at = excluded.updated_at
+where device_status.updated_at <= excluded.updated_at;
+
+-- name: copy_readings
+-- binary: the client's C dumpers for these types (store.READING_TYPES) beat text formatting
+copy sensor_readings (time, device_id, plot_id, tree_id, metric, value)
+from stdin (format binary);
+
+-- name: copy_harvests
+copy harvest_events (time, device_id, msg_id, cooperative_id, farm_id, plot_id, tree_id,
+                     cherry_kg, ripeness_pct, picker_code) from stdin;
+
+-- name: copy_dead_letters
+copy dead_letters (topic, device_id, msg_id, reason, payload, payload_size) from stdin;
+
+-- name: active_device_credentials
+select id, credential_hash from devices where active order by id;

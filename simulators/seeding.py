@@ -1,0 +1,277 @@
+"""Writing a plan into the registry, idempotently.
+
+Cooperative, products, farms (with their private data), plots and devices go through
+`trace.registry`, like any other client of the store. Trees do too for small worlds;
+large ones use the bulk path (`copy_trees`): one COPY per batch of plots into the same
+table, with the same columns and the same random public ids the registry would give.
+
+A second seeding of the same plan finds the cooperative by its code and returns the
+existing ids (device credentials are rotated, since only their hashes are stored).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, cast
+from uuid import UUID
+
+import psycopg
+from coffeetrace.simulators.physics import LOCAL
+from coffeetrace.simulators.plan import PlotPlan, WorldPlan
+from coffeetrace.trace import registry
+from psycopg import sql
+
+from coffeetrace.errors import Conflict
+from coffeetrace.sql import load_queries
+
+log = logging.getLogger(__name__)
+
+# connections of the project hand out dict rows
+Conn = psycopg.Connection[Any]
+
+BULK_THRESHOLD = 20_000  # more trees than this: COPY instead of one insert per tree
+SPECIES = "Coffea canephora"
+
+
+def q(name: str) -> str:
+    return load_queries("coffeetrace.simulators", "simulators.sql")[name]
+
+
+@dataclass
+class SeededWorld:
+    plan: WorldPlan
+    cooperative_id: UUID
+    farm_ids: dict[str, UUID]
+    plot_ids: dict[str, UUID]
+    product_ids: dict[str, UUID]  # by product kind
+    credentials: dict[str, str]  # device id -> password (plain, shown once)
+    created: bool  # False when an earlier run had seeded it
+    trees: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def device_ids(self) -> list[str]:
+        return [d.id for d in self.plan.devices]
+
+
+def installed_at(plan: WorldPlan) -> datetime:
+    """When the simulated devices were installed: before the simulated season."""
+    return datetime(plan.spec.season_year, 4, 1, tzinfo=LOCAL)
+
+
+def seed_world(conn: Conn, plan: WorldPlan, *, bulk: bool | None = None,
+               progress: Callable[[int], None] | None = None) -> SeededWorld:
+    """Create (or find) the plan's cooperative; the caller owns the transaction."""
+    spec = plan.spec
+    existing = registry.get_cooperative_by_code(conn, spec.coop_code)
+    if existing is not None:
+        return _existing(conn, plan, existing["id"])
+    t0 = time.perf_counter()
+    coop = registry.create_cooperative(conn, spec.coop_code, spec.coop_name,
+                                       gs1_company_prefix=spec.gs1_company_prefix)
+    coop_id = coop["id"]
+    products = {p.kind: registry.create_product(conn, coop_id, p.name, kind=p.kind,
+                                                gtin=p.gtin)["id"] for p in plan.products}
+    farm_ids: dict[str, UUID] = {}
+    plot_ids: dict[str, UUID] = {}
+    for farm in plan.farms:
+        row = registry.create_farm(
+            conn, coop_id, farm.code, display_name=farm.display_name,
+            display_name_consent=farm.consent, district=farm.district.name, commune=farm.commune,
+            private={"owner_name": farm.owner_name, "phone": farm.phone,
+                     "data_consent": farm.consent})
+        farm_ids[farm.code] = row["id"]
+        for plot in farm.plots:
+            plot_ids[plot.code] = registry.create_plot(
+                conn, coop_id, row["id"], plot.code, plot.geometry, plot.area_ha,
+                altitude_m=plot.altitude_m, growing_area_code=plot.growing_area_code,
+                district=plot.district.name)["id"]
+    t1 = time.perf_counter()
+    use_bulk = bulk if bulk is not None else plan.tree_count > BULK_THRESHOLD
+    if use_bulk:
+        trees = copy_trees(conn, coop_id, plan.plots, plot_ids, progress=progress)
+    else:
+        trees = 0
+        for plot in plan.plots:
+            for tree in plot.trees():
+                registry.create_tree(conn, coop_id, plot_ids[plot.code], tree.tag_code,
+                                     lon=tree.lon, lat=tree.lat, cultivar=tree.cultivar,
+                                     planted_on=tree.planted_on, status=tree.status)
+                trees += 1
+            if progress is not None:
+                progress(plot.tree_count)
+    t2 = time.perf_counter()
+    credentials = {}
+    for device in plan.devices:
+        # scales and phones weigh for the whole farm: bound to no plot, they name each tree
+        plot_id = plot_ids[device.plot_code] if device.kind in ("soil_node",
+                                                                "weather_station") else None
+        issued = registry.register_device(conn, coop_id, device.kind, plot_id=plot_id,
+                                          device_id=device.id)
+        credentials[device.id] = issued.password
+    conn.execute(q("backdate_devices"), dict(cooperative_id=coop_id, ids=list(credentials),
+                                             installed_at=installed_at(plan)))
+    t3 = time.perf_counter()
+    log.info("world_seeded cooperative=%s farms=%d plots=%d trees=%d devices=%d bulk=%s",
+             spec.coop_code, len(farm_ids), len(plot_ids), trees, len(credentials), use_bulk)
+    return SeededWorld(plan, coop_id, farm_ids, plot_ids, products, credentials, True, trees,
+                       {"registry_s": t1 - t0, "trees_s": t2 - t1, "devices_s": t3 - t2})
+
+
+def _existing(conn: Conn, plan: WorldPlan, coop_id: UUID) -> SeededWorld:
+    farms = {r["code"]: r["id"] for r in conn.execute(q("farms_of_cooperative"),
+                                                      {"cooperative_id": coop_id})}
+    plots = {r["code"]: r["id"] for r in conn.execute(q("plots_of_cooperative"),
+                                                      {"cooperative_id": coop_id})}
+    products = {r["kind"]: r["id"] for r in conn.execute(q("products_of_cooperative"),
+                                                         {"cooperative_id": coop_id})}
+    known = {r["id"] for r in conn.execute(q("device_ids_of_cooperative"),
+                                           {"cooperative_id": coop_id})}
+    missing = [d.code for f in plan.farms for d in f.plots if d.code not in plots]
+    if missing:
+        raise Conflict(
+            f"cooperative {plan.spec.coop_code!r} exists but was seeded from another plan "
+            f"(plots {', '.join(missing[:3])} are missing); use another --coop code",
+            constraint="cooperatives_code_key")
+    credentials = {}
+    for device in plan.devices:
+        if device.id in known:
+            credentials[device.id] = registry.rotate_device_credential(conn, coop_id,
+                                                                       device.id).password
+        else:
+            plot_id = plots[device.plot_code] if device.kind in ("soil_node",
+                                                                 "weather_station") else None
+            credentials[device.id] = registry.register_device(
+                conn, coop_id, device.kind, plot_id=plot_id, device_id=device.id).password
+    conn.execute(q("backdate_devices"), dict(cooperative_id=coop_id, ids=list(credentials),
+                                             installed_at=installed_at(plan)))
+    trees = sum(r["n"] for r in conn.execute(q("trees_per_plot"), {"cooperative_id": coop_id}))
+    log.info("world_found cooperative=%s farms=%d trees=%d", plan.spec.coop_code, len(farms),
+             trees)
+    return SeededWorld(plan, coop_id, farms, plots, products, credentials, False, trees)
+
+
+# ------------------------------------------------------------------ bulk trees
+
+class TreeIds:
+    """Time-ordered UUIDs (version 7 layout) for bulk-loaded trees.
+
+    Internal ids only (the public id stays random): consecutive ids append to the
+    primary-key index instead of landing on random pages. 24 random bits per run keep
+    runs in the same millisecond apart.
+    """
+
+    def __init__(self) -> None:
+        ms = f"{int(time.time() * 1000):012x}"
+        rnd = os.urandom(3).hex()
+        self.prefix = f"{ms[:8]}-{ms[8:12]}-7{rnd[:3]}-8{rnd[3:]}-"
+        self.n = 0
+
+    def take(self, count: int) -> list[str]:
+        start, self.n = self.n, self.n + count
+        return [f"{self.prefix}{i:012x}" for i in range(start, start + count)]
+
+
+_B32 = b"abcdefghijklmnopqrstuvwxyz234567"
+_FULL = bytes(_B32[b & 31] for b in range(256))
+_LAST = bytes(_B32[b & 28] for b in range(256))  # the 26th character carries 3 bits
+
+
+def public_ids(n: int) -> list[str]:
+    """`n` random 128-bit public ids in the format of `credentials.new_public_id` (26
+    base32 characters, lower case), made in bulk: translate tables instead of one
+    b32encode call per id."""
+    body = os.urandom(25 * n).translate(_FULL).decode()
+    last = os.urandom(n).translate(_LAST).decode()
+    return [body[i * 25:(i + 1) * 25] + last[i] for i in range(n)]
+
+
+def tree_copy_lines(coop_id: UUID, plot: PlotPlan, plot_id: UUID, ids: TreeIds) -> bytes:
+    """The plot's trees as COPY text rows (columns of the `copy_trees` query)."""
+    tail = f"\t{coop_id}\t{plot_id}\t"
+    pub = public_ids(plot.tree_count)
+    own = ids.take(plot.tree_count)
+    lines = [
+        f"{own[i]}\t{pub[i]}\t{tag}{tail}{coords}\t{SPECIES}\t{cultivar}\t{planted}\t{status}\n"
+        for i, (tag, coords, cultivar, planted, status) in enumerate(plot.tree_rows())
+    ]
+    return "".join(lines).encode()
+
+
+def copy_trees(conn: Conn, coop_id: UUID, plots: Iterable[PlotPlan],
+               plot_ids: dict[str, UUID], *, progress: Callable[[int], None] | None = None,
+               keep: list[bytes] | None = None, rebuild: bool | None = None) -> int:
+    """Bulk-load the plots' trees with COPY; returns the number of trees.
+
+    rebuild (default: when the trees table is empty, as in a fresh benchmark database):
+    lock the table, drop its unique and foreign keys and its secondary indexes (the
+    primary key stays), COPY, then re-add them all in the same transaction. Re-adding
+    validates every row, so the result is the same as with per-row maintenance, only
+    faster; on any error the
+    transaction rolls back with the keys in place. Never used on a table with rows,
+    where rebuilding would cost more than it saves and block other writers.
+    `keep` collects the bytes sent, so a benchmark can COPY the very same rows elsewhere.
+    """
+    if rebuild is None:
+        rebuild = bool(cast(dict[str, Any], conn.execute(q("trees_empty")).fetchone())["empty"])
+    restore: list[str] = []
+    if rebuild:
+        conn.execute(q("lock_trees"))
+        keys = conn.execute(q("trees_keys")).fetchall()
+        for row in keys:
+            table = sql.Identifier(row["table_name"]).as_string(conn)
+            name = sql.Identifier(row["name"]).as_string(conn)
+            conn.execute(f"alter table {table} drop constraint {name}")  # type: ignore[arg-type]
+        for row in keys:
+            table = sql.Identifier(row["table_name"]).as_string(conn)
+            name = sql.Identifier(row["name"]).as_string(conn)
+            restore.append(f"alter table {table} add constraint {name} {row['definition']}")
+        for row in conn.execute(q("trees_plain_indexes")).fetchall():
+            name = sql.Identifier(row["name"]).as_string(conn)
+            conn.execute(f"drop index {name}")  # type: ignore[arg-type]
+            restore.append(row["definition"])
+    ids = TreeIds()
+    n = 0
+    started = time.perf_counter()
+    plot_list = list(plots)
+    # rows of the next plot are generated in a second thread while this one waits for
+    # the socket: the COPY stream never idles on Python work
+    with ThreadPoolExecutor(1, thread_name_prefix="tree-rows") as pool, \
+            conn.cursor().copy(q("copy_trees")) as copy:  # type: ignore[arg-type]
+        pending = [pool.submit(tree_copy_lines, coop_id, p, plot_ids[p.code], ids)
+                   for p in plot_list[:2]]
+        for i, plot in enumerate(plot_list):
+            data = pending.pop(0).result()
+            if i + 2 < len(plot_list):
+                nxt = plot_list[i + 2]
+                pending.append(pool.submit(tree_copy_lines, coop_id, nxt, plot_ids[nxt.code], ids))
+            copy.write(data)
+            if keep is not None:
+                keep.append(data)
+            n += plot.tree_count
+            if progress is not None:
+                progress(plot.tree_count)
+    copied = time.perf_counter()
+    if restore:
+        # the index builds sort in memory rather than in temporary files (this transaction only)
+        conn.execute("set local maintenance_work_mem = '256MB'")
+    for statement in restore:
+        t = time.perf_counter()
+        conn.execute(statement)  # type: ignore[arg-type]
+        log.debug("trees_key_restored statement=%r s=%.3f", statement, time.perf_counter() - t)
+    log.info("trees_copied trees=%d copy_s=%.3f rebuilt_keys=%d rebuild_s=%.3f", n,
+             copied - started, len(restore), time.perf_counter() - copied)
+    return n
+
+
+def count_store(conn: Conn, device_ids: list[str]) -> dict[str, Any]:
+    """What the store holds for these devices (see the `store_counts` query)."""
+    row = conn.execute(q("store_counts"), {"ids": device_ids}).fetchone()
+    assert row is not None
+    return dict(row)

@@ -1,0 +1,70 @@
+"""Fixtures of the ingest tests: a Mosquitto of our own with the shipped configuration
+(the machine's broker keeps Mosquitto's default limits), a registered world, a running
+ingest service, and a publisher that waits for every PUBACK."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from coffeetrace.ingest.service import IngestService
+
+from coffeetrace.embedded import EmbeddedBroker, free_port
+from coffeetrace.settings import Settings
+from tests.factories import World, make_world
+
+
+def broker_data_dir() -> Iterator[Path]:
+    """A folder an embedded server can use when the tests run as root: Mosquitto drops to
+    user `mosquitto` and PostgreSQL runs as its own user; neither can traverse pytest's
+    0700 temporary folders."""
+    path = Path(tempfile.mkdtemp(prefix="coffeetrace-ingest-broker-"))
+    path.chmod(0o711)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def ingest_broker() -> Iterator[EmbeddedBroker]:
+    if shutil.which("mosquitto") is None:
+        pytest.skip("mosquitto is not on PATH")
+    for data_dir in broker_data_dir():
+        broker = EmbeddedBroker(data_dir, free_port())
+        broker.start()
+        try:
+            yield broker
+        finally:
+            broker.stop()
+
+
+@pytest.fixture
+def ingest_settings(settings: Settings, ingest_broker: EmbeddedBroker) -> Settings:
+    return settings.model_copy(update={"mqtt_url": ingest_broker.url})
+
+
+@pytest.fixture
+def world(conn: psycopg.Connection) -> World:
+    w = make_world(conn, trees=3)
+    conn.commit()
+    return w
+
+
+@pytest.fixture
+def service(ingest_settings: Settings, world: World) -> Iterator[IngestService]:
+    svc = IngestService(ingest_settings)
+    svc.start()
+    try:
+        yield svc
+    finally:
+        svc.stop()
+
+
+@pytest.fixture
+def work_dir(tmp_path: Path) -> Path:
+    return tmp_path

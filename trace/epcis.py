@@ -1,0 +1,228 @@
+"""EPCIS 2.0 JSON-LD export of a lot's whole history.
+
+Harvests become ObjectEvents (action ADD, bizStep commissioning) of the cherry lot's
+class with lot master data (ILMD); processing steps become TransformationEvents, and
+packing AggregationEvents (the packed lot as parent, the packed inputs as children);
+each plot's growing-period sensor summary is an ObjectEvent (OBSERVE, sensor_reporting)
+with a sensorElementList. Lots are named by GS1 Digital Link URIs
+{base_url}/01/{gtin}/10/{code} when their product has a GTIN, else by their public
+lot page {base_url}/l/{public_id}; trees by {base_url}/t/{public_id}.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote
+from uuid import UUID
+
+import psycopg
+from coffeetrace.trace import queries as q
+from coffeetrace.trace.genealogy import trace_backward
+
+Row = dict[str, Any]
+EPCIS_CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
+CBV_STEPS = {"packing": "packing", "shipping": "shipping", "receiving": "receiving"}
+GROWING_PERIOD = timedelta(days=365)
+# FIWARE metric -> (EPCIS measurement type, UN/CEFACT Rec 20 unit)
+SENSOR_TYPES: dict[str, tuple[str, str]] = {
+    "temperature": ("Temperature", "CEL"),
+    "soilTemperature": ("Temperature", "CEL"),
+    "relativeHumidity": ("RelativeHumidity", "P1"),
+    "precipitation": ("Length", "MMT"),
+    "soilMoistureVwc": ("Dimensionless", "P1"),
+    "leafWetness": ("Dimensionless", "P1"),
+    "solarRadiation": ("Irradiance", "D54"),
+    "atmosphericPressure": ("Pressure", "A97"),
+    "windSpeed": ("Speed", "MTS"),
+}
+_NS = uuid.UUID("6f1d7c1e-5d0b-4b8e-9a53-c0ffee000001")
+
+
+def lot_uri(base_url: str, lot: Row) -> str:
+    """Digital Link of the lot when its product has a GTIN, else its public page."""
+    base = base_url.rstrip("/")
+    if lot.get("gtin"):
+        return f"{base}/01/{lot['gtin']}/10/{quote(lot['code'], safe='')}"
+    return f"{base}/l/{lot['public_id']}"
+
+
+def _event_id(*parts: Any) -> str:
+    return f"urn:uuid:{uuid.uuid5(_NS, ':'.join(str(p) for p in parts))}"
+
+
+def _kg(value: Any) -> float:
+    return float(Decimal(str(value)))
+
+
+def _time(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def export_epcis(conn: psycopg.Connection, lot_id: UUID, base_url: str) -> dict[str, Any]:
+    """The EPCISDocument (JSON-LD dict, schemaVersion "2.0") of the lot and its upstream:
+    harvests as ObjectEvents (ADD, bizStep commissioning, lot master data in ilmd),
+    transformations as TransformationEvents, packing as AggregationEvents, growing-period
+    sensor summaries in sensorElementList (one OBSERVE ObjectEvent per plot).
+    Identifiers: GS1 Digital Link {base_url}/01/{gtin}/10/{code} when the product has a
+    GTIN, else {base_url}/l/{public_id}. Extension terms use the prefix "ct" bound to
+    {base_url}/voc/. Events are ordered by eventTime. Validates against GS1's EPCIS 2.0
+    JSON schema."""
+    base = base_url.rstrip("/")
+    voc = f"{base}/voc/"
+    trace = trace_backward(conn, lot_id)
+    lot = trace["lot"]
+    lot_ids = [r["lot_id"] for r in trace["lots"]]
+    ident = {r["id"]: r for r in q.rows(conn, "exports", "lot_identities", {"ids": lot_ids})}
+    coop = q.one(conn, "exports", "cooperative", {"id": lot["cooperative_id"]}) or {}
+    cherry = [r["lot_id"] for r in trace["lots"] if r["produced_by"] is None]
+    events: list[Row] = []
+    for h in q.rows(conn, "exports", "harvest_details", {"lot_ids": cherry}):
+        events.append(_harvest_event(h, ident[h["lot_id"]], base, coop))
+    steps = q.rows(conn, "exports", "transformation_details",
+                   {"ids": [t["id"] for t in trace["transformations"]]})
+    for s in steps:
+        events.extend(_step_events(s, ident, base, voc))
+    events.extend(_sensor_events(conn, trace, ident, base))
+    events.sort(key=lambda e: (e["eventTime"], e["eventID"]))
+    return {
+        "@context": [EPCIS_CONTEXT, {"ct": voc}],
+        "id": _event_id("document", lot["id"], datetime.now(UTC).isoformat()),
+        "type": "EPCISDocument",
+        "schemaVersion": "2.0",
+        "creationDate": _time(datetime.now(UTC)),
+        "epcisBody": {"eventList": events},
+    }
+
+
+def _harvest_event(h: Row, lot: Row, base: str, coop: Row) -> Row:
+    ilmd: Row = {"cbvmda:lotNumber": lot["code"],
+                 "cbvmda:countryOfOrigin": coop.get("country") or "VN",
+                 "ct:treePublicId": h["tree_public_id"], "ct:treeTag": h["tag_code"],
+                 "ct:species": h["species"], "ct:farmCode": h["farm_code"],
+                 "ct:plotCode": h["plot_code"], "ct:harvestCherryKg": _kg(h["cherry_kg"])}
+    if h["cultivar"]:
+        ilmd["ct:cultivar"] = h["cultivar"]
+    if h["growing_area_code"]:
+        ilmd["ct:growingAreaCode"] = h["growing_area_code"]
+    if h["ripeness_pct"] is not None:
+        ilmd["ct:ripenessPct"] = _kg(h["ripeness_pct"])
+    return {
+        "type": "ObjectEvent",
+        "eventID": _event_id("harvest", h["harvest_id"], h["lot_id"]),
+        "eventTime": _time(h["harvest_time"]),
+        "eventTimeZoneOffset": "+00:00",
+        "action": "ADD",
+        "bizStep": "commissioning",
+        "disposition": "active",
+        "quantityList": [{"epcClass": lot_uri(base, lot), "quantity": _kg(h["kg"]),
+                          "uom": "KGM"}],
+        "readPoint": {"id": f"{base}/t/{h['tree_public_id']}"},
+        "bizLocation": {"id": f"urn:coffeetrace:plot:{coop.get('code')}:"
+                              f"{quote(h['plot_code'], safe='')}"},
+        "ilmd": ilmd,
+        "ct:harvestId": str(h["harvest_id"]),
+    }
+
+
+def _step_events(s: Row, ident: dict[UUID, Row], base: str, voc: str) -> list[Row]:
+    inputs = [(ident.get(UUID(i["lot_id"])), i["kg"]) for i in s["inputs"] or []]
+    outputs = [(ident.get(UUID(o["lot_id"])), o["kg"]) for o in s["outputs"] or []]
+    in_q: list[Row] = [{"epcClass": lot_uri(base, lot), "quantity": _kg(kg), "uom": "KGM"}
+            for lot, kg in inputs if lot]
+    common: Row = {"eventTime": _time(s["occurred_at"]), "eventTimeZoneOffset": "+00:00"}
+    ext: Row = {"ct:step": s["step"]}
+    if s["place"]:
+        ext["ct:place"] = s["place"]
+    if s["evidence"]:
+        ext["ct:evidence"] = s["evidence"]
+    measurements = {f"ct:{k}": v for k, v in (s["measurements"] or {}).items()}
+    if s["step"] == "packing":
+        total_out = sum(_kg(kg) for _, kg in outputs) or 1.0
+        events = []
+        for lot, kg in outputs:
+            if not lot:
+                continue
+            part = _kg(kg) / total_out
+            events.append({
+                "type": "AggregationEvent",
+                "eventID": _event_id("packing", s["id"], lot["id"]), **common,
+                "parentID": lot_uri(base, lot),
+                "childQuantityList": [{**c, "quantity": round(float(c["quantity"]) * part, 3)}
+                                      for c in in_q],
+                "action": "ADD", "bizStep": "packing", "disposition": "in_progress",
+                **ext, "ct:packedKg": _kg(kg), **({"ct:measurements": measurements}
+                                                  if measurements else {}),
+            })
+        return events
+    event: Row = {
+        "type": "TransformationEvent",
+        "eventID": _event_id("transformation", s["id"]), **common,
+        "inputQuantityList": in_q,
+        "outputQuantityList": [{"epcClass": lot_uri(base, lot), "quantity": _kg(kg),
+                                "uom": "KGM"} for lot, kg in outputs if lot],
+        "transformationID": f"urn:uuid:{s['id']}",
+        "bizStep": CBV_STEPS.get(s["step"], f"{voc}bizstep/{s['step']}"),
+        "disposition": "in_progress",
+        **ext,
+    }
+    ilmd = dict(measurements)
+    if len(outputs) == 1 and outputs[0][0]:
+        ilmd["cbvmda:lotNumber"] = outputs[0][0]["code"]
+    if ilmd:
+        event["ilmd"] = ilmd
+    return [event]
+
+
+def _sensor_events(conn: psycopg.Connection, trace: Row, ident: dict[UUID, Row],
+                   base: str) -> list[Row]:
+    """One OBSERVE event per plot: its daily sensor summaries over the growing period
+    (the year up to the lot's last harvest), against the cherry lots it fed."""
+    lot = trace["lot"]
+    end_day = lot["harvest_to"]
+    if end_day is None:
+        return []
+    until = datetime(end_day.year, end_day.month, end_day.day, tzinfo=UTC) + timedelta(days=1)
+    since = until - GROWING_PERIOD
+    lots_by_plot: dict[UUID, set[UUID]] = {}
+    tree_plot = {t["tree_id"]: t["plot_id"] for t in trace["trees"]}
+    for h in trace["harvests"]:
+        lots_by_plot.setdefault(tree_plot[h["tree_id"]], set()).add(h["lot_id"])
+    events = []
+    for plot in trace["plots"]:
+        rows = q.rows(conn, "exports", "plot_sensor_summary",
+                      {"plot_id": plot["plot_id"], "since": since, "until": until})
+        if not rows:
+            continue
+        elements = []
+        for r in rows:
+            kind, uom = SENSOR_TYPES.get(r["metric"], ("Dimensionless", "C62"))
+            report: Row = {"type": kind, "uom": uom, "ct:metric": r["metric"],
+                           "meanValue": round(float(r["mean"]), 4),
+                           "minValue": float(r["min"]), "maxValue": float(r["max"]),
+                           "ct:readings": int(r["n"])}
+            if r["metric"] == "precipitation":
+                report["value"] = round(float(r["total"]), 3)  # rain adds up over the period
+            elements.append({"sensorMetadata": {"startTime": _time(r["first_day"]),
+                                                "endTime": _time(r["last_day"]
+                                                                 + timedelta(days=1)),
+                                                "dataProcessingMethod":
+                                                    f"{base}/voc/daily-summary"},
+                             "sensorReport": [report]})
+        cherry = sorted(lots_by_plot.get(plot["plot_id"], set()), key=str)
+        events.append({
+            "type": "ObjectEvent",
+            "eventID": _event_id("sensors", plot["plot_id"], lot["id"], since.date()),
+            "eventTime": _time(until - timedelta(microseconds=1000)),
+            "eventTimeZoneOffset": "+00:00",
+            "action": "OBSERVE",
+            "bizStep": "sensor_reporting",
+            "quantityList": [{"epcClass": lot_uri(base, ident[c]), "uom": "KGM",
+                              "quantity": _kg(ident[c]["quantity_kg"])} for c in cherry],
+            "readPoint": {"id": f"urn:coffeetrace:plot:{lot['cooperative_code']}:"
+                                f"{quote(plot['code'], safe='')}"},
+            "sensorElementList": elements,
+        })
+    return events
