@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
+import random
 import resource
 import shutil
 import statistics
@@ -46,6 +47,7 @@ from coffeetrace.mqtt import new_client, parse_broker_url
 from coffeetrace.settings import Settings
 from coffeetrace.sql import load_queries
 
+LAG_SAMPLE = 50_000
 METRICS4 = ("soilMoistureVwc", "soilTemperature", "temperature", "relativeHumidity")
 
 
@@ -270,6 +272,7 @@ class _Committed:
         self.first_received: float | None = None
         self.last_commit = 0.0
         self.lags: list[float] = []
+        self.seen = 0
         self.done = threading.Event()
         self.target = 0
 
@@ -281,7 +284,17 @@ class _Committed:
         self.readings += written.readings
         self.last_commit = committed
         now = datetime.fromtimestamp(committed, UTC)
-        self.lags.extend((now - ts).total_seconds() for ts in prepared.newest_ts)
+        for ts in prepared.newest_ts:
+            # a fixed-size uniform sample (reservoir), so that a long run's own bookkeeping
+            # does not show up as growth in the RSS being measured
+            self.seen += 1
+            lag = (now - ts).total_seconds()
+            if len(self.lags) < LAG_SAMPLE:
+                self.lags.append(lag)
+            else:
+                slot = random.randrange(self.seen)
+                if slot < LAG_SAMPLE:
+                    self.lags[slot] = lag
         if self.messages >= self.target:
             self.done.set()
 
@@ -323,7 +336,8 @@ def _latency(s: Settings, hook: _Committed, topic: str, first: int, rate: float,
 
 
 def run_bench(settings: Settings, *, messages: int, latency_seconds: float, database_url: str,
-              say: Callable[[str], None], repeat: int = 2) -> dict[str, Any]:
+              say: Callable[[str], None], repeat: int = 2,
+              soak_seconds: float = 0) -> dict[str, Any]:
     if shutil.which("mosquitto") is None:
         raise ConfigError("`coffeetrace bench ingest` needs mosquitto on PATH")
     n1 = messages
@@ -393,6 +407,23 @@ def run_bench(settings: Settings, *, messages: int, latency_seconds: float, data
         low50, low99, _, _ = _latency(s, hook, topic, 4_000_000, low_rate, latency_seconds)
         say(f"latency at {low_rate:,.0f} msgs/s: p50 {low50 * 1000:.0f} ms, "
             f"p99 {low99 * 1000:.0f} ms")
+        soak: dict[str, Any] = {}
+        if soak_seconds > 0:
+            # RSS over a long steady run: compare the first and the last minute
+            soak_rate = c1_msgs / 4
+            begin = len(sampler.samples)
+            s50, s99, _, _ = _latency(s, hook, topic, 5_000_000, soak_rate, soak_seconds)
+            window = sampler.samples[begin:]
+            minute = min(120, max(1, len(window) // 4))  # samples are 0.5 s apart
+            head, tail = window[:minute], window[-minute:]
+            soak = {"soak_seconds": soak_seconds, "soak_rate_msgs_s": round(soak_rate),
+                    "soak_p50_ms": round(s50 * 1000, 1), "soak_p99_ms": round(s99 * 1000, 1),
+                    "soak_rss_first_mb": round(statistics.median(head), 1) if head else None,
+                    "soak_rss_last_mb": round(statistics.median(tail), 1) if tail else None,
+                    "soak_rss_max_mb": round(max(window), 1) if window else None}
+            say(f"soak {soak_seconds:g} s at {soak_rate:,.0f} msgs/s: RSS median of the first "
+                f"{minute / 2:g} s {soak['soak_rss_first_mb']} MB, of the last "
+                f"{soak['soak_rss_last_mb']} MB; p99 {s99 * 1000:.0f} ms")
         sampler.stop()
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1000
         say(f"RSS: start {rss_start:.0f} MB; during ingest runs {sampler.first:.0f} -> "
@@ -411,7 +442,7 @@ def run_bench(settings: Settings, *, messages: int, latency_seconds: float, data
             "latency_500_p50_ms": round(low50 * 1000, 1),
             "latency_500_p99_ms": round(low99 * 1000, 1),
             "rss_ingest_first_mb": round(sampler.first), "rss_ingest_last_mb": round(sampler.last),
-            "rss_ingest_max_mb": round(sampler.peak), "rss_peak_mb": round(peak),
+            "rss_ingest_max_mb": round(sampler.peak), "rss_peak_mb": round(peak), **soak,
         }
         print(json.dumps(figures), flush=True)
         return figures

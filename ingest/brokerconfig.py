@@ -33,12 +33,13 @@ class BrokerAuth:
 
 
 def ingest_credentials(settings: Settings) -> tuple[str, str]:
-    """The ingest consumer's broker user and password: the settings', else mqtt_url's."""
+    """The ingest consumer's broker user and password. The user in mqtt_url wins (it is
+    the one ingest connects with); the password comes from the setting, else from mqtt_url."""
     user, password = settings.mqtt_ingest_username, settings.mqtt_ingest_password
-    if not password and settings.mqtt_url:
+    if settings.mqtt_url:
         addr = parse_broker_url(settings.mqtt_url)
-        if addr.username and addr.password:
-            user, password = addr.username, addr.password
+        user = addr.username or user
+        password = password or addr.password or ""
     if not password:
         raise ConfigError(
             "the ingest consumer needs a broker password: set COFFEETRACE_MQTT_INGEST_PASSWORD "
@@ -59,6 +60,8 @@ def render_acl(topic_prefix: str, ingest_user: str) -> str:
         f"user {ingest_user}\n"
         f"topic read {topic_prefix}/devices/+/+\n"
         f"topic read $share/+/{topic_prefix}/devices/+/+\n"
+        "# for health checks (mosquitto_sub -t '$SYS/broker/uptime')\n"
+        "topic read $SYS/broker/uptime\n"
     )
 
 
@@ -82,7 +85,7 @@ def write_broker_auth(conn: psycopg.Connection, settings: Settings, out_dir: Pat
 
 def _replace(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    # Readable by the broker's own user (Mosquitto drops root privileges), not by others.
+    # Readable by the broker's own user, not by others.
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
@@ -91,12 +94,15 @@ def _replace(path: Path, text: str) -> None:
 
 
 def _give_to_broker_group(path: Path) -> None:
+    """As root, hand the file to the broker's user: Mosquitto reads it after dropping root
+    (user `mosquitto` here, uid 1883 in the eclipse-mosquitto image)."""
     if os.geteuid() != 0:
         return
-    import grp
+    import pwd
 
     try:
-        gid = grp.getgrnam("mosquitto").gr_gid
+        entry = pwd.getpwnam("mosquitto")
+        uid, gid = entry.pw_uid, entry.pw_gid
     except KeyError:
-        return
-    os.chown(path, 0, gid)
+        uid = gid = 1883
+    os.chown(path, uid, gid)

@@ -77,6 +77,9 @@ def register(app: typer.Typer, bench: typer.Typer, export: typer.Typer) -> None:
             "(default: the configured one, else an embedded one).")] = "",
         repeat: Annotated[int, typer.Option(
             "--repeat", help="Rounds of (a), (b), (c); each figure is the best round.")] = 2,
+        soak_seconds: Annotated[float, typer.Option(
+            "--soak-seconds", help="Also run this long at a quarter of the maximum rate and "
+            "compare RSS of the first and last minute (300 for the 5-minute check).")] = 0,
     ) -> None:
         """MQTT end to end: bare subscriber, raw COPY, and coffeetrace ingest (final JSON line)."""
         from coffeetrace.ingest.bench import run_bench
@@ -87,4 +90,5 @@ def register(app: typer.Typer, bench: typer.Typer, export: typer.Typer) -> None:
         setup_logging()
         tune_gc()  # as `coffeetrace ingest` does
         run_bench(get_settings(), messages=messages, latency_seconds=latency_seconds,
-                  database_url=database_url, say=say, repeat=max(1, repeat))
+                  database_url=database_url, say=say, repeat=max(1, repeat),
+                  soak_seconds=soak_seconds)

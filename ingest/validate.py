@@ -189,8 +189,8 @@ class Preparer:
         device = self.cache.device(d.device_id)
         if device is None or not device.active:
             code = "unknown_device" if device is None else "inactive_device"
-            for _, raw in d.items:
-                self._reject(out, d.msg, d.device_id, raw,
+            if d.items:  # one row per message, however many sets it holds
+                self._reject(out, d.msg, d.device_id, d.msg.payload,
                              f"{code}: {d.device_id!r} is not an active registered device")
             return
         newest: datetime | None = None

@@ -33,6 +33,10 @@ def _one(conn: psycopg.Connection, query: str, params: dict[str, Any]) -> Row:
     except psycopg.errors.UniqueViolation as exc:
         constraint = exc.diag.constraint_name or "unique key"
         raise Conflict(f"already registered ({constraint})", constraint=constraint) from exc
+    except psycopg.errors.CheckViolation as exc:
+        constraint = exc.diag.constraint_name or "check"
+        raise ValidationFailed(f"a value breaks the rule {constraint}; see the field's format "
+                               "in docs/api.md", constraint=constraint) from exc
     if row is None:
         raise NotFound("the farm or plot named does not exist in this cooperative")
     return row  # type: ignore[return-value]

@@ -86,5 +86,13 @@ def test_page_on_a_phone(browser, settings: Settings, conn: psycopg.Connection, 
         page.goto(f"{base}/t/{tenant.world.trees[0]['public_id']}")
         assert page.locator("#tree-title").is_visible()
         context.close()
+        # and the page needs no JavaScript at all
+        plain = browser.new_context(viewport={"width": 360, "height": 740},
+                                    java_script_enabled=False)
+        no_js = plain.new_page()
+        no_js.goto(scanned)
+        assert no_js.locator("#tree-count").is_visible()
+        assert no_js.locator("svg.map").is_visible()
+        plain.close()
     assert errors == []
     assert hosts == {urlsplit(base).netloc}, hosts
