@@ -159,7 +159,7 @@ def scratch_database(settings: Settings, database_url: str, stack: ExitStack) ->
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'create database "{name}"')
     info["dbname"] = name
-    url = psycopg.conninfo.make_conninfo(**info)
+    url = psycopg.conninfo.make_conninfo("", **info)
     try:
         yield url
     finally:

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -65,7 +66,8 @@ def render_acl(topic_prefix: str, ingest_user: str) -> str:
     )
 
 
-def write_broker_auth(conn: psycopg.Connection, settings: Settings, out_dir: Path) -> BrokerAuth:
+def write_broker_auth(conn: psycopg.Connection[Any], settings: Settings,
+                      out_dir: Path) -> BrokerAuth:
     """Write `passwords` and `acl` into `out_dir` (replaced atomically)."""
     user, password = ingest_credentials(settings)
     rows = conn.execute(load_queries("coffeetrace.ingest")["active_device_credentials"]).fetchall()

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 import psycopg
@@ -50,7 +51,7 @@ class DeviceCache:
         ttl = self.ttl_s if entry[1] is not None else self.missing_ttl_s
         return now - entry[0] < ttl
 
-    def load_devices(self, conn: psycopg.Connection, ids: Iterable[str]) -> None:
+    def load_devices(self, conn: psycopg.Connection[Any], ids: Iterable[str]) -> None:
         """Read every device of `ids` that is not cached (one query)."""
         now = time.monotonic()
         wanted = {i for i in ids if not self._fresh(self._devices.get(i), now)}
@@ -73,7 +74,7 @@ class DeviceCache:
         entry = self._devices.get(device_id)
         return entry[1] if entry else None
 
-    def load_trees(self, conn: psycopg.Connection, wanted: Iterable[tuple[UUID, str]]) -> None:
+    def load_trees(self, conn: psycopg.Connection[Any], wanted: Iterable[tuple[UUID, str]]) -> None:
         """Read every (cooperative, tag) of `wanted` not cached (one query per cooperative)."""
         now = time.monotonic()
         by_coop: dict[UUID, set[str]] = {}

@@ -278,7 +278,7 @@ class IngestService:
             delay = min(delay * 2, 5.0)
             self._drop_broken_connections()
 
-    def _write(self, conn: psycopg.Connection, batch: list[Incoming],
+    def _write(self, conn: psycopg.Connection[Any], batch: list[Incoming],
                prepared: Prepared) -> tuple[Prepared, Written]:
         try:
             return prepared, write_batch(conn, prepared)
@@ -298,7 +298,7 @@ class IngestService:
         except Exception as exc:  # the database may still be down: the next try tells
             log.debug("ingest_pool_check_failed error=%s", exc)
 
-    def _store_split(self, conn: psycopg.Connection, batch: list[Incoming]
+    def _store_split(self, conn: psycopg.Connection[Any], batch: list[Incoming]
                      ) -> tuple[Prepared, Written]:
         if len(batch) == 1:
             prepared = Prepared()

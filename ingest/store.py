@@ -9,6 +9,7 @@ once per reading set, that they are new. This also keeps late data cheap on Time
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 from coffeetrace.ingest.validate import Prepared
@@ -35,7 +36,7 @@ def _q(name: str) -> str:
     return load_queries("coffeetrace.ingest")[name]
 
 
-def write_batch(conn: psycopg.Connection, batch: Prepared) -> Written:
+def write_batch(conn: psycopg.Connection[Any], batch: Prepared) -> Written:
     """Store `batch` inside one transaction of `conn` (committed on return)."""
     with conn.transaction():
         claimed: set[tuple[str, str]] = set()

@@ -161,7 +161,7 @@ class Preparer:
                 self._reject(out, msg, info.device_id, element, f"invalid: {error_text(exc)}")
         return _Decoded(msg=msg, device_id=info.device_id, kind=info.kind, items=items)
 
-    def prepare(self, conn: psycopg.Connection, messages: Sequence[Incoming],
+    def prepare(self, conn: psycopg.Connection[Any], messages: Sequence[Incoming],
                 now: datetime | None = None) -> Prepared:
         """Everything of `messages` that can be stored, and the rest as rejects."""
         out = Prepared()

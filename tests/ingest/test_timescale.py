@@ -12,10 +12,10 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
-from psycopg.rows import dict_row
-
 from coffeetrace.ingest.service import IngestService
 from coffeetrace.ingest.topics import device_topic
+from psycopg.rows import dict_row
+
 from coffeetrace.migrate import migrate
 from coffeetrace.settings import Settings
 from tests.factories import make_world
