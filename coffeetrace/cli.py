@@ -58,19 +58,11 @@ def migrate() -> None:
     from coffeetrace.runner import run_migrations
 
     setup_logging()
+    from coffeetrace.embedded import database_url_for_command
+
     settings = get_settings()
-    if settings.embedded_database:
-        from contextlib import ExitStack
-
-        from coffeetrace.embedded import EmbeddedPostgres
-
-        with ExitStack() as stack:
-            pg = EmbeddedPostgres(settings.data_dir, settings.embedded_pg_port)
-            pg.start()
-            stack.callback(pg.stop)
-            applied = run_migrations(settings)
-    else:
-        applied = run_migrations(settings)
+    with database_url_for_command(settings) as url:
+        applied = run_migrations(settings.model_copy(update={"database_url": url}))
     say(f"applied: {', '.join(applied) if applied else 'nothing pending'}")
 
 
@@ -85,7 +77,15 @@ def up(demo: bool = typer.Option(False, "--demo", help="Seed a demo cooperative 
     run_up(get_settings(), demo=demo, say=say)
 
 
+_registered = False
+
+
 def _register_packages() -> None:
+    """Add every package's commands once (tests may ask again)."""
+    global _registered
+    if _registered:
+        return
+    _registered = True
     from coffeetrace.api import cli as api_cli
     from coffeetrace.ingest import cli as ingest_cli
     from coffeetrace.simulators import cli as simulators_cli

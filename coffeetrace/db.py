@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
@@ -24,7 +25,7 @@ def redact(url: str) -> str:
         return "<unparseable URL>"
     if "password" in info:
         info["password"] = "***"
-    return psycopg.conninfo.make_conninfo(**info)
+    return psycopg.conninfo.make_conninfo("", **info)
 
 
 def _unreachable(url: str, exc: Exception) -> ConfigError:
@@ -36,10 +37,12 @@ def _unreachable(url: str, exc: Exception) -> ConfigError:
     )
 
 
-def connect(url: str, *, timeout_s: float = 5.0, autocommit: bool = False) -> psycopg.Connection:
-    """One connection, with an unreachable server turned into a ConfigError."""
+def connect(
+    url: str, *, timeout_s: float = 5.0, autocommit: bool = False
+) -> psycopg.Connection[dict[str, Any]]:
+    """One connection (dict rows), with an unreachable server turned into a ConfigError."""
     try:
-        return psycopg.connect(
+        return psycopg.Connection.connect(
             url, connect_timeout=max(1, int(timeout_s)), autocommit=autocommit, row_factory=dict_row
         )
     except psycopg.OperationalError as exc:
@@ -52,7 +55,9 @@ def check_database(url: str, timeout_s: float = 5.0) -> None:
         conn.execute("select 1")
 
 
-def open_pool(settings: Settings, url: str | None = None, *, name: str = "coffeetrace") -> ConnectionPool:
+def open_pool(
+    settings: Settings, url: str | None = None, *, name: str = "coffeetrace"
+) -> ConnectionPool:
     """Open and check a pool; the caller closes it (in a lifespan or a `with`)."""
     url = url or settings.effective_database_url()
     check_database(url, settings.db_connect_timeout_s)

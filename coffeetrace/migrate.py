@@ -12,10 +12,11 @@ import hashlib
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any
 from importlib.resources import files
+from typing import Any
 
 import psycopg
+from psycopg.rows import tuple_row
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +55,12 @@ def available_migrations() -> list[Migration]:
 
 def timescaledb_loadable(conn: psycopg.Connection[Any]) -> bool:
     """True when the extension is installed and preloaded, so CREATE EXTENSION works."""
-    row = conn.execute(
-        "select exists(select 1 from pg_available_extensions where name = 'timescaledb') as avail,"
-        " current_setting('shared_preload_libraries') as preload"
+    row = conn.cursor(row_factory=tuple_row).execute(
+        "select exists(select 1 from pg_available_extensions where name = 'timescaledb'),"
+        " current_setting('shared_preload_libraries')"
     ).fetchone()
-    avail, preload = (row["avail"], row["preload"]) if isinstance(row, dict) else row  # type: ignore[index]
+    assert row is not None
+    avail, preload = row
     return bool(avail) and "timescaledb" in (preload or "")
 
 

@@ -49,7 +49,7 @@ def parse_broker_url(url: str, setting: str = "COFFEETRACE_MQTT_URL") -> BrokerA
 
 
 def new_client(addr: BrokerAddress, client_id: str = "", *, clean_session: bool = True,
-               protocol: int = paho.MQTTv311) -> paho.Client:
+               protocol: paho.MQTTProtocolVersion = paho.MQTTv311) -> paho.Client:
     """A paho client configured for `addr` (not yet connected)."""
     client = paho.Client(
         CallbackAPIVersion.VERSION2,
@@ -79,7 +79,9 @@ def check_broker(url: str, timeout_s: float = 5.0, setting: str = "COFFEETRACE_M
     done = threading.Event()
     result: dict[str, object] = {}
 
-    def on_connect(client: paho.Client, userdata: object, flags: object, rc: object, props: object = None) -> None:
+    def on_connect(
+        client: paho.Client, userdata: object, flags: object, rc: object, props: object = None
+    ) -> None:
         result["rc"] = rc
         done.set()
 

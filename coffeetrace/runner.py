@@ -69,7 +69,8 @@ def start_servers(settings: Settings, stack: ExitStack, say: Callable[[str], Non
 
 
 def run_migrations(settings: Settings) -> list[str]:
-    with db.connect(settings.effective_database_url(), timeout_s=settings.db_connect_timeout_s) as conn:
+    url = settings.effective_database_url()
+    with db.connect(url, timeout_s=settings.db_connect_timeout_s) as conn:
         return migrate(conn)
 
 

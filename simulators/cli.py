@@ -116,20 +116,12 @@ def register(app: typer.Typer, bench: typer.Typer, export: typer.Typer) -> None:
         no_progress: bool = typer.Option(False, "--no-progress"),
     ) -> None:
         """Bulk tree seeding vs raw COPY of the same rows (final JSON line)."""
-        from contextlib import ExitStack
-
         from coffeetrace.simulators.bench import bench_seed as run
 
-        from coffeetrace.embedded import EmbeddedPostgres
+        from coffeetrace.embedded import database_url_for_command
         from coffeetrace.settings import get_settings
 
         setup_logging()
         settings = get_settings()
-        with ExitStack() as stack:
-            url = settings.effective_database_url()
-            if settings.embedded_database:
-                pg = EmbeddedPostgres(settings.data_dir, settings.embedded_pg_port)
-                pg.start()
-                stack.callback(pg.stop)
-                url = pg.url
+        with database_url_for_command(settings) as url:
             run(url, trees=trees, seed=seed, keep=keep, say=say, progress=not no_progress)

@@ -27,6 +27,7 @@ from coffeetrace.simulators.plan import PlotPlan, WorldPlan
 from coffeetrace.trace import registry
 from psycopg import sql
 
+from coffeetrace.credentials import verify_mosquitto_hash
 from coffeetrace.errors import Conflict
 from coffeetrace.sql import load_queries
 
@@ -66,12 +67,17 @@ def installed_at(plan: WorldPlan) -> datetime:
 
 
 def seed_world(conn: Conn, plan: WorldPlan, *, bulk: bool | None = None,
-               progress: Callable[[int], None] | None = None) -> SeededWorld:
-    """Create (or find) the plan's cooperative; the caller owns the transaction."""
+               progress: Callable[[int], None] | None = None,
+               known_passwords: dict[str, str] | None = None) -> SeededWorld:
+    """Create (or find) the plan's cooperative; the caller owns the transaction.
+
+    `known_passwords` (device id -> password from an earlier run) are kept when they
+    still match the stored hash, so a broker password file written in between stays valid.
+    """
     spec = plan.spec
     existing = registry.get_cooperative_by_code(conn, spec.coop_code)
     if existing is not None:
-        return _existing(conn, plan, existing["id"])
+        return _existing(conn, plan, existing["id"], known_passwords or {})
     t0 = time.perf_counter()
     coop = registry.create_cooperative(conn, spec.coop_code, spec.coop_name,
                                        gs1_company_prefix=spec.gs1_company_prefix)
@@ -124,15 +130,16 @@ def seed_world(conn: Conn, plan: WorldPlan, *, bulk: bool | None = None,
                        {"registry_s": t1 - t0, "trees_s": t2 - t1, "devices_s": t3 - t2})
 
 
-def _existing(conn: Conn, plan: WorldPlan, coop_id: UUID) -> SeededWorld:
+def _existing(conn: Conn, plan: WorldPlan, coop_id: UUID,
+              known_passwords: dict[str, str]) -> SeededWorld:
     farms = {r["code"]: r["id"] for r in conn.execute(q("farms_of_cooperative"),
                                                       {"cooperative_id": coop_id})}
     plots = {r["code"]: r["id"] for r in conn.execute(q("plots_of_cooperative"),
                                                       {"cooperative_id": coop_id})}
     products = {r["kind"]: r["id"] for r in conn.execute(q("products_of_cooperative"),
                                                          {"cooperative_id": coop_id})}
-    known = {r["id"] for r in conn.execute(q("device_ids_of_cooperative"),
-                                           {"cooperative_id": coop_id})}
+    known = {r["id"]: r["credential_hash"] for r in conn.execute(
+        q("device_ids_of_cooperative"), {"cooperative_id": coop_id})}
     missing = [d.code for f in plan.farms for d in f.plots if d.code not in plots]
     if missing:
         raise Conflict(
@@ -141,7 +148,10 @@ def _existing(conn: Conn, plan: WorldPlan, coop_id: UUID) -> SeededWorld:
             constraint="cooperatives_code_key")
     credentials = {}
     for device in plan.devices:
-        if device.id in known:
+        old = known_passwords.get(device.id)
+        if device.id in known and old and verify_mosquitto_hash(old, known[device.id]):
+            credentials[device.id] = old
+        elif device.id in known:
             credentials[device.id] = registry.rotate_device_credential(conn, coop_id,
                                                                        device.id).password
         else:

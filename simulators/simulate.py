@@ -6,13 +6,16 @@ with what the store holds (`--reconcile`).
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from coffeetrace.simulators.faults import FaultConfig
@@ -113,6 +116,27 @@ def wait_for_store(settings: Settings, device_ids: list[str], stats: SimStats, *
             time.sleep(0.25)
 
 
+def credentials_path(settings: Settings) -> Path:
+    return settings.data_dir / "simulator-credentials.json"
+
+
+def load_credentials(settings: Settings) -> dict[str, str]:
+    """Device passwords saved by an earlier run (only hashes are in the database)."""
+    path = credentials_path(settings)
+    if not path.exists():
+        return {}
+    return dict(json.loads(path.read_text()))
+
+
+def save_credentials(settings: Settings, credentials: dict[str, str]) -> None:
+    path = credentials_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    saved = {**load_credentials(settings), **credentials}
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(saved, out)
+
+
 def simulate(settings: Settings, opts: SimOptions, *, say: Callable[[str], None],
              progress: bool = True, ingest: bool = False, reconcile: bool = False,
              stop: threading.Event | None = None) -> SimResult:
@@ -125,12 +149,14 @@ def simulate(settings: Settings, opts: SimOptions, *, say: Callable[[str], None]
         with db.connect(settings.effective_database_url(),
                         timeout_s=settings.db_connect_timeout_s) as conn, conn.transaction():
             world = seed_world(conn, plan, bulk=opts.bulk,
-                               progress=lambda n: bar.advance(task, n))
+                               progress=lambda n: bar.advance(task, n),
+                               known_passwords=load_credentials(settings))
+        save_credentials(settings, world.credentials)
     seed_s = time.perf_counter() - t0
     say(f"cooperative {opts.spec.coop_code}: {len(plan.farms)} farms, {len(plan.plots)} plots, "
         f"{world.trees:,} trees, {len(plan.devices)} devices "
         + (f"seeded in {seed_s:.1f} s ({world.trees / max(seed_s, 1e-9):,.0f} trees/s)"
-           if world.created else "(found from an earlier run; credentials rotated)"))
+           if world.created else "(found from an earlier run)"))
     result = SimResult(world, None, seed_s)
     if not opts.publish:
         return result

@@ -123,6 +123,19 @@ def mqtt_url() -> Iterator[str]:
         broker.stop()
 
 
+@pytest.fixture(scope="session")
+def shipped_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    """A broker of the tests' own: Mosquitto with the shipped configuration when it is
+    installed (the machine's broker keeps Mosquitto's default limits, which drop bursts),
+    otherwise the in-process fallback broker."""
+    broker = EmbeddedBroker(tmp_path_factory.mktemp("shipped-broker"), free_port())
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
 @pytest.fixture
 def topic_prefix() -> str:
     return f"test-{uuid.uuid4().hex[:10]}/coffeetrace/v1"

@@ -8,7 +8,6 @@ from datetime import date
 from typing import Any
 
 import psycopg
-
 from coffeetrace.trace import registry
 
 

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import typer
@@ -18,23 +19,15 @@ COOP_HELP = "Cooperative code, where a lot code is used by several cooperatives.
 
 
 @contextmanager
-def _connection(settings: Settings) -> Iterator[psycopg.Connection]:
+def _connection(settings: Settings) -> Iterator[psycopg.Connection[dict[str, Any]]]:
     """A connection to the configured database, starting the embedded one if need be."""
     from coffeetrace.db import connect
+    from coffeetrace.embedded import database_url_for_command
 
-    pg = None
-    url = settings.effective_database_url()
-    if settings.embedded_database:
-        from coffeetrace.embedded import EmbeddedPostgres
-
-        pg = EmbeddedPostgres(settings.data_dir, settings.embedded_pg_port)
-        pg.start()
-    try:
-        with connect(url, timeout_s=settings.db_connect_timeout_s) as conn:
-            yield conn
-    finally:
-        if pg is not None and pg._started_here:
-            pg.stop()
+    with database_url_for_command(settings) as url, connect(
+        url, timeout_s=settings.db_connect_timeout_s
+    ) as conn:
+        yield conn
 
 
 def _write(text: str, out: Path | None) -> None:

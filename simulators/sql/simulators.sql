@@ -11,7 +11,7 @@ select id, code from plots where cooperative_id = %(cooperative_id)s;
 select id, name, kind, gtin from products where cooperative_id = %(cooperative_id)s;
 
 -- name: device_ids_of_cooperative
-select id from devices where cooperative_id = %(cooperative_id)s;
+select id, credential_hash from devices where cooperative_id = %(cooperative_id)s;
 
 -- name: backdate_devices
 -- The simulated devices were installed before the simulated season; their registry rows

@@ -107,3 +107,27 @@ def test_cli_qr_labels_and_apikey(db_url: str, conn: psycopg.Connection, tmp_pat
     assert bad.returncode == 2 and "no-such-coop" in bad.stderr and "Traceback" not in bad.stderr
     missing = _cli(["qr", "NO-SUCH-LOT"], db_url, tmp_path)
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
+
+
+def test_printed_label_sheet_decodes_to_the_right_pages(client: TestClient,
+                                                        tenant_a: Tenant) -> None:
+    """Render the A4 sheet at print resolution, read every QR on it as a phone would, and
+    follow each to its lot's page."""
+    import pypdfium2
+
+    lots = [tenant_a.green, tenant_a.cherry]
+    r = client.post("/v1/labels", json={"lot_ids": [str(lot["id"]) for lot in lots]},
+                    headers=tenant_a.auth("read-only"))
+    assert r.status_code == 200
+    pdf = pypdfium2.PdfDocument(r.content)
+    page = pdf[0]
+    width_mm = page.get_width() / 72 * 25.4
+    assert round(width_mm) == 210  # A4
+    image = page.render(scale=300 / 72).to_pil().convert("L")  # 300 dpi, as printed
+    found = zxingcpp.read_barcodes(image)
+    expected = {f"http://testserver/01/{GTIN}/10/{tenant_a.green['code']}": tenant_a.green,
+                f"http://testserver/l/{tenant_a.cherry['public_id']}": tenant_a.cherry}
+    assert sorted(code.text for code in found) == sorted(expected)
+    for url, lot in expected.items():
+        assert lot["code"] in client.get(url, headers={"Accept": "text/html"}).text
+    pdf.close()

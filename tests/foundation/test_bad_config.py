@@ -13,7 +13,9 @@ import pytest
 from coffeetrace.embedded import free_port
 
 
-def run_cli(args: list[str], env: dict[str, str], tmp_path: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    args: list[str], env: dict[str, str], tmp_path: Path, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("COFFEETRACE_")}
     full_env.update({"COFFEETRACE_DATA_DIR": str(tmp_path / "data"), **env})
     return subprocess.run([sys.executable, "-m", "coffeetrace", *args], env=full_env,
@@ -28,7 +30,8 @@ def assert_clear(result: subprocess.CompletedProcess[str], setting: str) -> None
 
 def test_unreachable_database(tmp_path: Path) -> None:
     url = f"postgresql://postgres@127.0.0.1:{free_port()}/coffeetrace"
-    result = run_cli(["migrate"], {"COFFEETRACE_DATABASE_URL": url, "COFFEETRACE_DB_CONNECT_TIMEOUT_S": "2"}, tmp_path)
+    env = {"COFFEETRACE_DATABASE_URL": url, "COFFEETRACE_DB_CONNECT_TIMEOUT_S": "2"}
+    result = run_cli(["migrate"], env, tmp_path)
     assert_clear(result, "COFFEETRACE_DATABASE_URL")
     assert "cannot connect to PostgreSQL" in result.stderr
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from coffeetrace.api.app import create_app
 from fastapi.testclient import TestClient
 
-from coffeetrace.api.app import create_app
+from coffeetrace import db
 from coffeetrace.embedded import EmbeddedPostgres, free_port
 from coffeetrace.migrate import migrate
-from coffeetrace import db
 from coffeetrace.settings import Settings
 
 

@@ -46,7 +46,7 @@ def test_migrate_from_empty_twice(pg_server) -> None:
         assert first == expected
         assert second == []
         assert recorded == expected
-        assert EXPECTED_TABLES <= tables
+        assert tables >= EXPECTED_TABLES
     finally:
         with psycopg.connect(pg_server.admin_url, autocommit=True) as admin:
             admin.execute(f'drop database if exists "{name}" with (force)')
@@ -66,4 +66,5 @@ def test_hourly_view_buckets_like_timescale(conn: psycopg.Connection) -> None:
     rows = conn.execute(
         "select bucket, n, round(avg::numeric, 3) as avg from plot_metrics_hourly"
         " where plot_id = %s order by bucket", (world.plot["id"],)).fetchall()
-    assert [(r["bucket"].hour, r["n"], float(r["avg"])) for r in rows] == [(10, 2, 0.35), (11, 1, 0.5)]
+    got = [(r["bucket"].hour, r["n"], float(r["avg"])) for r in rows]
+    assert got == [(10, 2, 0.35), (11, 1, 0.5)]

@@ -125,5 +125,13 @@ def test_up_demo_embedded_twice_finds_its_data(up_env: dict[str, str], tmp_path:
                     raise
                 time.sleep(0.3)
         assert page.status_code == 200
+        # a one-shot command beside the running stack uses its database and leaves it running
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("COFFEETRACE_")}
+        migrate = subprocess.run([sys.executable, "-m", "coffeetrace", "migrate"],
+                                 env={**full_env, **env}, cwd=tmp_path, capture_output=True,
+                                 text=True, timeout=120)
+        assert migrate.returncode == 0, migrate.stderr
+        assert "nothing pending" in migrate.stderr
+        assert httpx.get(page_url, timeout=10).status_code == 200
     finally:
         assert second.interrupt() == 0, "\n".join(second.lines)

@@ -13,15 +13,14 @@ import psycopg
 import pytest
 from coffeetrace.ingest.service import IngestService
 
-from coffeetrace.embedded import EmbeddedBroker, free_port
+from coffeetrace.embedded import EmbeddedBroker
 from coffeetrace.settings import Settings
 from tests.factories import World, make_world
 
 
 def broker_data_dir() -> Iterator[Path]:
-    """A folder an embedded server can use when the tests run as root: Mosquitto drops to
-    user `mosquitto` and PostgreSQL runs as its own user; neither can traverse pytest's
-    0700 temporary folders."""
+    """A folder an embedded server can use when the tests run as root: PostgreSQL then runs
+    as its own user, which cannot traverse pytest's 0700 temporary folders."""
     path = Path(tempfile.mkdtemp(prefix="coffeetrace-ingest-broker-"))
     path.chmod(0o711)
     try:
@@ -31,16 +30,10 @@ def broker_data_dir() -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def ingest_broker() -> Iterator[EmbeddedBroker]:
-    if shutil.which("mosquitto") is None:
-        pytest.skip("mosquitto is not on PATH")
-    for data_dir in broker_data_dir():
-        broker = EmbeddedBroker(data_dir, free_port())
-        broker.start()
-        try:
-            yield broker
-        finally:
-            broker.stop()
+def ingest_broker(shipped_broker: EmbeddedBroker) -> EmbeddedBroker:
+    if shipped_broker.kind != "mosquitto":
+        pytest.skip("mosquitto is not on PATH: the shipped broker configuration needs it")
+    return shipped_broker
 
 
 @pytest.fixture

@@ -4,23 +4,15 @@ not a machine broker's default limits."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
-from coffeetrace.embedded import EmbeddedBroker, free_port
+from coffeetrace.embedded import EmbeddedBroker
 from coffeetrace.settings import Settings
 
 
-@pytest.fixture(scope="module")
-def own_broker_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    broker = EmbeddedBroker(Path(tmp_path_factory.mktemp("sim-broker")), free_port())
-    broker.start()
-    try:
-        yield broker.url
-    finally:
-        broker.stop()
+@pytest.fixture
+def own_broker_url(shipped_broker: EmbeddedBroker) -> str:
+    return shipped_broker.url
 
 
 @pytest.fixture

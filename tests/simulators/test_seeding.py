@@ -96,3 +96,19 @@ def test_bulk_load_into_a_table_with_rows_keeps_keys_and_refuses_duplicates(
         conn.rollback()
     else:
         raise AssertionError("the same tags twice in one cooperative were accepted")
+
+
+def test_known_passwords_survive_a_second_seeding(conn: psycopg.Connection) -> None:
+    """A broker password file written after the first run stays valid after the second."""
+    from coffeetrace.credentials import verify_mosquitto_hash
+
+    plan = make_plan(SPEC)
+    first = seed_world(conn, plan)
+    kept_id, rotated_id = sorted(first.credentials)[:2]
+    again = seed_world(conn, plan, known_passwords={kept_id: first.credentials[kept_id],
+                                                    rotated_id: "a-wrong-password"})
+    assert again.credentials[kept_id] == first.credentials[kept_id]
+    assert again.credentials[rotated_id] != first.credentials[rotated_id]
+    hashes = {r["id"]: r["credential_hash"] for r in conn.execute(
+        "select id, credential_hash from devices").fetchall()}
+    assert all(verify_mosquitto_hash(pw, hashes[d]) for d, pw in again.credentials.items())
