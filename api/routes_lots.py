@@ -111,6 +111,28 @@ def verify(lot_id: UUID, conn: Conn, caller: Reader) -> Any:
     return chain.verify_lot(conn, lot_id)
 
 
+@router.get("/lots/{lot_id}/flags", response_model=list[JsonDoc], tags=["traces"],
+            summary="Plausibility flags of the trees and harvests behind the lot")
+def lot_flags(lot_id: UUID, request: Request, conn: Conn, caller: Reader) -> Any:
+    """Implausible data is shown, never silently accepted: a tree's season far above what
+    its age and cultivar allow, a harvest before the tree was planted, a tree outside the
+    plot it is registered to."""
+    from coffeetrace.trace import plausibility
+
+    owned_lot(conn, caller.cooperative_id, lot_id)
+    settings = request.app.state.settings
+    return plausibility.flags_for_lot(conn, lot_id, factor=settings.tree_yield_flag_factor,
+                                      typical_cherry_kg=settings.typical_tree_cherry_kg)
+
+
+@router.get("/flags", response_model=list[JsonDoc], tags=["traces"],
+            summary="The cooperative's plausibility flags, newest first")
+def cooperative_flags(conn: Conn, caller: Reader, limit: Limit = 50) -> Any:
+    from coffeetrace.trace import plausibility
+
+    return plausibility.flags_for_cooperative(conn, caller.cooperative_id, limit=limit)
+
+
 @router.get("/lots/{lot_id}/provenance", response_model=JsonDoc, tags=["traces"],
             summary="The signed public provenance document")
 def provenance(lot_id: UUID, request: Request, conn: Conn, caller: Reader) -> Any:

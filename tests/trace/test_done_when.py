@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -16,13 +17,23 @@ import psycopg
 import pytest
 from coffeetrace.trace import chain, epcis, eudr, genealogy, lots, processing, registry
 
-from tests.factories import make_world, square
+from tests.factories import World, make_world, square
 from tests.trace.builders import T0, insert_harvest
 
 DAY = timedelta(days=1)
 
 
-def build_chain(conn: psycopg.Connection) -> dict[str, Any]:
+Harvest = Callable[[psycopg.Connection, World, dict[str, Any], float, datetime], Any]
+
+
+def stored_harvest(conn: psycopg.Connection, world: World, tree: dict[str, Any], kg: float,
+                   time: datetime) -> Any:
+    return insert_harvest(conn, tree, kg, time=time)
+
+
+def build_chain(conn: psycopg.Connection, harvest: Harvest = stored_harvest) -> dict[str, Any]:
+    """The whole chain; `harvest(conn, world, tree, kg, time)` stores one harvest (directly,
+    or over MQTT through ingest) and returns its id."""
     world = make_world(conn, trees=3)
     coop = world.coop["id"]
     product = registry.create_product(conn, coop, "Robusta Đắk Lắk roasted", kind="packed",
@@ -34,9 +45,9 @@ def build_chain(conn: psycopg.Connection) -> dict[str, Any]:
     tree4 = registry.create_tree(conn, coop, plot2["id"], "T-BIG-1", lon=108.11, lat=12.71)
     # farm 1: trees give 10, 6 and 4 kg of cherry (shares 0.5, 0.3, 0.2 of its lot)
     kgs = [10, 6, 4]
-    harvests = [insert_harvest(conn, t, kg, time=T0 + i * DAY)
+    harvests = [harvest(conn, world, t, kg, T0 + i * DAY)
                 for i, (t, kg) in enumerate(zip(world.trees, kgs, strict=True))]
-    h4 = insert_harvest(conn, tree4, 30, time=T0)
+    h4 = harvest(conn, world, tree4, 30, T0)
     lot1 = lots.build_cherry_lot(conn, coop, code="CH-1", harvest_ids=harvests)
     lot2 = lots.build_cherry_lot(conn, coop, code="CH-2", tree_ids=[tree4["id"]],
                                  since=T0 - DAY, until=T0 + DAY)
@@ -76,7 +87,10 @@ def build_chain(conn: psycopg.Connection) -> dict[str, Any]:
 
 
 def test_backward_trace_gives_exact_trees_and_shares(conn: psycopg.Connection) -> None:
-    built = build_chain(conn)
+    check_backward_shares(conn, build_chain(conn))
+
+
+def check_backward_shares(conn: psycopg.Connection, built: dict[str, Any]) -> None:
     trace = genealogy.trace_backward(conn, built["packed"]["id"])
     shares = {t["tag_code"]: t["share"] for t in trace["trees"]}
     # the blend is 3 kg of farm 1's grade (1/3) and 6 kg of farm 2's green (2/3);
@@ -98,7 +112,10 @@ def test_backward_trace_gives_exact_trees_and_shares(conn: psycopg.Connection) -
 
 
 def test_forward_from_every_tree_reaches_the_packed_lot(conn: psycopg.Connection) -> None:
-    built = build_chain(conn)
+    check_forward_reach(conn, build_chain(conn))
+
+
+def check_forward_reach(conn: psycopg.Connection, built: dict[str, Any]) -> None:
     packed_id = built["packed"]["id"]
     backward = {t["tree_id"]: t["share"]
                 for t in genealogy.trace_backward(conn, packed_id)["trees"]}
