@@ -270,9 +270,12 @@ class EmbeddedBroker:
             )
         if self.mosquitto:
             self._start_mosquitto()
+            ready = _wait_for_port("127.0.0.1", self.port, timeout_s)
         else:
-            self._start_amqtt()
-        if not _wait_for_port("127.0.0.1", self.port, timeout_s):
+            # listening once broker.start() returned; a bare TCP probe would leave one of
+            # its streams open (it expects a CONNECT)
+            ready = self._start_amqtt(timeout_s)
+        if not ready:
             self.stop()
             raise ConfigError(f"the embedded MQTT broker did not start on port {self.port}")
         log.info("embedded_broker_started kind=%s port=%s", self.kind, self.port)
@@ -296,7 +299,7 @@ class EmbeddedBroker:
             start_new_session=True,
         )
 
-    def _start_amqtt(self) -> None:
+    def _start_amqtt(self, timeout_s: float) -> bool:
         ready = threading.Event()
         errors: list[BaseException] = []
 
@@ -336,9 +339,10 @@ class EmbeddedBroker:
 
         self._thread = threading.Thread(target=run, name="embedded-amqtt", daemon=True)
         self._thread.start()
-        ready.wait(15)
+        started = ready.wait(timeout_s)
         if errors:
             raise ConfigError(f"the in-process MQTT broker did not start: {errors[0]}")
+        return started
 
     def stop(self) -> None:
         if self._proc is not None:

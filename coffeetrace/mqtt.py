@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import uuid
 from dataclasses import dataclass
@@ -67,15 +66,6 @@ def new_client(addr: BrokerAddress, client_id: str = "", *, clean_session: bool 
 def check_broker(url: str, timeout_s: float = 5.0, setting: str = "COFFEETRACE_MQTT_URL") -> None:
     """Connect once and disconnect; ConfigError naming the setting when that fails."""
     addr = parse_broker_url(url, setting)
-    try:
-        with socket.create_connection((addr.host, addr.port), timeout=timeout_s):
-            pass
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot reach the MQTT broker at {addr.redacted()}: {exc.strerror or exc}. "
-            f"Check {setting} (leave it empty to use the embedded broker).",
-            setting=setting,
-        ) from exc
     done = threading.Event()
     result: dict[str, object] = {}
 
@@ -87,11 +77,17 @@ def check_broker(url: str, timeout_s: float = 5.0, setting: str = "COFFEETRACE_M
 
     client = new_client(addr, f"coffeetrace-check-{uuid.uuid4().hex[:8]}")
     client.on_connect = on_connect
+    # No bare TCP probe first: a connection that sends nothing is an error for some
+    # brokers (the in-process one leaves its stream open); a real CONNECT says more.
+    client.connect_timeout = timeout_s
     try:
         client.connect(addr.host, addr.port, keepalive=10)
     except OSError as exc:
-        raise ConfigError(f"cannot connect to the MQTT broker at {addr.redacted()}: {exc}. "
-                          f"Check {setting}.", setting=setting) from exc
+        raise ConfigError(
+            f"cannot reach the MQTT broker at {addr.redacted()}: {exc.strerror or exc}. "
+            f"Check {setting} (leave it empty to use the embedded broker).",
+            setting=setting,
+        ) from exc
     client.loop_start()
     try:
         if not done.wait(timeout_s):

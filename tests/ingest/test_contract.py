@@ -180,8 +180,6 @@ def test_each_bad_message_is_dead_lettered_and_good_ones_pass(
     assert svc.metrics.dead_letters.labels("before_registration")._value.get() == 1
 
 
-# amqtt leaves the stream of the embedded server's port probe unclosed (its own warning)
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_works_on_the_in_process_fallback_broker(settings: Settings, world: World,
                                                  tmp_path: Path) -> None:
     """`coffeetrace up` falls back to amqtt (MQTT 3.1.1 only) where Mosquitto is missing."""
