@@ -3,7 +3,7 @@
 
 create table lots (
     id              uuid primary key default gen_random_uuid(),
-    public_id       text not null unique,          -- random 128-bit, for short public URIs
+    public_id       text collate "C" not null unique,  -- random 128-bit, for short public URIs
     cooperative_id  uuid not null references cooperatives (id) on delete cascade,
     code            text not null check (code ~ '^[A-Za-z0-9_.-]{1,20}$'),  -- GS1 batch/lot (AI 10)
     product_id      uuid references products (id),
