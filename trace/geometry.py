@@ -1,5 +1,6 @@
 """Plot and tree geometry rules (EUDR): closed rings, enough positions, no
 self-intersection, coordinates inside plausible bounds; point-in-polygon for trees.
+Topology (simplicity, containment) is GEOS's, through shapely.
 
 Positions are GeoJSON [longitude, latitude] in WGS84 (RFC 7946).
 """
@@ -8,6 +9,9 @@ from __future__ import annotations
 
 import math
 from typing import Any
+
+import shapely
+import shapely.validation
 
 from coffeetrace.errors import RuleViolation
 
@@ -37,25 +41,6 @@ def _position(p: Any, where: str) -> tuple[float, float]:
     return lon, lat
 
 
-def _segments_cross(a: tuple[float, float], b: tuple[float, float], c: tuple[float, float],
-                    d: tuple[float, float]) -> bool:
-    """Do segments ab and cd intersect (touching and overlapping included)?"""
-
-    def orient(p: tuple[float, float], q: tuple[float, float], r: tuple[float, float]) -> int:
-        v = (q[0] - p[0]) * (r[1] - p[1]) - (q[1] - p[1]) * (r[0] - p[0])
-        return 0 if abs(v) < 1e-18 else (1 if v > 0 else -1)
-
-    def on_segment(p: tuple[float, float], q: tuple[float, float], r: tuple[float, float]) -> bool:
-        return (min(p[0], r[0]) <= q[0] <= max(p[0], r[0])
-                and min(p[1], r[1]) <= q[1] <= max(p[1], r[1]))
-
-    o1, o2, o3, o4 = orient(a, b, c), orient(a, b, d), orient(c, d, a), orient(c, d, b)
-    if o1 != o2 and o3 != o4:
-        return True
-    return ((o1 == 0 and on_segment(a, c, b)) or (o2 == 0 and on_segment(a, d, b))
-            or (o3 == 0 and on_segment(c, a, d)) or (o4 == 0 and on_segment(c, b, d)))
-
-
 def _check_ring(ring: Any, where: str) -> list[tuple[float, float]]:
     if not isinstance(ring, list):
         raise RuleViolation("polygon_shape", f"{where} must be a list of positions")
@@ -71,15 +56,6 @@ def _check_ring(ring: Any, where: str) -> list[tuple[float, float]]:
     if len(set(pts[:-1])) < 3:
         raise RuleViolation("polygon_points", f"{where} needs at least 3 distinct positions",
                             distinct=len(set(pts[:-1])))
-    n = len(pts) - 1
-    for i in range(n):
-        for j in range(i + 1, n):
-            if j == i + 1 or (i == 0 and j == n - 1):
-                continue  # neighbouring edges share a vertex
-            if _segments_cross(pts[i], pts[i + 1], pts[j], pts[j + 1]):
-                raise RuleViolation("polygon_self_intersection",
-                                    f"{where} crosses itself: edge {i + 1} meets edge {j + 1}",
-                                    edge_a=i + 1, edge_b=j + 1)
     lons = [p[0] for p in pts]
     lats = [p[1] for p in pts]
     span = max(max(lons) - min(lons), max(lats) - min(lats))
@@ -88,6 +64,15 @@ def _check_ring(ring: Any, where: str) -> list[tuple[float, float]]:
                             f"{where} spans {span:.3f} degrees (more than {MAX_PLOT_SPAN_DEG}):"
                             " not one plot; are longitude and latitude swapped or mistyped?",
                             span_deg=round(span, 6))
+    # all positions on one line: no area, whatever the ring's shape
+    if shapely.MultiPoint(pts).convex_hull.area == 0.0:
+        raise RuleViolation("polygon_area", f"{where} encloses no area")
+    ring = shapely.LinearRing(pts)
+    if not ring.is_simple:
+        # GEOS reports where the ring first meets itself
+        where_at = shapely.validation.explain_validity(shapely.Polygon(ring))
+        raise RuleViolation("polygon_self_intersection",
+                            f"{where} crosses itself ({where_at})", detail=where_at)
     if ring_area_m2(pts) <= 0.0:
         raise RuleViolation("polygon_area", f"{where} encloses no area")
     return pts
@@ -110,29 +95,16 @@ def validate_plot_geometry(geometry: dict[str, Any], area_ha: float | None = Non
     if not isinstance(coords, list) or not coords:
         raise RuleViolation("polygon_shape", "Polygon coordinates must be a list of rings")
     outer = _check_ring(coords[0], "the polygon's outer ring")
+    shell = shapely.Polygon(outer)
     for k, hole in enumerate(coords[1:], start=1):
-        for p in _check_ring(hole, f"hole {k}")[:-1]:
-            if not point_in_ring(p, outer):
-                raise RuleViolation("polygon_hole_outside", f"hole {k} lies outside the outer ring")
-
-
-def point_in_ring(p: tuple[float, float], ring: list[tuple[float, float]]) -> bool:
-    """Even-odd rule; points on the boundary count as inside."""
-    x, y = p
-    inside = False
-    for (x1, y1), (x2, y2) in zip(ring, ring[1:], strict=False):
-        if _segments_cross((x1, y1), (x2, y2), p, p):
-            return True
-        if (y1 > y) != (y2 > y) and x < x1 + (y - y1) * (x2 - x1) / (y2 - y1):
-            inside = not inside
-    return inside
+        if not shell.covers(shapely.LinearRing(_check_ring(hole, f"hole {k}"))):
+            raise RuleViolation("polygon_hole_outside", f"hole {k} lies outside the outer ring")
 
 
 def point_in_polygon(lon: float, lat: float, geometry: dict[str, Any]) -> bool:
+    """Is the point inside the polygon (its boundary included, its holes excluded)?"""
     rings = [[(float(a), float(b)) for a, b, *_ in ring] for ring in geometry["coordinates"]]
-    if not point_in_ring((lon, lat), rings[0]):
-        return False
-    return not any(point_in_ring((lon, lat), hole) for hole in rings[1:])
+    return bool(shapely.Polygon(rings[0], rings[1:]).covers(shapely.Point(lon, lat)))
 
 
 def ring_area_m2(ring: list[tuple[float, float]]) -> float:
