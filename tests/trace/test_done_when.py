@@ -12,9 +12,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import geojson
 import jsonschema
 import psycopg
 import pytest
+import shapely.geometry
 from coffeetrace.trace import chain, epcis, eudr, genealogy, lots, processing, registry
 
 from tests.factories import World, make_world, square
@@ -189,6 +191,11 @@ def test_eudr_export_follows_the_geometry_rules(conn: psycopg.Connection) -> Non
     assert big["properties"]["ProducerName"] == "F-OTHER"  # no consent to show its name
     text = eudr.dumps(collection)
     assert json.loads(text) == collection
+    # outside checkers: the geojson package's RFC 7946 rules, and GEOS validity for polygons
+    parsed = geojson.loads(text)
+    assert parsed.is_valid, parsed.errors()
+    for f in collection["features"]:
+        assert shapely.geometry.shape(f["geometry"]).is_valid
     blocks = re.findall(r'"coordinates": ([\[\]\d\s.,-]+)', text)
     numbers = [n for b in blocks for n in re.findall(r"-?\d+(?:\.\d+)?", b)]
     assert len(numbers) == 2 + 2 * 5
