@@ -27,7 +27,7 @@ def test_lot_page_tells_the_story(client: TestClient, tenant_a: Tenant) -> None:
     assert "5 coffee trees" in html and "TR4" in html
     assert "<svg" in html and 'class="map"' in html  # origin map
     assert html.count('class="chart"') == 3  # rain, soil moisture, temperature
-    assert "Drying" in html and "Hulling" in html and "moisture_pct: 12.5" in html
+    assert "Drying" in html and "Hulling" in html and "moisture 12.5 %" in html
     assert "4C" in html  # certificate evidence
     assert "1 of 1 plots geolocated" in html
     assert f"/l/{tenant_a.green['public_id']}/verify" in html
@@ -41,6 +41,7 @@ def test_languages(client: TestClient, tenant_a: Tenant) -> None:
     url = f"/l/{tenant_a.green['public_id']}"
     vi = client.get(url, headers=BROWSER | {"Accept-Language": "vi-VN,vi;q=0.9,en;q=0.5"})
     assert "cây cà phê" in vi.text and 'lang="vi"' in vi.text and "?lang=en" in vi.text
+    assert "độ ẩm 12.5 %" in vi.text  # measurements speak the reader's language too
     en = client.get(url, headers=BROWSER | {"Accept-Language": "en-US,en;q=0.9,vi;q=0.3"})
     assert "coffee trees" in en.text and 'lang="en"' in en.text and "?lang=vi" in en.text
     switched = client.get(url + "?lang=vi", headers=BROWSER | {"Accept-Language": "en"})
