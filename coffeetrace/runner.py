@@ -87,6 +87,7 @@ def up(settings: Settings, *, demo: bool, say: Callable[[str], None]) -> None:
         import uvicorn
 
         from coffeetrace.api.app import create_app
+        from coffeetrace.ingest.retention import LedgerPruner
         from coffeetrace.ingest.service import IngestService
 
         say(f"migrations applied: {', '.join(applied) if applied else 'none pending'}")
@@ -98,6 +99,7 @@ def up(settings: Settings, *, demo: bool, say: Callable[[str], None]) -> None:
 
         stop = threading.Event()
         stack.callback(stop.set)
+        LedgerPruner(settings, stop).start()
         announcements: list[str] = []
         if demo:
             from coffeetrace.simulators.demo import start_demo

@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     ingest_clock_skew_s: int = Field(
         300, description="How far in the future a device timestamp may be."
     )
+    ingest_ledger_retention_days: int = Field(
+        30, description="Days a reading set's id is remembered against resends (0: forever)."
+    )
     ingest_metrics_port: int = Field(
         9108, description="Prometheus metrics port of `coffeetrace ingest` (0: off)."
     )

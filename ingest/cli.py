@@ -20,6 +20,7 @@ def register(app: typer.Typer, bench: typer.Typer, export: typer.Typer) -> None:
         import signal
         import threading
 
+        from coffeetrace.ingest.retention import LedgerPruner
         from coffeetrace.ingest.service import IngestService, tune_gc
 
         from coffeetrace.settings import get_settings
@@ -36,6 +37,7 @@ def register(app: typer.Typer, bench: typer.Typer, export: typer.Typer) -> None:
         signal.signal(signal.SIGINT, on_signal)
         service = IngestService(settings)
         service.start()
+        LedgerPruner(settings, stop).start()
         port = settings.ingest_metrics_port
         say(f"ingest: {service.topic_filter} -> {settings.effective_database_url().split('@')[-1]}"
             + (f"; metrics on :{port}/metrics" if port else ""))

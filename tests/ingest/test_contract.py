@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import psycopg
-import pytest
 from coffeetrace.ingest.service import IngestService
 from coffeetrace.ingest.topics import device_topic
 from coffeetrace.trace import registry

@@ -1,0 +1,58 @@
+"""Retention of the idempotency ledger.
+
+The ledger (`ingest_messages`) is what makes a resent reading set add nothing: one row
+per set ever accepted. Kept forever it would grow with every reading set of the province
+(billions a year). A device resends only what it has not had acknowledged, and its buffer
+holds days, not months; so rows older than the retention window can go. A set resent
+after its row was pruned would be stored a second time: the window must stay well beyond
+any device's buffer (default 30 days).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import UTC, datetime, timedelta
+
+from coffeetrace import db
+from coffeetrace.settings import Settings
+from coffeetrace.sql import load_queries
+
+log = logging.getLogger(__name__)
+
+BATCH = 10_000
+
+
+def prune_ledger(settings: Settings, *, now: datetime | None = None, batch: int = BATCH) -> int:
+    """Delete ledger rows older than the window, in short transactions; return how many."""
+    days = settings.ingest_ledger_retention_days
+    if days <= 0:
+        return 0
+    before = (now or datetime.now(UTC)) - timedelta(days=days)
+    query = load_queries("coffeetrace.ingest", "retention.sql")["prune_ledger"]
+    total = 0
+    with db.connect(settings.effective_database_url(), autocommit=True) as conn:
+        while True:
+            cursor = conn.execute(query, {"before": before, "batch": batch})  # type: ignore[arg-type]
+            deleted = cursor.rowcount
+            total += deleted
+            if deleted < batch:
+                break
+    log.info("ledger_pruned rows=%s before=%s", total, before.isoformat())
+    return total
+
+
+class LedgerPruner(threading.Thread):
+    """Prunes the ledger at start and then every `interval_s`, until stopped."""
+
+    def __init__(self, settings: Settings, stop: threading.Event, interval_s: float = 3600) -> None:
+        super().__init__(name="ledger-pruner", daemon=True)
+        self.settings, self.stop, self.interval_s = settings, stop, interval_s
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                prune_ledger(self.settings)
+            except Exception:  # a failed prune is retried at the next interval; ingest goes on
+                log.exception("ledger_prune_failed")
+            self.stop.wait(self.interval_s)

@@ -1,0 +1,14 @@
+-- name: prune_ledger
+-- One bounded batch of ledger rows older than the window. SKIP LOCKED: several ingest
+-- processes may prune at the same time without waiting on each other.
+with old as (
+    select device_id, msg_id
+    from ingest_messages
+    where received_at < %(before)s
+    order by received_at
+    limit %(batch)s
+    for update skip locked
+)
+delete from ingest_messages m
+using old
+where m.device_id = old.device_id and m.msg_id = old.msg_id;
