@@ -6,10 +6,11 @@ interpreter lock (their costs added up on one core): this one receives, batches 
 acknowledges; the worker process (worker.py) parses, validates and commits.
 
 Here, paho's network thread appends each message, as a plain tuple, to a list (no queue
-and no wake-up per message). The dispatcher thread sends whatever has arrived, up to
-batch_size messages, as one batch to the worker as soon as the worker has room
-(PIPELINE_DEPTH batches in flight: one being validated while the previous commits), so
-batches grow with the load and stay small, hence fast, when it is light. The results
+and no wake-up per message). The dispatcher thread sends what has arrived, up to
+batch_size messages, as one batch to the worker once the first of them is GATHER_S old
+and the worker has room (PIPELINE_DEPTH batches in flight: one being validated while the
+previous commits), so batches grow with the load and stay small, hence fast, when it is
+light. The results
 thread acknowledges a batch once the worker reports its commit, on the connection that
 delivered it. Nothing here needs a bound of its own: the broker sends no more than its
 in-flight window (`max_inflight_messages` in the shipped config) of unacknowledged
@@ -46,6 +47,10 @@ log = logging.getLogger(__name__)
 # Batches handed to the worker and not yet answered: one being validated while the
 # previous one commits. More would only make batches smaller (and per-batch costs larger).
 PIPELINE_DEPTH = 2
+# A batch leaves once its first message is this old (or it is full): at a low rate that
+# adds at most this much latency; at a high one it keeps batches from getting so small that
+# the database's per-transaction work (and its fsync) takes the CPU the messages need.
+GATHER_S = 0.01
 # The dispatcher sleeps this long at most when it has nothing to do (it is woken earlier
 # by a message arriving or a batch being answered); it bounds how late a stop is noticed.
 IDLE_WAIT_S = 0.05
@@ -249,23 +254,31 @@ class IngestService:
     # ------------------------------------------------------------------ dispatcher
 
     def _dispatch_loop(self) -> None:
-        """Send batches to the worker: whatever has arrived, up to batch_size, as soon as
-        fewer than PIPELINE_DEPTH batches are in flight; on stop, everything left."""
+        """Send batches to the worker: what has arrived, up to batch_size, once its first
+        message is GATHER_S old and fewer than PIPELINE_DEPTH batches are in flight; on stop,
+        everything left."""
         inbox, size = self._inbox, self.settings.ingest_batch_size
         while not self._worker_done.is_set():
+            self._wake.clear()  # a wake-up from here on ends the wait below
             stopping = self._stopping.is_set()
-            if inbox and (stopping or len(self._pending) < PIPELINE_DEPTH):
-                batch = inbox[:size]
-                del inbox[:len(batch)]  # appends only go to the end: this is the same prefix
-                self._send_batch(batch)
+            if not inbox:
+                if stopping:
+                    break
+                self._waiting = True  # the next message wakes us (and only then: cheap)
+                if not inbox:
+                    self._wake.wait(IDLE_WAIT_S)
+                self._waiting = False
                 continue
-            if stopping:
-                break
-            self._waiting = True
-            self._wake.clear()
-            if not inbox or len(self._pending) >= PIPELINE_DEPTH:
-                self._wake.wait(IDLE_WAIT_S)
-            self._waiting = False
+            if not stopping and len(self._pending) >= PIPELINE_DEPTH:
+                self._wake.wait(IDLE_WAIT_S)  # a result (or a stop) wakes us
+                continue
+            wait = inbox[0][5] + GATHER_S - time.time()
+            if not stopping and wait > 0 and len(inbox) < size:
+                self._wake.wait(wait)  # messages do not wake us: they only add to the batch
+                continue
+            batch = inbox[:size]
+            del inbox[:len(batch)]  # appends only go to the end: this is the same prefix
+            self._send_batch(batch)
         if not self._worker_done.is_set():
             self._send(("stop", max(0.0, self._stop_timeout)))
 
