@@ -206,6 +206,11 @@ class IngestService:
         log.info("ingest_stopped batches=%s", self.committed_batches)
 
     @property
+    def healthy(self) -> bool:
+        """False once the worker process has gone without being asked to stop."""
+        return self._stopping.is_set() or not self._worker_done.is_set()
+
+    @property
     def worker_pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
 
