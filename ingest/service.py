@@ -263,6 +263,8 @@ class IngestService:
         message is GATHER_S old and fewer than PIPELINE_DEPTH batches are in flight; on stop,
         everything left."""
         inbox, size = self._inbox, self.settings.ingest_batch_size
+        # COFFEETRACE_INGEST_MAX_DELAY_MS stays an upper bound of the gathering time
+        gather = min(GATHER_S, self.settings.ingest_max_delay_ms / 1000)
         while not self._worker_done.is_set():
             self._wake.clear()  # a wake-up from here on ends the wait below
             stopping = self._stopping.is_set()
@@ -277,7 +279,7 @@ class IngestService:
             if not stopping and len(self._pending) >= PIPELINE_DEPTH:
                 self._wake.wait(IDLE_WAIT_S)  # a result (or a stop) wakes us
                 continue
-            wait = inbox[0][5] + GATHER_S - time.time()
+            wait = inbox[0][5] + gather - time.time()
             if not stopping and wait > 0 and len(inbox) < size:
                 self._wake.wait(wait)  # messages do not wake us: they only add to the batch
                 continue
@@ -329,8 +331,7 @@ class IngestService:
                     self.metrics.db_errors.inc()
                 elif kind == "stopped":
                     return
-                if self._waiting:
-                    self._wake.set()
+                self._wake.set()  # the dispatcher may be waiting for room: once per batch
         finally:
             self._worker_done.set()
             self._wake.set()
