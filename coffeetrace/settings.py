@@ -76,7 +76,9 @@ class Settings(BaseSettings):
         7 * 24 * 3600, description="How long the broker keeps the consumer's session."
     )
     ingest_batch_size: int = Field(2000, description="Messages per database transaction.")
-    ingest_max_delay_ms: int = Field(200, description="Longest a message waits for its batch.")
+    ingest_max_delay_ms: int = Field(
+        200, description="Longest a batch gathers messages before it goes to the worker "
+        "(ingest uses at most 10 ms; while the worker is busy, the batch waits for it).")
     ingest_max_payload_bytes: int = Field(256 * 1024, description="Larger payloads are rejected.")
     ingest_clock_skew_s: int = Field(
         300, description="How far in the future a device timestamp may be."

@@ -28,14 +28,14 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psutil
 import psycopg
-from coffeetrace.ingest.service import IngestService
+from coffeetrace.ingest.service import Committed, IngestService
 from coffeetrace.ingest.store import READING_TYPES
 from coffeetrace.ingest.topics import device_topic, subscription
 from psycopg.rows import dict_row
@@ -186,8 +186,17 @@ def _world(url: str) -> tuple[str, Any, Any]:
 # --------------------------------------------------------------------------- measurements
 
 
+# the running IngestService's worker process: its RSS counts with this process's
+_WORKER_PID: list[int | None] = [None]
+
+
 def _rss_mb() -> float:
-    return psutil.Process().memory_info().rss / 1e6
+    rss = psutil.Process().memory_info().rss
+    pid = _WORKER_PID[0]
+    if pid is not None:
+        with suppress(psutil.Error):  # between two runs
+            rss += psutil.Process(pid).memory_info().rss
+    return rss / 1e6
 
 
 def _create_session(url: str, client_id: str, topic_filter: str) -> None:
@@ -276,19 +285,16 @@ class _Committed:
         self.done = threading.Event()
         self.target = 0
 
-    def __call__(self, batch: list[Any], prepared: Any, written: Any, committed: float) -> None:
-        first = min(m.received_at for m in batch)
-        if self.first_received is None or first < self.first_received:
-            self.first_received = first
-        self.messages += len(batch)
-        self.readings += written.readings
-        self.last_commit = committed
-        now = datetime.fromtimestamp(committed, UTC)
-        for ts in prepared.newest_ts:
+    def __call__(self, c: Committed) -> None:
+        if self.first_received is None or c.first_received < self.first_received:
+            self.first_received = c.first_received
+        self.messages += c.messages
+        self.readings += c.written.readings
+        self.last_commit = c.committed_at
+        for lag in c.lags:
             # a fixed-size uniform sample (reservoir), so that a long run's own bookkeeping
             # does not show up as growth in the RSS being measured
             self.seen += 1
-            lag = (now - ts).total_seconds()
             if len(self.lags) < LAG_SAMPLE:
                 self.lags.append(lag)
             else:
@@ -307,6 +313,7 @@ def _drain_ingest(settings: Settings, hook: _Committed, count: int) -> tuple[flo
     hook.reset(count)
     service = IngestService(settings, on_commit=hook)
     service.start()
+    _WORKER_PID[0] = service.worker_pid
     try:
         if not hook.done.wait(600):
             raise ConfigError(f"ingest committed {hook.messages} of {count} messages")
@@ -323,6 +330,7 @@ def _latency(s: Settings, hook: _Committed, topic: str, first: int, rate: float,
     hook.reset(count)
     service = IngestService(s, on_commit=hook)
     service.start()
+    _WORKER_PID[0] = service.worker_pid
     try:
         publish_paced(s.mqtt_url, topic, first, count, rate)
         hook.done.wait(120)
@@ -450,7 +458,8 @@ def run_bench(settings: Settings, *, messages: int, latency_seconds: float, data
 
 
 class _RssSampler:
-    """RSS of this process every half second while ingest runs (flat = no growth)."""
+    """RSS of this process and of the ingest worker process every half second while ingest
+    runs (flat = no growth)."""
 
     def __init__(self) -> None:
         self.samples: list[float] = []

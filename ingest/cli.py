@@ -42,10 +42,15 @@ def register(app: typer.Typer, bench: typer.Typer, export: typer.Typer) -> None:
         say(f"ingest: {service.topic_filter} -> {settings.effective_database_url().split('@')[-1]}"
             + (f"; metrics on :{port}/metrics" if port else ""))
         try:
-            while not stop.wait(0.5):
+            while not stop.wait(0.5) and service.healthy:
                 pass
         finally:
             service.stop(timeout=10)
+        if not service.healthy and not stop.is_set():
+            # the worker process died: exit non-zero so that the supervisor restarts us (the
+            # broker kept everything not acknowledged)
+            say("ingest failed: its worker process exited; nothing uncommitted was acknowledged")
+            raise SystemExit(1)
         say("ingest stopped: received messages committed and acknowledged")
 
     @app.command("broker-config")

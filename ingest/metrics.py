@@ -3,6 +3,9 @@ in one process, as in tests, do not share counters)."""
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Sequence
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 
 _LAG_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600, 86400)
@@ -46,3 +49,25 @@ class IngestMetrics:
             return None
         server, _thread = start_http_server(port, addr=addr, registry=self.registry)
         return server
+
+
+def observe_many(histogram: Histogram, values: Sequence[float]) -> None:
+    """`histogram.observe(v)` for each of `values`, with one update per bucket.
+
+    Lags come one per message; observing them one by one cost the paho process about 2 us
+    a message. This uses the histogram's bucket list (prometheus_client internals, stable
+    since 0.4) when it has one, and observe() otherwise."""
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if bounds is None or buckets is None or total is None or len(bounds) != len(buckets):
+        for v in values:
+            histogram.observe(v)
+        return
+    counts = [0] * len(bounds)
+    for v in values:
+        counts[bisect_left(bounds, v)] += 1  # observe(): the first bucket with v <= bound
+    for i, n in enumerate(counts):
+        if n:
+            buckets[i].inc(n)
+    total.inc(sum(values))

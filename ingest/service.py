@@ -1,35 +1,42 @@
 """The ingest consumer: MQTT (paho, QoS 1, persistent session, manual acks) in, batched
 database transactions out, acknowledgements only after the commit.
 
-Threads: paho's network loop hands each message, as an `Incoming`, to a queue. Stage 1
-takes batches from it (by size, by maximum delay, or as soon as no message has come for
-LINGER_S, e.g. because the broker has stopped sending while our unacknowledged window is
-full) and parses and validates them; stage 2 commits each batch and then acknowledges it,
-while stage 1 prepares the next. The queue needs no bound of its own: the broker sends no
-more than its in-flight window (`max_inflight_messages` in the shipped config) of
-unacknowledged messages, so while the database is down the window fills and delivery
-stops (back-pressure), and nothing is acknowledged that is not committed."""
+Two processes, because paho's per-message Python work and ours would otherwise share one
+interpreter lock (their costs added up on one core): this one receives, batches and
+acknowledges; the worker process (worker.py) parses, validates and commits.
+
+Here, paho's network thread appends each message, as a plain tuple, to a list (no queue
+and no wake-up per message). The dispatcher thread sends what has arrived, up to
+batch_size messages, as one batch to the worker once the first of them is GATHER_S old
+and the worker has room (PIPELINE_DEPTH batches in flight: one being validated while the
+previous commits), so batches grow with the load and stay small, hence fast, when it is
+light. The results
+thread acknowledges a batch once the worker reports its commit, on the connection that
+delivered it. Nothing here needs a bound of its own: the broker sends no more than its
+in-flight window (`max_inflight_messages` in the shipped config) of unacknowledged
+messages, so while the database is down the window fills and delivery stops
+(back-pressure), and nothing is acknowledged that is not committed."""
 
 from __future__ import annotations
 
 import gc
+import itertools
 import logging
-import queue
+import multiprocessing as mp
 import threading
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as paho
-import psycopg
-from coffeetrace.ingest.devices import DeviceCache
-from coffeetrace.ingest.metrics import IngestMetrics
-from coffeetrace.ingest.store import Written, write_batch
-from coffeetrace.ingest.topics import Incoming, subscription
-from coffeetrace.ingest.validate import Prepared, Preparer, Reject
+from coffeetrace.ingest import worker
+from coffeetrace.ingest.acks import ack_many
+from coffeetrace.ingest.metrics import IngestMetrics, observe_many
+from coffeetrace.ingest.store import Written
+from coffeetrace.ingest.topics import subscription
+from coffeetrace.ingest.validate import Reject
 
-from coffeetrace import db
 from coffeetrace.errors import ConfigError
 from coffeetrace.mqtt import new_client as new_mqtt_client
 from coffeetrace.mqtt import parse_broker_url
@@ -37,11 +44,19 @@ from coffeetrace.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# With no new message for this long, the batch is committed before its maximum delay:
-# either traffic is light, or the broker's in-flight window is exhausted and waits for acks.
-LINGER_S = 0.005
-# Errors that mean "the database is unreachable": retry the same batch, acknowledge nothing.
-_TRANSIENT = (psycopg.OperationalError, psycopg.InterfaceError)
+# Batches handed to the worker and not yet answered: one being validated while the
+# previous one commits. More would only make batches smaller (and per-batch costs larger).
+PIPELINE_DEPTH = 2
+# A batch leaves once its first message is this old (or it is full): at a low rate that
+# adds at most this much latency; at a high one it keeps batches from getting so small that
+# the database's per-transaction work (and its fsync) takes the CPU the messages need.
+GATHER_S = 0.01
+# The dispatcher sleeps this long at most when it has nothing to do (it is woken earlier
+# by a message arriving or a batch being answered); it bounds how late a stop is noticed.
+IDLE_WAIT_S = 0.05
+# The worker process imports psycopg and pydantic and opens its pool before it is ready.
+WORKER_START_S = 60.0
+
 
 def tune_gc() -> None:
     """For a process that runs ingest alone: collect the young generation less often.
@@ -49,12 +64,25 @@ def tune_gc() -> None:
     A batch creates hundreds of thousands of short-lived tuples; with the default
     threshold (700) the collector runs thousands of times per batch (about 20 % of the
     consumer's time in the benchmark). Called by `coffeetrace ingest`, not by `up`.
+    The worker process always does the same for itself.
     """
     gc.freeze()  # everything imported so far is permanent: never scan it again
     gc.set_threshold(50_000, 20, 100)
 
 
-CommitHook = Callable[[list[Incoming], Prepared, Written, float], None]
+@dataclass(frozen=True)
+class Committed:
+    """One committed batch, as the commit hook (the benchmark) sees it."""
+
+    messages: int
+    first_received: float  # time.time() when its first message arrived
+    written: Written
+    rejects: list[Reject]
+    lags: Sequence[float]  # commit time minus newest device timestamp, per message with data
+    committed_at: float  # time.time() after the commit
+
+
+CommitHook = Callable[[Committed], None]
 
 
 class IngestService:
@@ -63,27 +91,26 @@ class IngestService:
     def __init__(self, settings: Settings, *, on_commit: CommitHook | None = None) -> None:
         self.settings = settings
         self.metrics = IngestMetrics()
-        self.cache = DeviceCache(ttl_s=settings.ingest_device_cache_ttl_s)
-        self.preparer = Preparer(settings.topic_prefix, self.cache,
-                                 max_payload_bytes=settings.ingest_max_payload_bytes,
-                                 clock_skew_s=settings.ingest_clock_skew_s,
-                                 payload_chars=settings.ingest_dead_letter_payload_chars)
         self.on_commit = on_commit
         self.topic_filter = subscription(settings.topic_prefix, settings.mqtt_shared_group)
-        self._queue: queue.SimpleQueue[Incoming] = queue.SimpleQueue()
+        # paho's thread appends, the dispatcher takes from the front (both atomic under the GIL)
+        self._inbox: list[tuple[Any, ...]] = []
+        self._pending: dict[int, list[tuple[Any, ...]]] = {}  # sent to the worker, unanswered
+        self._batch_ids = itertools.count()
+        self._wake = threading.Event()
+        self._waiting = False  # the dispatcher sleeps: the next message must wake it
         self._generation = 0
         self._intake_open = True
         self._stopping = threading.Event()
-        self._give_up_at = float("inf")
+        self._stop_timeout = 10.0
+        self._worker_done = threading.Event()
         self._subscribed = threading.Event()
         self._subscribe_error: str | None = None
         self._client: paho.Client | None = None
-        self._pool: Any = None
-        self._preparer: threading.Thread | None = None
-        self._writer: threading.Thread | None = None
-        # stage 1 -> stage 2; None = no more batches
-        self._handoff: queue.Queue[tuple[list[Incoming], Prepared] | None] = queue.Queue(1)
-        self._abandon = threading.Event()
+        self._proc: Any = None
+        self._pipe: Any = None
+        self._dispatcher: threading.Thread | None = None
+        self._results: threading.Thread | None = None
         self._metrics_server: Any = None
         self.committed_batches = 0
 
@@ -92,7 +119,7 @@ class IngestService:
     def start(self, timeout_s: float = 15.0) -> None:
         s = self.settings
         addr = parse_broker_url(s.effective_mqtt_url())
-        self._pool = db.open_pool(s, s.effective_database_url(), name="ingest")
+        self._start_worker()
         client = new_mqtt_client(addr, s.mqtt_client_id, clean_session=False)
         client.manual_ack_set(True)
         client.reconnect_delay_set(1, 30)
@@ -104,15 +131,11 @@ class IngestService:
         try:
             client.connect(addr.host, addr.port, keepalive=30)
         except OSError as exc:
-            self._pool.close()
+            self._client = None
+            self.stop(timeout=1)
             raise ConfigError(f"cannot connect to the MQTT broker at {addr.redacted()}: {exc}. "
                               "Check COFFEETRACE_MQTT_URL.",
                               setting="COFFEETRACE_MQTT_URL") from exc
-        self._preparer = threading.Thread(target=self._prepare_loop, name="ingest-prepare",
-                                          daemon=True)
-        self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
-        self._preparer.start()
-        self._writer.start()
         client.loop_start()
         if not self._subscribed.wait(timeout_s) or self._subscribe_error:
             reason = self._subscribe_error or f"no SUBACK within {timeout_s:g} s"
@@ -125,25 +148,75 @@ class IngestService:
                  addr.redacted(), self.topic_filter, s.mqtt_client_id, s.ingest_batch_size,
                  s.ingest_max_delay_ms)
 
+    def _start_worker(self) -> None:
+        # spawn, not fork: the worker must not inherit paho's socket or this end of the pipe
+        # (when this process is killed, the worker sees end-of-file and stops)
+        ctx = mp.get_context("spawn")
+        parent, child = ctx.Pipe()
+        self._proc = ctx.Process(target=worker.main, name="coffeetrace-ingest-worker",
+                                 args=(child, self.settings, logging.getLogger().level),
+                                 daemon=True)
+        self._proc.start()
+        child.close()
+        self._pipe = parent
+        if not parent.poll(WORKER_START_S):
+            self._proc.kill()
+            raise ConfigError("the ingest worker process did not start")
+        try:
+            first = parent.recv()
+        except EOFError:
+            first = ("error", f"the ingest worker process exited ({self._proc.exitcode})")
+        if first[0] != "ready":
+            self._proc.join(5)
+            raise ConfigError(first[1], setting="COFFEETRACE_DATABASE_URL")
+        self._dispatcher = threading.Thread(target=self._dispatch_loop,
+                                            name="ingest-dispatch", daemon=True)
+        self._results = threading.Thread(target=self._results_loop, name="ingest-results",
+                                         daemon=True)
+        self._dispatcher.start()
+        self._results.start()
+
     def stop(self, timeout: float = 10) -> None:
         """Commit and acknowledge what was received, then disconnect (the session stays)."""
         self._intake_open = False  # later deliveries stay unacknowledged: redelivered next time
-        self._give_up_at = time.monotonic() + timeout
+        give_up_at = time.monotonic() + timeout
+        self._stop_timeout = timeout
         self._stopping.set()
-        for thread in (self._preparer, self._writer):
+        self._wake.set()
+        for thread in (self._dispatcher, self._results):
             if thread is not None:
-                thread.join(max(0.1, self._give_up_at - time.monotonic()) + 1)
+                thread.join(max(0.1, give_up_at - time.monotonic()) + 2)
         if self._client is not None:
             self._client.disconnect()
             self._client.loop_stop()
             self._client = None
-        if self._pool is not None:
-            self._pool.close()
-            self._pool = None
+        if self._proc is not None:
+            self._proc.join(max(0.1, give_up_at - time.monotonic()) + 2)
+            if self._proc.is_alive():
+                log.error("ingest_worker_killed (did not stop in time)")
+                self._proc.kill()
+                self._proc.join(5)
+            self._proc = None
+        if self._pipe is not None:
+            self._pipe.close()
+            self._pipe = None
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
             self._metrics_server = None
         log.info("ingest_stopped batches=%s", self.committed_batches)
+
+    @property
+    def healthy(self) -> bool:
+        """False once the worker process has gone without being asked to stop."""
+        return self._stopping.is_set() or not self._worker_done.is_set()
+
+    @property
+    def worker_pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def pending(self) -> int:
+        """Messages received and not yet answered by the worker (0 when idle)."""
+        return len(self._inbox) + sum(len(b) for b in list(self._pending.values()))
 
     # ------------------------------------------------------------------ paho callbacks
 
@@ -175,182 +248,118 @@ class IngestService:
             log.warning("ingest_disconnected reason=%s (paho reconnects with backoff)", reason)
 
     def _on_message(self, client: paho.Client, userdata: object, msg: paho.MQTTMessage) -> None:
+        # The hot path of this process: keep it to one tuple and one append.
         if not self._intake_open:
             return
-        self._queue.put(Incoming(topic=msg.topic, payload=msg.payload, mid=msg.mid, qos=msg.qos,
-                                 generation=self._generation, received_at=time.time()))
+        self._inbox.append((msg.topic, msg.payload, msg.mid, msg.qos, self._generation,
+                            time.time()))
+        if self._waiting:
+            self._wake.set()
 
-    # ------------------------------------------------------------------ writer
+    # ------------------------------------------------------------------ dispatcher
 
-    def _collect(self) -> list[Incoming]:
-        """The next batch: up to batch_size messages, waiting at most max_delay for them."""
-        q = self._queue
-        while True:
-            try:
-                first = q.get(timeout=0.05)
-                break
-            except queue.Empty:
-                if self._stopping.is_set():
-                    return []
-        batch = [first]
-        size = self.settings.ingest_batch_size
-        deadline = time.monotonic() + self.settings.ingest_max_delay_ms / 1000
-        while len(batch) < size:
-            try:
-                batch.append(q.get_nowait())
-                continue
-            except queue.Empty:
-                pass
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                batch.append(q.get(timeout=min(remaining, LINGER_S)))
-            except queue.Empty:
-                break
-        return batch
-
-    def _prepare_loop(self) -> None:
-        """Stage 1: batches, parsed and validated, handed to the writer (one at a time)."""
-        try:
-            while not self._abandon.is_set():
-                batch = self._collect()
-                if not batch:
-                    return
-                self.metrics.received.inc(len(batch))
-                prepared = self._retrying("prepare", batch, self.preparer.prepare, batch)
-                if prepared is None:
-                    return
-                while not self._abandon.is_set():
-                    try:
-                        self._handoff.put((batch, prepared), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-        finally:
-            while self._writer is not None and self._writer.is_alive():
-                try:
-                    self._handoff.put(None, timeout=0.1)
+    def _dispatch_loop(self) -> None:
+        """Send batches to the worker: what has arrived, up to batch_size, once its first
+        message is GATHER_S old and fewer than PIPELINE_DEPTH batches are in flight; on stop,
+        everything left."""
+        inbox, size = self._inbox, self.settings.ingest_batch_size
+        # COFFEETRACE_INGEST_MAX_DELAY_MS stays an upper bound of the gathering time
+        gather = min(GATHER_S, self.settings.ingest_max_delay_ms / 1000)
+        while not self._worker_done.is_set():
+            self._wake.clear()  # a wake-up from here on ends the wait below
+            stopping = self._stopping.is_set()
+            if not inbox:
+                if stopping:
                     break
-                except queue.Full:
-                    continue
+                self._waiting = True  # the next message wakes us (and only then: cheap)
+                if not inbox:
+                    self._wake.wait(IDLE_WAIT_S)
+                self._waiting = False
+                continue
+            if not stopping and len(self._pending) >= PIPELINE_DEPTH:
+                self._wake.wait(IDLE_WAIT_S)  # a result (or a stop) wakes us
+                continue
+            wait = inbox[0][5] + gather - time.time()
+            if not stopping and wait > 0 and len(inbox) < size:
+                self._wake.wait(wait)  # messages do not wake us: they only add to the batch
+                continue
+            batch = inbox[:size]
+            del inbox[:len(batch)]  # appends only go to the end: this is the same prefix
+            self._send_batch(batch)
+        if not self._worker_done.is_set():
+            self._send(("stop", max(0.0, self._stop_timeout)))
 
-    def _write_loop(self) -> None:
-        """Stage 2: commit, then acknowledge. It overlaps with stage 1 preparing the next
-        batch, so Python work and the database's work on a batch run side by side."""
-        while True:
-            item = self._handoff.get()
-            if item is None:
-                return
-            batch, prepared = item
-            started = time.monotonic()
-            result = self._retrying("commit", batch, self._write, batch, prepared)
-            if result is None:
-                self._abandon.set()  # stopping with the database down: redelivered later
-                return
-            committed = time.time()
-            self.metrics.commit_seconds.observe(time.monotonic() - started)
-            prepared, written = result
-            self._ack(batch)
-            self._count(batch, prepared, written, committed)
+    def _send_batch(self, batch: list[tuple[Any, ...]]) -> None:
+        bid = next(self._batch_ids)
+        self._pending[bid] = batch
+        self.metrics.received.inc(len(batch))
+        self._send(("batch", bid, batch))
 
-    def _retrying(self, step: str, batch: list[Incoming],
-                  work: Callable[..., Any], *args: Any) -> Any:
-        """`work(conn, *args)`, retried with backoff while the database is unreachable; None when
-        stopping before it succeeds (nothing is acknowledged then)."""
-        delay = 0.2
-        while True:
-            try:
-                # a short wait: while the database is down, this loop (not the pool) waits
-                with self._pool.connection(timeout=5) as conn:
-                    conn.autocommit = True  # write_batch opens the one explicit transaction
-                    return work(conn, *args)
-            except _TRANSIENT as exc:
-                self.metrics.db_errors.inc()
-                log.warning("ingest_db_unavailable step=%s messages=%s retry_in_s=%.1f error=%s",
-                            step, len(batch), delay,
-                            str(exc).strip().splitlines()[0] if str(exc) else type(exc).__name__)
-            if time.monotonic() + delay > self._give_up_at or self._abandon.is_set():
-                log.error("ingest_stop_without_commit messages=%s (the broker keeps them)",
-                          len(batch))
-                return None
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
-            self._drop_broken_connections()
-
-    def _write(self, conn: psycopg.Connection[Any], batch: list[Incoming],
-               prepared: Prepared) -> tuple[Prepared, Written]:
+    def _send(self, item: tuple[Any, ...]) -> None:
         try:
-            return prepared, write_batch(conn, prepared)
-        except _TRANSIENT:
-            raise
-        except psycopg.Error as exc:
-            # A row the validation let through but the database refuses: find the
-            # message(s) responsible instead of blocking the whole batch.
-            log.error("ingest_batch_refused messages=%s error=%s", len(batch), exc)
-            return self._store_split(conn, batch)
+            self._pipe.send(item)
+        except (OSError, ValueError) as exc:  # the worker is gone: nothing more is acked
+            log.error("ingest_worker_unreachable error=%s", exc)
+            self._worker_done.set()
 
-    def _drop_broken_connections(self) -> None:
-        # After a server restart the idle pooled connections are dead; replace them now
-        # rather than failing on each of them in turn.
+    # ------------------------------------------------------------------ results
+
+    def _results_loop(self) -> None:
+        """Acknowledge what the worker committed; count it."""
         try:
-            self._pool.check()
-        except Exception as exc:  # the database may still be down: the next try tells
-            log.debug("ingest_pool_check_failed error=%s", exc)
+            while True:
+                try:
+                    item = self._pipe.recv()
+                except (EOFError, OSError):
+                    if not self._stopping.is_set():
+                        log.error("ingest_worker_exited code=%s: nothing more is acknowledged "
+                                  "(the broker keeps the messages)",
+                                  self._proc.exitcode if self._proc else None)
+                    return
+                kind = item[0]
+                if kind == "done":
+                    _, bid, written, rejects, lags, commit_s, committed = item
+                    batch = self._pending.pop(bid)
+                    self._ack(batch)
+                    self.metrics.commit_seconds.observe(commit_s)
+                    self._count(Committed(messages=len(batch), first_received=batch[0][5],
+                                          written=written, rejects=rejects, lags=lags,
+                                          committed_at=committed))
+                elif kind == "abandoned":
+                    self._pending.pop(item[1], None)
+                elif kind == "db_error":
+                    self.metrics.db_errors.inc()
+                elif kind == "stopped":
+                    return
+                self._wake.set()  # the dispatcher may be waiting for room: once per batch
+        finally:
+            self._worker_done.set()
+            self._wake.set()
 
-    def _store_split(self, conn: psycopg.Connection[Any], batch: list[Incoming]
-                     ) -> tuple[Prepared, Written]:
-        if len(batch) == 1:
-            prepared = Prepared()
-            prepared.rejects.append(Reject(
-                topic=batch[0].topic, device_id=None, msg_id=None,
-                reason="store_refused: the database refused this message's rows",
-                payload=batch[0].payload[: self.settings.ingest_dead_letter_payload_chars]
-                .decode("utf-8", errors="replace"), payload_size=len(batch[0].payload)))
-            return prepared, write_batch(conn, prepared)
-        half = len(batch) // 2
-        parts = []
-        for part in (batch[:half], batch[half:]):
-            prepared = self.preparer.prepare(conn, part)
-            try:
-                parts.append((prepared, write_batch(conn, prepared)))
-            except _TRANSIENT:
-                raise
-            except psycopg.Error:
-                parts.append(self._store_split(conn, part))
-        merged = Prepared(rejects=parts[0][0].rejects + parts[1][0].rejects,
-                          newest_ts=parts[0][0].newest_ts + parts[1][0].newest_ts)
-        a, b = parts[0][1], parts[1][1]
-        return merged, Written(sets=a.sets + b.sets, readings=a.readings + b.readings,
-                               duplicates=a.duplicates + b.duplicates,
-                               dead_letters=a.dead_letters + b.dead_letters,
-                               statuses=a.statuses + b.statuses,
-                               harvests=a.harvests + b.harvests)
-
-    def _ack(self, batch: list[Incoming]) -> None:
+    def _ack(self, batch: list[tuple[Any, ...]]) -> None:
         client = self._client
         if client is None:
             return
         generation = self._generation
-        for msg in batch:
-            if msg.qos and msg.generation == generation:
-                client.ack(msg.mid, msg.qos)
+        # only the connection that delivered a message can acknowledge it
+        ack_many(client, [mid for _t, _p, mid, qos, gen, _a in batch
+                          if qos == 1 and gen == generation])
+        for _t, _p, mid, qos, gen, _a in batch:
+            if qos == 2 and gen == generation:  # not subscribed with QoS 2; kept for safety
+                client.ack(mid, qos)
 
-    def _count(self, batch: list[Incoming], prepared: Prepared, written: Written,
-               committed: float) -> None:
-        m = self.metrics
+    def _count(self, c: Committed) -> None:
+        m, written = self.metrics, c.written
         self.committed_batches += 1
-        m.batch_size.observe(len(batch))
+        m.batch_size.observe(c.messages)
         m.stored.labels("harvest").inc(written.harvests)
         m.stored.labels("telemetry").inc(written.sets - written.harvests)
         m.readings.inc(written.readings)
         m.duplicates.inc(written.duplicates)
-        for r in prepared.rejects:
+        for r in c.rejects:
             m.dead_letters.labels(r.code).inc()
-        now = datetime.fromtimestamp(committed, UTC)
-        for ts in prepared.newest_ts:
-            m.lag_seconds.observe(max(0.0, (now - ts).total_seconds()))
+        observe_many(m.lag_seconds, c.lags)
         if self.on_commit is not None:
-            self.on_commit(batch, prepared, written, committed)
+            self.on_commit(c)
         log.debug("ingest_batch_committed messages=%s stored=%s duplicates=%s dead_letters=%s",
-                  len(batch), written.sets, written.duplicates, written.dead_letters)
+                  c.messages, written.sets, written.duplicates, written.dead_letters)

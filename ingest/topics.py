@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 KINDS = ("telemetry", "harvest", "status")
 _DEVICE_ID = re.compile(r"^[A-Za-z0-9_-]{3,64}$")
@@ -38,9 +39,11 @@ def parse_topic(prefix: str, topic: str) -> TopicInfo | None:
     return TopicInfo(device_id=rest[0], kind=rest[1])
 
 
-@dataclass(frozen=True)
-class Incoming:
-    """A message as it left the broker: the only type that crosses the paho boundary."""
+class Incoming(NamedTuple):
+    """A message as it left the broker: the only type that crosses the paho boundary.
+
+    A named tuple: the paho callback builds plain tuples of these fields (cheapest on the
+    thread that also parses packets) and they become Incoming without copying."""
 
     topic: str
     payload: bytes

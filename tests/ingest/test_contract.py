@@ -87,7 +87,7 @@ def test_duplicates_add_nothing(ingest_settings: Settings, world: World,
     ])
     assert wait_until(lambda: service.metrics.received._value.get() == 4)
     assert wait_until(lambda: service.committed_batches > 0
-                      and service._queue.empty())  # noqa: SLF001
+                      and service.pending() == 0)
     assert scalar(db, "select count(*) from ingest_messages") == 2
     assert scalar(db, "select count(*) from sensor_readings") == 3
     assert service.metrics.duplicates._value.get() == 4
