@@ -23,18 +23,15 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import psycopg
-
 from coffeetrace import db
 from coffeetrace.credentials import new_public_id
+from coffeetrace.db import scratch_database
 from coffeetrace.embedded import free_port
-from coffeetrace.migrate import migrate
 from coffeetrace.settings import Settings
 from coffeetrace.sql import load_queries
 
@@ -53,26 +50,6 @@ def fetch(url: str, timeout: float = 30) -> bytes:
     with urllib.request.urlopen(urllib.request.Request(url, headers=HEADERS),  # noqa: S310
                                 timeout=timeout) as response:
         return response.read()
-
-
-@contextmanager
-def bench_database(settings: Settings, keep: bool) -> Iterator[str]:
-    """A fresh, migrated database beside the configured one."""
-    base = settings.effective_database_url()
-    info = psycopg.conninfo.conninfo_to_dict(base)
-    name = f"coffeetrace_bench_page_{uuid.uuid4().hex[:6]}"
-    admin = psycopg.conninfo.make_conninfo("", **{**info, "dbname": "postgres"})
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    url = psycopg.conninfo.make_conninfo("", **{**info, "dbname": name})
-    try:
-        with db.connect(url) as conn:
-            migrate(conn)
-        yield url
-    finally:
-        if not keep:
-            with psycopg.connect(admin, autocommit=True) as conn:
-                conn.execute(f'drop database if exists "{name}" with (force)')
 
 
 def seed(url: str, trees: int, lot_trees: int, say: Callable[[str], None]) -> dict[str, Any]:
@@ -249,7 +226,8 @@ def measure(url: str, connections: int, duration_s: float) -> dict[str, float]:
 def run_page_bench(settings: Settings, *, trees: int, lot_trees: int, duration_s: float,
                    connections: int, keep: bool, say: Callable[[str], None]) -> dict[str, Any]:
     loadgen = "wrk" if shutil.which("wrk") else "httpx-asyncio"
-    with bench_database(settings, keep) as url:
+    with scratch_database(settings.effective_database_url(), "ct_bench_page",
+                          keep=keep) as url:
         lot = seed(url, trees, lot_trees, say)
         page_path = f"/l/{lot['public_id']}"
         dl_path = f"/01/{GTIN}/10/{lot['code']}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -83,3 +84,33 @@ def transaction(pool: ConnectionPool) -> Iterator[psycopg.Connection]:
     """A pooled connection inside one transaction: committed on success, rolled back on error."""
     with pool.connection() as conn, conn.transaction():
         yield conn
+
+
+def with_database(url: str, name: str) -> str:
+    """The same server and credentials as `url`, naming database `name`."""
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    info["dbname"] = name
+    return psycopg.conninfo.make_conninfo("", **info)
+
+
+@contextmanager
+def scratch_database(server_url: str, prefix: str, *, keep: bool = False) -> Iterator[str]:
+    """A new, migrated database on `server_url`'s server (for benchmarks); dropped
+    afterwards unless `keep`."""
+    from coffeetrace.migrate import migrate
+
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = with_database(server_url, "postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    url = with_database(server_url, name)
+    try:
+        with connect(url, timeout_s=10) as conn:
+            migrate(conn)
+        yield url
+    finally:
+        if keep:
+            log.info("scratch_database_kept name=%s", name)
+        else:
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(f'drop database if exists "{name}" with (force)')

@@ -27,8 +27,8 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager, suppress
+from collections.abc import Callable
+from contextlib import ExitStack, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from coffeetrace.ingest.store import READING_TYPES
 from coffeetrace.ingest.topics import device_topic, subscription
 from psycopg.rows import dict_row
 
+from coffeetrace.db import scratch_database
 from coffeetrace.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
 from coffeetrace.errors import ConfigError
 from coffeetrace.migrate import migrate
@@ -146,25 +147,15 @@ def _server_dir(stack: ExitStack) -> Path:
     return path
 
 
-@contextmanager
-def scratch_database(settings: Settings, database_url: str, stack: ExitStack) -> Iterator[str]:
-    admin = database_url or settings.database_url
-    if not admin:
-        pg = EmbeddedPostgres(_server_dir(stack), free_port())
-        pg.start()
-        stack.callback(pg.stop, "immediate")
-        admin = pg.admin_url()
-    info = psycopg.conninfo.conninfo_to_dict(admin)
-    name = f"ct_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    info["dbname"] = name
-    url = psycopg.conninfo.make_conninfo("", **info)
-    try:
-        yield url
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'drop database if exists "{name}" with (force)')
+def server_url(settings: Settings, database_url: str, stack: ExitStack) -> str:
+    """The server to benchmark on: the given or configured one, else an embedded one."""
+    url = database_url or settings.database_url
+    if url:
+        return url
+    pg = EmbeddedPostgres(_server_dir(stack), free_port())
+    pg.start()
+    stack.callback(pg.stop, "immediate")
+    return pg.admin_url()
 
 
 def _world(url: str) -> tuple[str, Any, Any]:
@@ -354,7 +345,8 @@ def run_bench(settings: Settings, *, messages: int, latency_seconds: float, data
         broker = EmbeddedBroker(_server_dir(stack), free_port())
         broker.start()
         stack.callback(broker.stop)
-        db_url = stack.enter_context(scratch_database(settings, database_url, stack))
+        db_url = stack.enter_context(
+            scratch_database(server_url(settings, database_url, stack), "ct_bench_ingest"))
         device, _coop, plot_id = _world(db_url)
         prefix = f"bench-{uuid.uuid4().hex[:6]}/coffeetrace/v1"
         topic = device_topic(prefix, device, "telemetry")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -25,35 +24,16 @@ from coffeetrace.simulators.seeding import Conn, copy_trees, q
 from psycopg.rows import dict_row
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from coffeetrace.migrate import migrate
+from coffeetrace.db import scratch_database
 
 TARGET_RATIO = 0.5
-
-
-def _db_url(url: str, name: str) -> str:
-    info = psycopg.conninfo.conninfo_to_dict(url)
-    info["dbname"] = name
-    return psycopg.conninfo.make_conninfo("", **info)
 
 
 def bench_seed(server_url: str, *, trees: int, seed: int = 2025, keep: bool = False,
                say: Callable[[str], None], progress: bool = True) -> dict[str, Any]:
     """Run the seeding benchmark in a scratch database on `server_url`'s server."""
-    name = f"ct_bench_seed_{uuid.uuid4().hex[:8]}"
-    admin = _db_url(server_url, "postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    url = _db_url(server_url, name)
-    try:
-        with psycopg.connect(url, row_factory=dict_row) as conn:
-            migrate(conn)
+    with scratch_database(server_url, "ct_bench_seed", keep=keep) as url:
         return _run(url, trees=trees, seed=seed, say=say, progress=progress)
-    finally:
-        if not keep:
-            with psycopg.connect(admin, autocommit=True) as conn:
-                conn.execute(f'drop database if exists "{name}" with (force)')
-        else:
-            say(f"kept the scratch database {name}")
 
 
 def _run(url: str, *, trees: int, seed: int, say: Callable[[str], None],

@@ -14,8 +14,7 @@ import logging
 import statistics
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
@@ -25,7 +24,7 @@ from coffeetrace.trace import genealogy, lots, processing, registry
 from coffeetrace.trace import queries as q
 from psycopg.rows import dict_row
 
-from coffeetrace.migrate import migrate
+from coffeetrace.db import scratch_database
 
 log = logging.getLogger(__name__)
 Row = dict[str, Any]
@@ -36,27 +35,6 @@ def _script(conn: psycopg.Connection, name: str, params: dict[str, Any]) -> None
     for stmt in q.sql("bench", name).split(";\n"):
         if stmt.strip():
             conn.execute(stmt, params)  # type: ignore[arg-type]
-
-
-@contextmanager
-def scratch_database(admin_url: str, keep: bool = False) -> Iterator[str]:
-    """A new, migrated database on the server of admin_url; dropped afterwards."""
-    name = f"ct_bench_trace_{uuid.uuid4().hex[:8]}"
-    info: dict[str, Any] = dict(psycopg.conninfo.conninfo_to_dict(admin_url))
-    info["dbname"] = "postgres"
-    admin = psycopg.conninfo.make_conninfo(**info)
-    info["dbname"] = name
-    url = psycopg.conninfo.make_conninfo(**info)
-    with psycopg.connect(admin, autocommit=True) as c:
-        c.execute(f'create database "{name}"')
-    try:
-        with psycopg.connect(url, row_factory=dict_row) as c:
-            migrate(c)  # type: ignore[arg-type]
-        yield url
-    finally:
-        if not keep:
-            with psycopg.connect(admin, autocommit=True) as c:
-                c.execute(f'drop database if exists "{name}" with (force)')
 
 
 def load_store(conn: psycopg.Connection, coop_id: uuid.UUID, *, trees: int, fed: int,
@@ -179,7 +157,7 @@ def run(admin_url: str, *, trees: int, fed: int, repeat: int, keep: bool,
         say: Callable[[str], None]) -> Row:
     if fed > trees or fed % (CHERRY_LOT_TREES * 20):
         raise ValueError(f"fed trees must be a multiple of {CHERRY_LOT_TREES * 20}, <= trees")
-    with scratch_database(admin_url, keep) as url, \
+    with scratch_database(admin_url, "ct_bench_trace", keep=keep) as url, \
             psycopg.connect(url, row_factory=dict_row) as dict_conn:
         conn = cast(psycopg.Connection, dict_conn)
         coop = registry.create_cooperative(conn, "bench", "Bench cooperative")
