@@ -13,18 +13,18 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
+from coffeetrace.trace import queries as q
 from psycopg.types.json import Jsonb
 
 from coffeetrace.credentials import mosquitto_hash, new_public_id, new_secret
 from coffeetrace.errors import Conflict, NotFound, ValidationFailed
-from coffeetrace.sql import load_queries
 
 Row = dict[str, Any]
 DEVICE_KINDS = ("soil_node", "weather_station", "harvest_scale", "phone")
 
 
 def _q(name: str) -> str:
-    return load_queries("coffeetrace.trace", "registry.sql")[name]
+    return q.sql("registry", name)
 
 
 def _one(conn: psycopg.Connection, query: str, params: dict[str, Any]) -> Row:

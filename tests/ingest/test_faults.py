@@ -55,6 +55,15 @@ def _finish(thread: threading.Thread, pub: Publisher, errors: list[BaseException
     assert not errors, errors
 
 
+def _burst_until_stored(s: Settings, device: str, n: int) -> None:
+    """Publish n one-reading messages (waiting for every PUBACK) and wait until stored."""
+    errors: list[BaseException] = []
+    thread, pub = _publish_in_background(
+        s.mqtt_url, list(telemetry_burst(s.topic_prefix, device, range(n))), errors)
+    _finish(thread, pub, errors)
+    assert wait_until(lambda: stored_summary(s.database_url)[0] >= n, timeout=120)
+
+
 def test_burst_of_20000_through_the_shipped_config_loses_nothing(
         ingest_settings: Settings, world: World) -> None:
     s, n = ingest_settings, 20_000
@@ -62,11 +71,7 @@ def test_burst_of_20000_through_the_shipped_config_loses_nothing(
     svc = IngestService(s)
     svc.start()
     try:
-        errors: list[BaseException] = []
-        thread, pub = _publish_in_background(
-            s.mqtt_url, list(telemetry_burst(s.topic_prefix, soil, range(n))), errors)
-        _finish(thread, pub, errors)
-        assert wait_until(lambda: stored_summary(s.database_url)[0] >= n, timeout=120)
+        _burst_until_stored(s, soil, n)
     finally:
         svc.stop()
     assert stored_summary(s.database_url) == (n, n, n)
@@ -176,11 +181,7 @@ def test_two_processes_share_the_subscription(ingest_settings: Settings, world: 
     for p in procs:
         p.start()
     try:
-        errors: list[BaseException] = []
-        thread, pub = _publish_in_background(
-            s.mqtt_url, list(telemetry_burst(s.topic_prefix, soil, range(n))), errors)
-        _finish(thread, pub, errors)
-        assert wait_until(lambda: stored_summary(s.database_url)[0] >= n, timeout=120)
+        _burst_until_stored(s, soil, n)
         received = [_metric(port, "coffeetrace_ingest_messages_received_total")
                     for port in ports]
     finally:
