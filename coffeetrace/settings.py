@@ -76,6 +76,10 @@ class Settings(BaseSettings):
         7 * 24 * 3600, description="How long the broker keeps the consumer's session."
     )
     ingest_batch_size: int = Field(2000, description="Messages per database transaction.")
+    ingest_batch_bytes: int = Field(
+        1024 * 1024, gt=0, description="Most payload bytes per database transaction (a larger "
+        "message goes alone); a batch closes at this or at COFFEETRACE_INGEST_BATCH_SIZE, "
+        "whichever comes first.")
     ingest_max_delay_ms: int = Field(
         200, description="Longest a batch gathers messages before it goes to the worker "
         "(ingest uses at most 10 ms; while the worker is busy, the batch waits for it).")

@@ -1,7 +1,8 @@
 """`coffeetrace bench ingest`: real MQTT end to end, measured against ceilings in the same run.
 
 (a) ceiling: a bare paho subscriber that only counts, draining N queued QoS 1 messages;
-(b) ceiling: raw COPY of readings into sensor_readings, in the ingest's batch size;
+(b) ceiling: raw COPY into sensor_readings of the very readings (c) stores with 100 a
+    message (rows built before the clock starts), 20,000 rows a transaction;
 (c) coffeetrace ingest, received-to-committed, draining the same N messages (1 reading
     each), then N/10 messages of 100 readings (25 reading sets x 4 metrics, an offline
     buffer), then publish-to-commit latency at half of (c)'s 1-reading rate and at 500
@@ -29,7 +30,7 @@ import time
 import uuid
 from collections.abc import Callable
 from contextlib import ExitStack, suppress
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -55,14 +56,28 @@ METRICS4 = ("soilMoistureVwc", "soilTemperature", "temperature", "relativeHumidi
 # --------------------------------------------------------------------------- publisher
 
 
-def _payload(seq: int, sets: int) -> bytes:
-    ts = int(time.time() * 1000)
+def _reading_sets(seq: int, sets: int, now_ms: int) -> list[dict[str, Any]]:
+    """The reading sets of benchmark message `seq`: one set of one reading, or an offline
+    buffer of `sets` sets of 4 readings, 6 s apart, up to `now_ms`."""
     if sets == 1:
-        return json.dumps({"seq": seq, "ts": ts,
-                           "values": {"soilMoistureVwc": 20 + seq % 50 / 10}}).encode()
-    return json.dumps([{"seq": seq * sets + i, "ts": ts - (sets - i) * 600_000 // 100,
-                        "values": {m: 20 + (seq + i) % 50 / 10 for m in METRICS4}}
-                       for i in range(sets)]).encode()
+        return [{"seq": seq, "ts": now_ms, "values": {"soilMoistureVwc": 20 + seq % 50 / 10}}]
+    return [{"seq": seq * sets + i, "ts": now_ms - (sets - i) * 6_000,
+             "values": {m: 20 + (seq + i) % 50 / 10 for m in METRICS4}}
+            for i in range(sets)]
+
+
+def _payload(seq: int, sets: int) -> bytes:
+    found = _reading_sets(seq, sets, int(time.time() * 1000))
+    return json.dumps(found[0] if sets == 1 else found).encode()
+
+
+def _rows(device: str, plot_id: Any, first: int, count: int, sets: int) -> list[tuple[Any, ...]]:
+    """The sensor_readings rows that ingest stores for messages first..first+count-1."""
+    now_ms = int(time.time() * 1000)
+    return [(datetime.fromtimestamp(found["ts"] / 1000, UTC), device, plot_id, None, metric,
+             value)
+            for seq in range(first, first + count) for found in _reading_sets(seq, sets, now_ms)
+            for metric, value in found["values"].items()]
 
 
 def _publish_proc(url: str, topic: str, first: int, count: int, sets: int, rate: float,
@@ -243,24 +258,24 @@ def _end_session(url: str, client_id: str) -> None:
     client.loop_stop()
 
 
-def raw_copy(url: str, device: str, plot_id: Any, readings: int, batch: int) -> float:
-    """(b) Readings per second of COPY into sensor_readings, one transaction per batch."""
+def raw_copy(url: str, rows: list[tuple[Any, ...]], batch: int) -> float:
+    """(b) Readings per second of COPY of `rows` (built beforehand) into sensor_readings, one
+    transaction per `batch` rows."""
     query = load_queries("coffeetrace.ingest")["copy_readings"]
-    # times spread like real readings (4 metrics a set, a set a millisecond): identical
-    # keys would make the indexes' work unrealistically cheap
-    now = datetime.now(UTC)
     with psycopg.connect(url) as conn:
         started = time.monotonic()
-        done = 0
-        while done < readings:
-            n = min(batch, readings - done)
+        for start in range(0, len(rows), batch):
             with conn.transaction(), conn.cursor().copy(query) as copy:
                 copy.set_types(READING_TYPES)
-                for i in range(done, done + n):
-                    copy.write_row((now - timedelta(milliseconds=i // 4), device, plot_id, None,
-                                    METRICS4[i % 4], 20 + i % 50 / 10))
-            done += n
-        return readings / (time.monotonic() - started)
+                for row in rows[start:start + batch]:
+                    copy.write_row(row)
+        return len(rows) / (time.monotonic() - started)
+
+
+def _empty_store(url: str) -> None:
+    """(b) and (c) with 100 readings a message each start from an empty table and ledger."""
+    with psycopg.connect(url) as conn:
+        conn.execute("truncate sensor_readings, ingest_messages")
 
 
 class _Committed:
@@ -374,12 +389,16 @@ def run_bench(settings: Settings, *, messages: int, latency_seconds: float, data
             _create_session(broker.url, bare_id, subscription(prefix + "-bare"))
             publish(broker.url, device_topic(prefix + "-bare", device, "telemetry"), base, n1)
             a_r = drain_bare(broker.url, bare_id, n1)
-            # (b) raw COPY, as many readings as (c) with 100 per message
-            b_r = raw_copy(db_url, device, plot_id, n100 * 100, s.ingest_batch_size * 10)
+            # (b) raw COPY of the very readings (c) stores with 100 per message
+            rows = _rows(device, plot_id, (base + 2_000_000) // 25, n100, 25)
+            _empty_store(db_url)
+            b_r = raw_copy(db_url, rows, s.ingest_batch_size * 10)
+            del rows
             # (c1) ingest, one reading per message
             publish(broker.url, topic, base + 1_000_000, n1)
             c1_r = _drain_ingest(s, hook, n1)
             # (c100) ingest, 100 readings per message
+            _empty_store(db_url)
             publish(broker.url, topic, (base + 2_000_000) // 25, n100, sets=25)
             c100_r = _drain_ingest(s, hook, n100)
             say(f"round {r + 1}: (a) bare subscriber {a_r:,.0f} msgs/s; (b) raw COPY "

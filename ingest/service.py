@@ -7,7 +7,8 @@ acknowledges; the worker process (worker.py) parses, validates and commits.
 
 Here, paho's network thread appends each message, as a plain tuple, to a list (no queue
 and no wake-up per message). The dispatcher thread sends what has arrived, up to
-batch_size messages, as one batch to the worker once the first of them is GATHER_S old
+batch_size messages and batch_bytes of payload, as one batch to the worker once the first
+of them is GATHER_S old
 and the worker has room (PIPELINE_DEPTH batches in flight: one being validated while the
 previous commits), so batches grow with the load and stay small, hence fast, when it is
 light. The results
@@ -56,6 +57,21 @@ GATHER_S = 0.01
 IDLE_WAIT_S = 0.05
 # The worker process imports psycopg and pydantic and opens its pool before it is ready.
 WORKER_START_S = 60.0
+
+
+def _batch_length(inbox: list[tuple[Any, ...]], size: int, max_bytes: int) -> tuple[int, bool]:
+    """The next batch: how many messages from the front of `inbox`, and whether it is full.
+
+    A batch holds at most `size` messages and `max_bytes` of payload (a larger message goes
+    alone): offline buffers of a few hundred readings each would otherwise make batches of
+    hundreds of megabytes, and one long transaction instead of a pipeline."""
+    total = 0
+    for n, item in enumerate(itertools.islice(inbox, size)):
+        total += len(item[1])
+        if total > max_bytes:
+            return max(n, 1), True
+    n = min(len(inbox), size)
+    return n, n == size
 
 
 def tune_gc() -> None:
@@ -259,10 +275,11 @@ class IngestService:
     # ------------------------------------------------------------------ dispatcher
 
     def _dispatch_loop(self) -> None:
-        """Send batches to the worker: what has arrived, up to batch_size, once its first
-        message is GATHER_S old and fewer than PIPELINE_DEPTH batches are in flight; on stop,
-        everything left."""
+        """Send batches to the worker: what has arrived, up to batch_size messages and
+        batch_bytes of payload, once its first message is GATHER_S old (or the batch is full)
+        and fewer than PIPELINE_DEPTH batches are in flight; on stop, everything left."""
         inbox, size = self._inbox, self.settings.ingest_batch_size
+        max_bytes = self.settings.ingest_batch_bytes
         # COFFEETRACE_INGEST_MAX_DELAY_MS stays an upper bound of the gathering time
         gather = min(GATHER_S, self.settings.ingest_max_delay_ms / 1000)
         while not self._worker_done.is_set():
@@ -279,12 +296,13 @@ class IngestService:
             if not stopping and len(self._pending) >= PIPELINE_DEPTH:
                 self._wake.wait(IDLE_WAIT_S)  # a result (or a stop) wakes us
                 continue
+            count, full = _batch_length(inbox, size, max_bytes)
             wait = inbox[0][5] + gather - time.time()
-            if not stopping and wait > 0 and len(inbox) < size:
+            if not stopping and wait > 0 and not full:
                 self._wake.wait(wait)  # messages do not wake us: they only add to the batch
                 continue
-            batch = inbox[:size]
-            del inbox[:len(batch)]  # appends only go to the end: this is the same prefix
+            batch = inbox[:count]
+            del inbox[:count]  # appends only go to the end: this is the same prefix
             self._send_batch(batch)
         if not self._worker_done.is_set():
             self._send(("stop", max(0.0, self._stop_timeout)))

@@ -4,11 +4,17 @@ harvests of the newly claimed keys only, device status, dead letters.
 Readings go in with COPY and no per-reading unique key: the ledger has already decided,
 once per reading set, that they are new. This also keeps late data cheap on TimescaleDB
 (plain inserts into compressed chunks, no ON CONFLICT against them).
+
+The ledger claim itself is optimistic: a batch's keys are COPYed into the ledger under a
+savepoint, and only when its unique key refuses one (a resent set) is the savepoint
+rolled back and the batch claimed with `claim_messages`, which tells which keys are new.
+The caller says when duplicates are to be expected (the previous batch had some), and
+the claim then goes straight to `claim_messages`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import psycopg
@@ -26,36 +32,60 @@ class Written:
     dead_letters: int
     statuses: int
     harvests: int = 0  # of `sets`, how many were harvest events
+    known_keys: int = 0  # of `duplicates`, how many the ledger already had
+
+    def __add__(self, other: Written) -> Written:
+        return Written(**{f.name: getattr(self, f.name) + getattr(other, f.name)
+                          for f in fields(self)})
 
 
-# column types of copy_readings, in order
+# column types of copy_readings and copy_ledger, in order
 READING_TYPES = ["timestamptz", "text", "uuid", "uuid", "text", "float8"]
+LEDGER_TYPES = ["text", "text", "text", "int4"]
 
 
 def _q(name: str) -> str:
     return load_queries("coffeetrace.ingest")[name]
 
 
-def write_batch(conn: psycopg.Connection[Any], batch: Prepared) -> Written:
+def _claim(conn: psycopg.Connection[Any], ledger: list[tuple[str, str, str, int]],
+           expect_duplicates: bool) -> set[tuple[str, str]] | None:
+    """Claim the ledger keys; the set of keys newly claimed, or None when all of them were."""
+    if not expect_duplicates:
+        try:
+            with conn.transaction(), conn.cursor().copy(_q("copy_ledger")) as copy:
+                copy.set_types(LEDGER_TYPES)
+                for row in ledger:
+                    copy.write_row(row)
+            return None
+        except psycopg.errors.UniqueViolation:
+            pass  # a key seen before: the savepoint is rolled back, claim key by key
+    device_ids, msg_ids, kinds, counts = zip(*ledger, strict=True)
+    cur = conn.cursor(row_factory=tuple_row).execute(_q("claim_messages"), {
+        "device_ids": "\n".join(device_ids), "msg_ids": "\n".join(msg_ids),
+        "kinds": "\n".join(kinds), "readings": "\n".join(map(str, counts))})
+    return set(cur.fetchall())
+
+
+def write_batch(conn: psycopg.Connection[Any], batch: Prepared, *,
+                expect_duplicates: bool = False) -> Written:
     """Store `batch` inside one transaction of `conn` (committed on return)."""
     with conn.transaction():
-        claimed: set[tuple[str, str]] = set()
+        claimed: set[tuple[str, str]] | None = set()
         if batch.ledger:
-            device_ids, msg_ids, kinds, counts = zip(*batch.ledger, strict=True)
-            cur = conn.cursor(row_factory=tuple_row).execute(_q("claim_messages"), {
-                "device_ids": "\n".join(device_ids), "msg_ids": "\n".join(msg_ids),
-                "kinds": "\n".join(kinds), "readings": "\n".join(map(str, counts))})
-            claimed = set(cur.fetchall())
+            claimed = _claim(conn, batch.ledger, expect_duplicates)
+        new_keys = len(batch.ledger) if claimed is None else len(claimed)
         readings = 0
-        if claimed and batch.readings:
+        if new_keys and batch.readings:
             with conn.cursor().copy(_q("copy_readings")) as copy:
                 copy.set_types(READING_TYPES)
                 for key, rows in batch.readings.items():
-                    if key in claimed:
+                    if claimed is None or key in claimed:
                         for row in rows:
                             copy.write_row(row)
                         readings += len(rows)
-        harvests = [row for key, row in batch.harvests.items() if key in claimed]
+        harvests = [row for key, row in batch.harvests.items()
+                    if claimed is None or key in claimed]
         if harvests:
             with conn.cursor().copy(_q("copy_harvests")) as copy:
                 for row in harvests:
@@ -72,7 +102,8 @@ def write_batch(conn: psycopg.Connection[Any], batch: Prepared) -> Written:
                 for r in batch.rejects:
                     copy.write_row((r.topic, r.device_id, r.msg_id, r.reason.replace("\x00", ""),
                                     r.payload.replace("\x00", "\ufffd"), r.payload_size))
-    return Written(sets=len(claimed), readings=readings + len(harvests),
-                   duplicates=len(batch.ledger) - len(claimed) + batch.in_batch_duplicates,
+    known = len(batch.ledger) - new_keys
+    return Written(sets=new_keys, readings=readings + len(harvests),
+                   duplicates=known + batch.in_batch_duplicates,
                    dead_letters=len(batch.rejects), statuses=len(batch.statuses),
-                   harvests=len(harvests))
+                   harvests=len(harvests), known_keys=known)

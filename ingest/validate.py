@@ -9,7 +9,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 import psycopg
@@ -193,51 +193,59 @@ class Preparer:
                 self._reject(out, d.msg, d.device_id, d.msg.payload,
                              f"{code}: {d.device_id!r} is not an active registered device")
             return
-        newest: datetime | None = None
-        for model, raw in d.items:
-            if isinstance(model, DeviceStatus):
+        if d.kind == "status":
+            for model, _raw in d.items:
+                assert isinstance(model, DeviceStatus)
                 at = datetime.fromtimestamp(d.msg.received_at, UTC)
                 out.statuses[device.id] = (model.online, model.battery_pct, model.firmware, at)
-                continue
-            assert isinstance(model, TelemetrySet | HarvestEvent)
-            problem = self._check_time(model.ts, device, now)
+            return
+        newest: datetime | None = None
+        # the time window is the same for every set of the message
+        latest, earliest = now + self.skew, device.registered_at - self.skew
+        telemetry = d.kind == "telemetry"
+        sets = cast(list[tuple[TelemetrySet | HarvestEvent, Any]], d.items)  # as the topic says
+        for model, raw in sets:
+            # In UTC once per set: pydantic's own tzinfo makes every later comparison and
+            # every database dump of the value call back into it.
+            ts = model.ts.astimezone(UTC)
+            problem = None if earliest <= ts <= latest else self._time_problem(ts, device, now)
             tree = None
-            if problem is None:
+            if problem is None and (model.tree is not None or device.plot_id is None):
                 tree, problem = self._check_tree(model, device)
             if problem is not None:
                 self._reject(out, d.msg, device.id, raw, problem)
                 continue
-            key = (device.id, model.key)
+            msg_key = model.key
+            key = (device.id, msg_key)
             if key in seen:
                 out.in_batch_duplicates += 1
                 continue
             seen.add(key)
-            newest = model.ts if newest is None or model.ts > newest else newest
-            if isinstance(model, TelemetrySet):
+            if newest is None or ts > newest:
+                newest = ts
+            if telemetry:
                 plot_id = tree.plot_id if tree else device.plot_id
                 tree_id = tree.id if tree else None
-                rows = [(model.ts, device.id, plot_id, tree_id, metric, value)
+                rows = [(ts, device.id, plot_id, tree_id, metric, value)
                         for metric, value in model.values.items()]
                 out.readings[key] = rows
-                out.ledger.append((device.id, model.key, "telemetry", len(rows)))
+                out.ledger.append((device.id, msg_key, "telemetry", len(rows)))
             else:
-                assert tree is not None
-                out.harvests[key] = (model.ts, device.id, model.key, device.cooperative_id,
+                assert tree is not None  # a harvest event always names its tree
+                out.harvests[key] = (ts, device.id, msg_key, device.cooperative_id,
                                      tree.farm_id, tree.plot_id, tree.id, model.cherry_kg,
                                      model.ripeness_pct, model.picker)
-                out.ledger.append((device.id, model.key, "harvest", 1))
+                out.ledger.append((device.id, msg_key, "harvest", 1))
         if newest is not None:
             out.newest_ts.append(newest)
 
-    def _check_time(self, ts: datetime, device: DeviceInfo, now: datetime) -> str | None:
+    def _time_problem(self, ts: datetime, device: DeviceInfo, now: datetime) -> str:
         if ts > now + self.skew:
             return (f"future_timestamp: {ts.isoformat()} is more than "
                     f"{self.skew.total_seconds():g} s ahead of the server clock")
         # the same tolerance applies on this side: a device's clock may run a little behind
-        if ts < device.registered_at - self.skew:
-            return (f"before_registration: {ts.isoformat()} is before the device was "
-                    f"registered ({device.registered_at.isoformat()})")
-        return None
+        return (f"before_registration: {ts.isoformat()} is before the device was "
+                f"registered ({device.registered_at.isoformat()})")
 
     def _check_tree(self, model: TelemetrySet | HarvestEvent, device: DeviceInfo):  # type: ignore[no-untyped-def]
         tag = model.tree

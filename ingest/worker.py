@@ -63,6 +63,7 @@ class Worker:
         self._handoff: queue.Queue[tuple[int, list[Incoming], Prepared] | None] = queue.Queue(1)
         self._give_up_at = float("inf")
         self._abandon = threading.Event()
+        self._expect_duplicates = False  # the last batch had keys the ledger knew
 
     def send(self, item: tuple[Any, ...]) -> None:
         # OSError: the parent is gone; nothing to tell, the broker redelivers
@@ -158,7 +159,11 @@ class Worker:
     def _write(self, conn: psycopg.Connection[Any], batch: list[Incoming],
                prepared: Prepared) -> tuple[Prepared, Written]:
         try:
-            return prepared, write_batch(conn, prepared)
+            written = write_batch(conn, prepared, expect_duplicates=self._expect_duplicates)
+            # resends come in runs (a redelivered in-flight window, a device's whole buffer):
+            # after a batch with keys seen before, claim the next one key by key at once
+            self._expect_duplicates = written.known_keys > 0
+            return prepared, written
         except _TRANSIENT:
             raise
         except psycopg.Error as exc:
@@ -197,12 +202,7 @@ class Worker:
                 parts.append(self._store_split(conn, part))
         merged = Prepared(rejects=parts[0][0].rejects + parts[1][0].rejects,
                           newest_ts=parts[0][0].newest_ts + parts[1][0].newest_ts)
-        a, b = parts[0][1], parts[1][1]
-        return merged, Written(sets=a.sets + b.sets, readings=a.readings + b.readings,
-                               duplicates=a.duplicates + b.duplicates,
-                               dead_letters=a.dead_letters + b.dead_letters,
-                               statuses=a.statuses + b.statuses,
-                               harvests=a.harvests + b.harvests)
+        return merged, parts[0][1] + parts[1][1]
 
 
 def main(pipe: Connection, settings: Settings, log_level: int) -> None:

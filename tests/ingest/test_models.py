@@ -5,24 +5,46 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from coffeetrace.ingest.models import METRICS, HarvestEvent, TelemetrySet, parse_timestamp
+from coffeetrace.ingest.models import METRICS, HarvestEvent, TelemetrySet, error_text
 from coffeetrace.ingest.topics import parse_topic, subscription
 from pydantic import ValidationError
 
 
+def _ts(value: object) -> datetime:
+    return TelemetrySet.model_validate({"seq": 1, "ts": value, "values": {"temperature": 20}}).ts
+
+
 def test_timestamps_rfc3339_and_epoch_ms_agree() -> None:
-    a = parse_timestamp("2026-06-01T08:10:00+07:00")
-    b = parse_timestamp("2026-06-01T01:10:00Z")
-    c = parse_timestamp(int(datetime(2026, 6, 1, 1, 10, tzinfo=UTC).timestamp() * 1000))
+    a = _ts("2026-06-01T08:10:00+07:00")
+    b = _ts("2026-06-01T01:10:00Z")
+    c = _ts(int(datetime(2026, 6, 1, 1, 10, tzinfo=UTC).timestamp() * 1000))
     assert a == b == c
     assert a.utcoffset() == timedelta(hours=7)
+    # the same from JSON, as devices send it
+    raw = b'{"seq": 1, "ts": 1780276200000, "values": {"temperature": 20}}'
+    assert TelemetrySet.model_validate_json(raw).ts == c
 
 
 @pytest.mark.parametrize("bad", ["2026-06-01T08:10:00", "2026-06-01", "soon", True, 1780000000,
-                                 float("nan"), None, [1]])
+                                 float("nan"), None, [1], 4_102_444_800_000])
 def test_timestamps_refused(bad: object) -> None:
-    with pytest.raises(ValueError):
-        parse_timestamp(bad)
+    with pytest.raises(ValidationError) as info:
+        _ts(bad)
+    assert error_text(info.value).startswith("ts must be RFC 3339")
+
+
+def test_error_text_names_metric_bounds_and_units() -> None:
+    ts = "2026-06-01T08:10:00+07:00"
+    with pytest.raises(ValidationError) as info:
+        TelemetrySet.model_validate_json(
+            f'{{"seq": 1, "ts": "{ts}", "values": {{"soilMoistureVwc": 140}}}}')
+    assert error_text(info.value) == "values: soilMoistureVwc=140 outside 0..100 %"
+    with pytest.raises(ValidationError) as info:
+        TelemetrySet(seq=1, ts=ts, values={"soilPh": 6})
+    assert error_text(info.value).startswith("values: unknown metric 'soilPh' (known: ")
+    with pytest.raises(ValidationError) as info:
+        TelemetrySet(seq=1, ts=ts, values={})
+    assert error_text(info.value).startswith("values: ")
 
 
 def test_every_metric_bound_is_enforced_at_both_ends() -> None:
