@@ -8,6 +8,11 @@
     buffer), then publish-to-commit latency at half of (c)'s 1-reading rate and at 500
     messages/s (`mosquitto_pub -l` publishing at a steady pace).
 
+Each ratio is measured within a round, from two runs next to each other in time ((a) and
+(c) with 1 reading a message; (b) and (c) with 100, both into an emptied table), and
+reported as the median over the rounds; other work on the machine moves single figures
+by 2-3x, and a ratio of runs minutes apart would measure that too.
+
 Messages are queued in the broker before each drain (the consumer's persistent session
 exists, it is just offline), so the publisher's speed does not limit (a) or (c). The
 publisher runs in its own process. Servers: a Mosquitto of its own with the shipped
@@ -350,7 +355,7 @@ def _latency(s: Settings, hook: _Committed, topic: str, first: int, rate: float,
 
 
 def run_bench(settings: Settings, *, messages: int, latency_seconds: float, database_url: str,
-              say: Callable[[str], None], repeat: int = 2,
+              say: Callable[[str], None], repeat: int = 3,
               soak_seconds: float = 0) -> dict[str, Any]:
     if shutil.which("mosquitto") is None:
         raise ConfigError("`coffeetrace bench ingest` needs mosquitto on PATH")
@@ -378,9 +383,13 @@ def run_bench(settings: Settings, *, messages: int, latency_seconds: float, data
         stack.callback(sampler.stop)
         _create_session(broker.url, s.mqtt_client_id, subscription(prefix))
         sampler.start()
-        # Each figure is the best of `repeat` rounds, the rounds interleaved, so that other
-        # work on the machine does not favour one side of a ratio.
+        # Other work on the machine moves single figures by 2-3x. So each round measures
+        # a ratio from two runs next to each other in time, (a) then (c) with 1 reading a
+        # message, (b) then (c) with 100, and the ratios reported are the medians over
+        # the rounds; the rates reported are each the best round's.
         a = b = c1_msgs = c1_readings = c100_msgs = c100_readings = 0.0
+        over_a: list[float] = []
+        over_b: list[float] = []
         for r in range(repeat):
             base = 10_000_000 * (r + 1)
             # (a) bare subscriber
@@ -389,31 +398,38 @@ def run_bench(settings: Settings, *, messages: int, latency_seconds: float, data
             _create_session(broker.url, bare_id, subscription(prefix + "-bare"))
             publish(broker.url, device_topic(prefix + "-bare", device, "telemetry"), base, n1)
             a_r = drain_bare(broker.url, bare_id, n1)
-            # (b) raw COPY of the very readings (c) stores with 100 per message
-            rows = _rows(device, plot_id, (base + 2_000_000) // 25, n100, 25)
-            _empty_store(db_url)
-            b_r = raw_copy(db_url, rows, s.ingest_batch_size * 10)
-            del rows
             # (c1) ingest, one reading per message
             publish(broker.url, topic, base + 1_000_000, n1)
             c1_r = _drain_ingest(s, hook, n1)
-            # (c100) ingest, 100 readings per message
+            # (b) raw COPY of the very readings that (c100) then stores, 100 per message;
+            # the messages are queued first, so that the publisher is done before (b)
+            first100 = (base + 2_000_000) // 25
+            publish(broker.url, topic, first100, n100, sets=25)
+            rows = _rows(device, plot_id, first100, n100, 25)
             _empty_store(db_url)
-            publish(broker.url, topic, (base + 2_000_000) // 25, n100, sets=25)
+            b_r = raw_copy(db_url, rows, s.ingest_batch_size * 10)
+            del rows
+            # (c100) ingest, 100 readings per message, into the same empty table
+            _empty_store(db_url)
             c100_r = _drain_ingest(s, hook, n100)
-            say(f"round {r + 1}: (a) bare subscriber {a_r:,.0f} msgs/s; (b) raw COPY "
-                f"{b_r:,.0f} readings/s; (c) 1 reading/msg {c1_r[0]:,.0f} msgs/s; "
-                f"100 readings/msg {c100_r[0]:,.0f} msgs/s = {c100_r[1]:,.0f} readings/s")
+            over_a.append(c1_r[0] / a_r)
+            over_b.append(c100_r[1] / b_r)
+            say(f"round {r + 1}: (a) bare subscriber {a_r:,.0f} msgs/s; (c) 1 reading/msg "
+                f"{c1_r[0]:,.0f} msgs/s ({over_a[-1]:.2f} of (a)); (b) raw COPY {b_r:,.0f} "
+                f"readings/s; (c) 100 readings/msg {c100_r[0]:,.0f} msgs/s = "
+                f"{c100_r[1]:,.0f} readings/s ({over_b[-1]:.2f} of (b))")
             a, b = max(a, a_r), max(b, b_r)
             if c1_r[0] > c1_msgs:
                 c1_msgs, c1_readings = c1_r
             if c100_r[0] > c100_msgs:
                 c100_msgs, c100_readings = c100_r
-        say(f"(a) bare paho subscriber: {a:,.0f} msgs/s")
-        say(f"(b) raw COPY: {b:,.0f} readings/s")
-        say(f"(c) ingest, 1 reading/msg: {c1_msgs:,.0f} msgs/s = {c1_msgs / a:.2f} of (a)")
+        c1_over_a, c100_over_b = statistics.median(over_a), statistics.median(over_b)
+        say(f"(a) bare paho subscriber: {a:,.0f} msgs/s (best round)")
+        say(f"(b) raw COPY: {b:,.0f} readings/s (best round)")
+        say(f"(c) ingest, 1 reading/msg: {c1_msgs:,.0f} msgs/s (best round); "
+            f"{c1_over_a:.2f} of (a) (median of the rounds)")
         say(f"(c) ingest, 100 readings/msg: {c100_msgs:,.0f} msgs/s, {c100_readings:,.0f} "
-            f"readings/s = {c100_readings / b:.2f} of (b)")
+            f"readings/s (best round); {c100_over_b:.2f} of (b) (median of the rounds)")
 
         # latency at half of the 1-reading rate, publisher and consumer running together,
         # then at a steady province-like rate (DOMAIN.md: ~350 messages/s)
@@ -454,7 +470,9 @@ def run_bench(settings: Settings, *, messages: int, latency_seconds: float, data
             "a_bare_msgs_s": round(a), "b_copy_readings_s": round(b),
             "c1_msgs_s": round(c1_msgs), "c1_readings_s": round(c1_readings),
             "c100_msgs_s": round(c100_msgs), "c100_readings_s": round(c100_readings),
-            "c1_over_a": round(c1_msgs / a, 3), "c100_over_b": round(c100_readings / b, 3),
+            "c1_over_a": round(c1_over_a, 3), "c100_over_b": round(c100_over_b, 3),
+            "c1_over_a_rounds": [round(x, 3) for x in over_a],
+            "c100_over_b_rounds": [round(x, 3) for x in over_b],
             "latency_rate_msgs_s": round(rate), "latency_seconds": latency_seconds,
             "latency_p50_ms": round(p50 * 1000, 1), "latency_p99_ms": round(p99 * 1000, 1),
             "latency_committed": committed, "latency_published": published,

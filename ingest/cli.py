@@ -83,7 +83,8 @@ def register(app: typer.Typer, bench: typer.Typer, export: typer.Typer) -> None:
             "--database-url", help="Server to create a scratch database on "
             "(default: the configured one, else an embedded one).")] = "",
         repeat: Annotated[int, typer.Option(
-            "--repeat", help="Rounds of (a), (b), (c); each figure is the best round.")] = 2,
+            "--repeat", help="Rounds of (a), (b), (c): rates are the best round's, ratios "
+            "the median of the rounds' (each from two runs next to each other).")] = 3,
         soak_seconds: Annotated[float, typer.Option(
             "--soak-seconds", help="Also run this long at a quarter of the maximum rate and "
             "compare RSS of the first and last minute (300 for the 5-minute check).")] = 0,
