@@ -201,13 +201,18 @@ def _world(url: str) -> tuple[str, Any, Any]:
 _WORKER_PID: list[int | None] = [None]
 
 
-def _rss_mb() -> float:
-    rss = psutil.Process().memory_info().rss
+def _rss_parts_mb() -> tuple[float, float]:
+    """RSS of this process (the paho side of ingest, and the benchmark) and of the worker."""
+    worker = 0
     pid = _WORKER_PID[0]
     if pid is not None:
         with suppress(psutil.Error):  # between two runs
-            rss += psutil.Process(pid).memory_info().rss
-    return rss / 1e6
+            worker = psutil.Process(pid).memory_info().rss
+    return psutil.Process().memory_info().rss / 1e6, worker / 1e6
+
+
+def _rss_mb() -> float:
+    return sum(_rss_parts_mb())
 
 
 def _create_session(url: str, client_id: str, topic_filter: str) -> None:
@@ -448,17 +453,28 @@ def run_bench(settings: Settings, *, messages: int, latency_seconds: float, data
             soak_rate = c1_msgs / 4
             begin = len(sampler.samples)
             s50, s99, _, _ = _latency(s, hook, topic, 5_000_000, soak_rate, soak_seconds)
-            window = sampler.samples[begin:]
+            # from the first sample with the soak's worker process running
+            parts = [p for p in sampler.parts[begin:] if p[1] > 0]
+            window = [sum(p) for p in parts]
             minute = min(120, max(1, len(window) // 4))  # samples are 0.5 s apart
-            head, tail = window[:minute], window[-minute:]
             soak = {"soak_seconds": soak_seconds, "soak_rate_msgs_s": round(soak_rate),
                     "soak_p50_ms": round(s50 * 1000, 1), "soak_p99_ms": round(s99 * 1000, 1),
-                    "soak_rss_first_mb": round(statistics.median(head), 1) if head else None,
-                    "soak_rss_last_mb": round(statistics.median(tail), 1) if tail else None,
                     "soak_rss_max_mb": round(max(window), 1) if window else None}
+            # both processes together, then each: a process that settles and one that grows
+            # can add up to a sum that looks flat, or the other way round
+            for name, series in (("", window),
+                                 ("_paho", [p[0] for p in parts]),
+                                 ("_worker", [p[1] for p in parts])):
+                head, tail = series[:minute], series[-minute:]
+                soak[f"soak_rss{name}_first_mb"] = round(statistics.median(head), 1) \
+                    if head else None
+                soak[f"soak_rss{name}_last_mb"] = round(statistics.median(tail), 1) \
+                    if tail else None
             say(f"soak {soak_seconds:g} s at {soak_rate:,.0f} msgs/s: RSS median of the first "
-                f"{minute / 2:g} s {soak['soak_rss_first_mb']} MB, of the last "
-                f"{soak['soak_rss_last_mb']} MB; p99 {s99 * 1000:.0f} ms")
+                f"{minute / 2:g} s {soak['soak_rss_first_mb']} MB (paho process "
+                f"{soak['soak_rss_paho_first_mb']}, worker {soak['soak_rss_worker_first_mb']}), "
+                f"of the last {soak['soak_rss_last_mb']} MB ({soak['soak_rss_paho_last_mb']}, "
+                f"{soak['soak_rss_worker_last_mb']}); p99 {s99 * 1000:.0f} ms")
         sampler.stop()
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1000
         say(f"RSS: start {rss_start:.0f} MB; during ingest runs {sampler.first:.0f} -> "
@@ -491,7 +507,8 @@ class _RssSampler:
     runs (flat = no growth)."""
 
     def __init__(self) -> None:
-        self.samples: list[float] = []
+        self.samples: list[float] = []  # both processes
+        self.parts: list[tuple[float, float]] = []  # this process, the worker
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -501,7 +518,9 @@ class _RssSampler:
 
     def _run(self) -> None:
         while not self._stop.wait(0.5):
-            self.samples.append(_rss_mb())
+            parts = _rss_parts_mb()
+            self.parts.append(parts)
+            self.samples.append(sum(parts))
 
     def stop(self) -> None:
         self._stop.set()

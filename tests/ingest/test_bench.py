@@ -20,7 +20,8 @@ def test_bench_ingest_small(pg_server, settings: Settings,
         pytest.skip("mosquitto is not on PATH: the benchmark starts its own")
     lines: list[str] = []
     result = run_bench(settings, messages=1_000, latency_seconds=0.5,
-                       database_url=pg_server.admin_url, say=lines.append, repeat=1)
+                       database_url=pg_server.admin_url, say=lines.append, repeat=1,
+                       soak_seconds=2)
     final = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert final == result
     assert (final["messages"], final["messages_100"]) == (1_000, 100)
@@ -32,3 +33,6 @@ def test_bench_ingest_small(pg_server, settings: Settings,
     assert final["c100_readings_s"] == pytest.approx(final["c100_msgs_s"] * 100, rel=0.01)
     assert final["latency_committed"] == final["latency_published"]
     assert any(line.startswith("(c) ingest, 100 readings/msg") for line in lines)
+    # the soak's RSS, of both processes together and of each
+    for part in ("", "_paho", "_worker"):
+        assert final[f"soak_rss{part}_first_mb"] > 0 and final[f"soak_rss{part}_last_mb"] > 0
