@@ -451,7 +451,7 @@ def run_bench(settings: Settings, *, messages: int, latency_seconds: float, data
         if soak_seconds > 0:
             # RSS over a long steady run: compare the first and the last minute
             soak_rate = c1_msgs / 4
-            begin = len(sampler.samples)
+            begin = len(sampler.parts)
             s50, s99, _, _ = _latency(s, hook, topic, 5_000_000, soak_rate, soak_seconds)
             # from the first sample with the soak's worker process running
             parts = [p for p in sampler.parts[begin:] if p[1] > 0]
@@ -507,7 +507,6 @@ class _RssSampler:
     runs (flat = no growth)."""
 
     def __init__(self) -> None:
-        self.samples: list[float] = []  # both processes
         self.parts: list[tuple[float, float]] = []  # this process, the worker
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -518,14 +517,17 @@ class _RssSampler:
 
     def _run(self) -> None:
         while not self._stop.wait(0.5):
-            parts = _rss_parts_mb()
-            self.parts.append(parts)
-            self.samples.append(sum(parts))
+            self.parts.append(_rss_parts_mb())
 
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(2)
+
+    @property
+    def samples(self) -> list[float]:
+        """Both processes together."""
+        return [sum(p) for p in self.parts]
 
     @property
     def first(self) -> float:
