@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from coffeetrace import db
+from coffeetrace.broker_control import BrokerControl
 from coffeetrace.errors import CoffeetraceError
 from coffeetrace.settings import Settings, get_settings
 
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.page_cache = PageCache(settings.page_cache_entries, settings.page_cache_recheck_s,
                                      settings.page_cache_ttl_s)
     app.state.link_memo = Memo()
+    app.state.broker_control = BrokerControl(settings)
 
     @app.exception_handler(CoffeetraceError)
     async def domain_error(request: Request, exc: CoffeetraceError) -> JSONResponse:

@@ -1,4 +1,5 @@
-"""Commands of this package: `qr`, `labels`, `apikey create`, `api`, `bench page`."""
+"""Commands of this package: `qr`, `labels`, `apikey create`, `device create|rotate|disable|
+enable`, `api`, `bench page`."""
 
 from __future__ import annotations
 
@@ -92,6 +93,104 @@ def register(app: typer.Typer, bench: typer.Typer, export: typer.Typer) -> None:
             conn.commit()
         say(f"API key {issued.row['prefix']} ({role}) for {coop}; keep it, it is not shown again:")
         print(issued.token)
+
+    device_app = typer.Typer(help="Devices and their broker credentials (applied to the broker "
+                             "at once with COFFEETRACE_MQTT_BROKER_AUTH=dynsec).",
+                             no_args_is_help=True)
+    app.add_typer(device_app, name="device")
+
+    def _device_change(change):  # type: ignore[no-untyped-def]
+        """Run `change(conn, settings, control)` in one transaction: rolled back when the
+        broker does not confirm, so the registry and the broker never disagree."""
+        from coffeetrace import db
+        from coffeetrace.broker_control import BrokerControl
+        from coffeetrace.settings import get_settings
+
+        settings = get_settings()
+        with db.connect(settings.effective_database_url(),
+                        timeout_s=settings.db_connect_timeout_s) as conn, conn.transaction():
+            result = change(conn, settings, BrokerControl(settings))
+        return result, settings
+
+    def _applied(settings) -> str:  # type: ignore[no-untyped-def]
+        mode = settings.mqtt_broker_auth
+        if mode == "dynsec":
+            return "applied to the broker"
+        if mode == "files":
+            return "run `coffeetrace broker-config` and reload the broker to apply it there"
+        return "the broker takes anyone (COFFEETRACE_MQTT_BROKER_AUTH=none)"
+
+    @device_app.command("create")
+    @friendly
+    def device_create(coop: str = typer.Option(..., "--coop", help="Cooperative code."),
+                      kind: str = typer.Option(..., "--kind", help="soil_node, weather_station, "
+                                               "harvest_scale or phone."),
+                      plot: str | None = typer.Option(None, "--plot", help="Plot id (uuid)."),
+                      tree: str | None = typer.Option(None, "--tree", help="Tree id (uuid)."),
+                      device_id: str | None = typer.Option(None, "--id", help="Device id "
+                                                           "(default: generated).")) -> None:
+        """Register a device; its MQTT password is printed once (stdout)."""
+        from uuid import UUID
+
+        from coffeetrace.trace import registry
+
+        from coffeetrace.broker_control import check_device_name
+        from coffeetrace.errors import NotFound
+
+        def change(conn, settings, control):  # type: ignore[no-untyped-def]
+            check_device_name(settings, device_id)
+            cooperative = registry.get_cooperative_by_code(conn, coop)
+            if cooperative is None:
+                raise NotFound(f"no cooperative has the code {coop!r}")
+            issued = registry.register_device(
+                conn, cooperative["id"], kind, plot_id=UUID(plot) if plot else None,
+                tree_id=UUID(tree) if tree else None, device_id=device_id)
+            control.upsert_device(issued.username, issued.password)
+            return issued
+
+        issued, settings = _device_change(change)
+        say(f"device {issued.username} ({kind}) for {coop}, {_applied(settings)}; its MQTT "
+            "password (user name and client id: the device id) is not shown again:")
+        print(issued.password)
+
+    @device_app.command("rotate")
+    @friendly
+    def device_rotate(device_id: str = typer.Argument(..., help="Device id.")) -> None:
+        """Issue a new MQTT password (printed once, stdout); the old one stops working."""
+        from coffeetrace.trace import registry
+
+        def change(conn, settings, control):  # type: ignore[no-untyped-def]
+            device = registry.get_device_cooperative(conn, device_id)
+            issued = registry.rotate_device_credential(conn, device["cooperative_id"], device_id)
+            control.upsert_device(device_id, issued.password, active=device["active"])
+            return issued
+
+        issued, settings = _device_change(change)
+        say(f"new password of {device_id}, {_applied(settings)}; it is not shown again:")
+        print(issued.password)
+
+    def _set_active(device_id: str, active: bool) -> None:
+        from coffeetrace.trace import registry
+
+        def change(conn, settings, control):  # type: ignore[no-untyped-def]
+            device = registry.get_device_cooperative(conn, device_id)
+            registry.set_device_active(conn, device["cooperative_id"], device_id, active)
+            control.set_device_active(device_id, active)
+
+        _, settings = _device_change(change)
+        say(f"device {device_id} {'enabled' if active else 'disabled'}, {_applied(settings)}")
+
+    @device_app.command("disable")
+    @friendly
+    def device_disable(device_id: str = typer.Argument(..., help="Device id.")) -> None:
+        """Disable a device: the broker refuses it, ingest drops its messages."""
+        _set_active(device_id, False)
+
+    @device_app.command("enable")
+    @friendly
+    def device_enable(device_id: str = typer.Argument(..., help="Device id.")) -> None:
+        """Enable a disabled device again, with its current credential."""
+        _set_active(device_id, True)
 
     @app.command("api")
     @friendly

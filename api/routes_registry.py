@@ -32,6 +32,7 @@ from coffeetrace.api.schemas import (
 from coffeetrace.trace import registry
 from fastapi import APIRouter, Query, Request, Response
 
+from coffeetrace.broker_control import check_device_name
 from coffeetrace.errors import NotFound
 
 router = APIRouter(prefix="/v1", responses=error_responses(401, 403, 404, 409, 422))
@@ -209,12 +210,20 @@ def _credential(issued: registry.IssuedDevice, request: Request) -> DeviceCreden
                             topic_prefix=request.app.state.settings.topic_prefix)
 
 
+# Device changes reach the broker inside the request's transaction: when the broker does
+# not confirm (COFFEETRACE_MQTT_BROKER_AUTH=dynsec), the error (503) rolls the change back.
+BrokerRefusal = error_responses(503)
+
+
 @router.post("/devices", response_model=DeviceCredential, status_code=201, tags=["registry"],
-             summary="Register a device; its MQTT password is returned once")
+             summary="Register a device; its MQTT password is returned once",
+             responses=BrokerRefusal)
 def create_device(body: DeviceIn, request: Request, conn: Conn,
                   caller: Operator) -> DeviceCredential:
+    check_device_name(request.app.state.settings, body.device_id)
     issued = registry.register_device(conn, caller.cooperative_id, body.kind, plot_id=body.plot_id,
                                       tree_id=body.tree_id, device_id=body.device_id)
+    request.app.state.broker_control.upsert_device(issued.username, issued.password)
     return _credential(issued, request)
 
 
@@ -224,12 +233,33 @@ def get_device(device_id: str, conn: Conn, caller: Reader) -> dict:
 
 
 @router.post("/devices/{device_id}/credential", response_model=DeviceCredential, tags=["registry"],
-             summary="Issue a new MQTT password (the old one stops working)")
+             summary="Issue a new MQTT password (the old one stops working)",
+             responses=BrokerRefusal)
 def rotate_device(device_id: str, request: Request, conn: Conn,
                   caller: Operator) -> DeviceCredential:
     _get(conn, "get_device", "device", device_id, caller.cooperative_id)
     issued = registry.rotate_device_credential(conn, caller.cooperative_id, device_id)
+    request.app.state.broker_control.upsert_device(issued.username, issued.password,
+                                                   active=issued.device["active"])
     return _credential(issued, request)
+
+
+@router.post("/devices/{device_id}/disable", response_model=Device, tags=["registry"],
+             summary="Disable a device: the broker refuses it, ingest drops its messages",
+             responses=BrokerRefusal)
+def disable_device(device_id: str, request: Request, conn: Conn, caller: Operator) -> dict:
+    row = registry.set_device_active(conn, caller.cooperative_id, device_id, False)
+    request.app.state.broker_control.set_device_active(device_id, False)
+    return row
+
+
+@router.post("/devices/{device_id}/enable", response_model=Device, tags=["registry"],
+             summary="Enable a disabled device again, with its current credential",
+             responses=BrokerRefusal)
+def enable_device(device_id: str, request: Request, conn: Conn, caller: Operator) -> dict:
+    row = registry.set_device_active(conn, caller.cooperative_id, device_id, True)
+    request.app.state.broker_control.set_device_active(device_id, True)
+    return row
 
 
 # --- API keys ---------------------------------------------------------------------

@@ -271,5 +271,6 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the project's one error format."""
     meaning = {400: "Bad identifier", 401: "Missing or unknown API key",
                403: "The key's role does not allow this", 404: "Not found in your cooperative",
-               409: "Already exists", 422: "Invalid request or a domain rule refused it"}
+               409: "Already exists", 422: "Invalid request or a domain rule refused it",
+               503: "The MQTT broker did not confirm the change; nothing was changed"}
     return {code: {"model": Error, "description": meaning[code]} for code in codes}

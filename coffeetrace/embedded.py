@@ -194,27 +194,68 @@ def shipped_mosquitto_conf() -> str:
     return files("coffeetrace").joinpath("broker", "mosquitto.conf").read_text(encoding="utf-8")
 
 
+DYNSEC_PLUGIN_CANDIDATES = (
+    "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so",
+    "/usr/lib/aarch64-linux-gnu/mosquitto_dynamic_security.so",
+    "/usr/lib/mosquitto_dynamic_security.so",
+    "/usr/lib64/mosquitto_dynamic_security.so",
+    "/usr/local/lib/mosquitto_dynamic_security.so",
+    "/opt/homebrew/lib/mosquitto_dynamic_security.so",
+)
+
+
+def find_dynsec_plugin() -> Path | None:
+    """Mosquitto's dynamic security plugin on this machine, if installed."""
+    for candidate in DYNSEC_PLUGIN_CANDIDATES:
+        if Path(candidate).exists():
+            return Path(candidate)
+    mosquitto = shutil.which("mosquitto")
+    if mosquitto:
+        beside = Path(mosquitto).resolve().parent.parent / "lib" / "mosquitto_dynamic_security.so"
+        if beside.exists():
+            return beside
+    return None
+
+
 def render_mosquitto_conf(
     port: int,
     persistence_dir: Path,
     *,
     password_file: Path | None = None,
     acl_file: Path | None = None,
+    dynsec_file: Path | None = None,
+    dynsec_plugin: Path | None = None,
     host: str = "127.0.0.1",
     run_as: str | None = None,
 ) -> str:
     """The shipped config with only listener, persistence and auth lines replaced.
 
+    `dynsec_file`: the dynamic security plugin with this file (the plugin found on this
+    machine unless `dynsec_plugin` names it). Otherwise the plugin lines are dropped, and
+    `password_file`/`acl_file` are used when given; with neither, the broker is anonymous
+    (every other line, retain and size limits included, stays as shipped).
+
     `run_as`: the user Mosquitto keeps when started as root. Its default ("mosquitto")
     could not reach a data folder under a private parent such as /root, and would then
-    silently run without persistence.
+    silently run without persistence (nor save the dynamic security file).
     """
+    plugin = None
+    if dynsec_file is not None:
+        plugin = dynsec_plugin or find_dynsec_plugin()
+        if plugin is None:
+            raise ConfigError("Mosquitto's dynamic security plugin "
+                              "(mosquitto_dynamic_security.so) is not installed here",
+                              setting="COFFEETRACE_MQTT_BROKER_AUTH")
     replaced: dict[str, str | None] = {
         "listener": f"listener {port} {host}",
         "persistence_location": f"persistence_location {persistence_dir}/",
-        "password_file": f"password_file {password_file}" if password_file else None,
-        "acl_file": f"acl_file {acl_file}" if acl_file else None,
-        "allow_anonymous": "allow_anonymous false" if password_file else "allow_anonymous true",
+        "plugin": f"plugin {plugin}" if dynsec_file is not None else None,
+        "plugin_opt_config_file": (f"plugin_opt_config_file {dynsec_file}"
+                                   if dynsec_file is not None else None),
+        "password_file": None,
+        "acl_file": None,
+        "allow_anonymous": ("allow_anonymous false" if password_file or dynsec_file
+                            else "allow_anonymous true"),
     }
     out = []
     for line in shipped_mosquitto_conf().splitlines():
@@ -225,6 +266,10 @@ def render_mosquitto_conf(
                 out.append(value)
         else:
             out.append(line)
+    if password_file:
+        out.append(f"password_file {password_file}")
+    if acl_file:
+        out.append(f"acl_file {acl_file}")
     if run_as:
         out.append(f"user {run_as}")
     return "\n".join(out) + "\n"
@@ -241,11 +286,13 @@ class EmbeddedBroker:
         prefer_mosquitto: bool = True,
         password_file: Path | None = None,
         acl_file: Path | None = None,
+        dynsec_file: Path | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.port = port
         self.password_file = password_file
         self.acl_file = acl_file
+        self.dynsec_file = dynsec_file
         self.mosquitto = shutil.which("mosquitto") if prefer_mosquitto else None
         self._proc: subprocess.Popen[bytes] | None = None
         self._thread: threading.Thread | None = None
@@ -287,7 +334,7 @@ class EmbeddedBroker:
         conf.write_text(
             render_mosquitto_conf(
                 self.port, broker_dir, password_file=self.password_file, acl_file=self.acl_file,
-                run_as=getpass.getuser(),
+                dynsec_file=self.dynsec_file, run_as=getpass.getuser(),
             )
         )
         log_path = broker_dir / "mosquitto.log"

@@ -67,3 +67,11 @@ class Unauthorized(CoffeetraceError):
 class Forbidden(CoffeetraceError):
     status_code = 403
     code = "forbidden"
+
+
+class ServiceUnavailable(CoffeetraceError):
+    """A server the request depends on (the MQTT broker, ...) did not do its part; nothing
+    was changed. Says which and why."""
+
+    status_code = 503
+    code = "unavailable"

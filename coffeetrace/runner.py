@@ -87,12 +87,14 @@ def up(settings: Settings, *, demo: bool, say: Callable[[str], None]) -> None:
         import uvicorn
 
         from coffeetrace.api.app import create_app
+        from coffeetrace.ingest.limits import for_replay
         from coffeetrace.ingest.retention import LedgerPruner
         from coffeetrace.ingest.service import IngestService
 
         say(f"migrations applied: {', '.join(applied) if applied else 'none pending'}")
 
-        ingest = IngestService(settings)
+        # the demo replays a season in seconds: far above any real device's rate
+        ingest = IngestService(for_replay(settings) if demo else settings)
         ingest.start()
         stack.callback(ingest.stop)
         say(f"ingest subscribed to {settings.topic_prefix}/#")
@@ -121,7 +123,21 @@ def up(settings: Settings, *, demo: bool, say: Callable[[str], None]) -> None:
                 for line in announcements:
                     say(line)
 
+        def watch_ingest() -> None:
+            # ingest runs inside the stack: if it fails, the stack stops (exit 1) instead of
+            # serving on while nothing is stored
+            while not stop.wait(1.0):
+                if not ingest.healthy:
+                    say(f"ingest failed: {ingest.failure}; stopping")
+                    failed.set()
+                    server.should_exit = True
+                    return
+
+        failed = threading.Event()
         threading.Thread(target=announce_when_serving, name="announce", daemon=True).start()
+        threading.Thread(target=watch_ingest, name="watch-ingest", daemon=True).start()
         with _stop_signals_end_quietly(stop):
             server.run()  # returns on Ctrl-C / SIGTERM
         say("stopping")
+        if failed.is_set():
+            raise SystemExit(1)

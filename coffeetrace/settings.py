@@ -7,6 +7,7 @@ Defaults run everything on one machine: empty `database_url` and `mqtt_url` mean
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -99,6 +100,32 @@ class Settings(BaseSettings):
     ingest_dead_letter_payload_chars: int = Field(
         4096, description="Raw payload characters kept in a dead-letter row."
     )
+    ingest_max_json_depth: int = Field(
+        8, ge=2, le=64, description="Most levels of nested arrays/objects in a payload (a "
+        "reading-set array needs 3); deeper payloads are dead-lettered as too_deep.")
+    ingest_max_sets_per_message: int = Field(
+        1000, ge=1, le=100_000, description="Most reading sets or harvest events in one "
+        "message; a larger array is dead-lettered whole as too_many_sets.")
+    ingest_device_msgs_per_s: float = Field(
+        10.0, ge=0, description="Messages per second one device may send, sustained (token "
+        "bucket per device and ingest process; 0: no limit). Beyond it: rate_limited.")
+    ingest_device_msgs_burst: int = Field(
+        1000, ge=1, description="Messages a device may send at once above its rate (also "
+        "the backlog per device admitted when ingest reconnects).")
+    ingest_device_sets_per_s: float = Field(
+        200.0, ge=0, description="Reading sets and harvest events per second one device may "
+        "send, sustained (0: no limit).")
+    ingest_device_sets_burst: int = Field(
+        50_000, ge=1, description="Reading sets a device may send at once above its rate "
+        "(an offline buffer's flush).")
+    ingest_dead_letters_per_device_hour: int = Field(
+        100, ge=0, description="Dead-letter rows kept per device and hour; beyond it they "
+        "are only counted (dead_letter_hours, metric coffeetrace_ingest_dead_letters_dropped).")
+    ingest_dead_letter_retention_days: int = Field(
+        30, ge=0, description="Days dead letters and their hourly counts are kept (0: forever).")
+    ingest_stall_s: float = Field(
+        60.0, gt=0, description="Ingest reports not ready (/readyz 503) when messages have "
+        "waited this long and nothing was committed meanwhile.")
     mqtt_ingest_username: str = Field(
         "coffeetrace-ingest",
         description="Broker user of the ingest consumer, written by `coffeetrace broker-config`.",
@@ -106,6 +133,27 @@ class Settings(BaseSettings):
     mqtt_ingest_password: str = Field(
         "",
         description="Its password for `coffeetrace broker-config` (empty: the one in mqtt_url).",
+    )
+    mqtt_broker_auth: Literal["dynsec", "files", "none"] = Field(
+        "files",
+        description="How the broker learns device credentials: `dynsec` (Mosquitto's dynamic "
+        "security plugin; devices created, rotated or disabled through the API or CLI take "
+        "effect at once over `$CONTROL`), `files` (password and ACL files from `coffeetrace "
+        "broker-config`, applied on the broker's reload), `none` (a broker that takes anyone).",
+    )
+    mqtt_control_username: str = Field(
+        "coffeetrace-control",
+        description="Broker user the API and CLI manage the dynamic security plugin with "
+        "(COFFEETRACE_MQTT_BROKER_AUTH=dynsec); a name no device may take.",
+    )
+    mqtt_control_password: str = Field(
+        "",
+        description="Its password (needed with COFFEETRACE_MQTT_BROKER_AUTH=dynsec).",
+    )
+    mqtt_control_timeout_s: float = Field(
+        5.0, gt=0,
+        description="Seconds the API waits for the broker to confirm a credential change "
+        "before it refuses the request (503) and rolls it back.",
     )
 
     # --- API ---------------------------------------------------------------

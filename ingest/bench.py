@@ -17,6 +17,8 @@ Messages are queued in the broker before each drain (the consumer's persistent s
 exists, it is just offline), so the publisher's speed does not limit (a) or (c). The
 publisher runs in its own process. Servers: a Mosquitto of its own with the shipped
 config; a scratch database on the configured server (or an embedded one), dropped after.
+Ingest runs with the per-device rate limits off (one device sends everything here);
+`bench ingest-flood` (bench_flood.py) measures them.
 """
 
 from __future__ import annotations
@@ -71,8 +73,9 @@ def _reading_sets(seq: int, sets: int, now_ms: int) -> list[dict[str, Any]]:
             for i in range(sets)]
 
 
-def _payload(seq: int, sets: int) -> bytes:
-    found = _reading_sets(seq, sets, int(time.time() * 1000))
+def _payload(seq: int, sets: int, behind_s: float = 0) -> bytes:
+    """Message `seq`, stamped with the time now (`behind_s` seconds earlier, if given)."""
+    found = _reading_sets(seq, sets, int((time.time() - behind_s) * 1000))
     return json.dumps(found[0] if sets == 1 else found).encode()
 
 
@@ -86,8 +89,10 @@ def _rows(device: str, plot_id: Any, first: int, count: int, sets: int) -> list[
 
 
 def _publish_proc(url: str, topic: str, first: int, count: int, sets: int, rate: float,
-                  out: Any) -> None:
-    """Publish `count` QoS 1 messages (at `rate` per second, 0 = flat out); wait for PUBACKs."""
+                  start_at: float, behind_s: float, out: Any) -> None:
+    """Publish `count` QoS 1 messages (at `rate` per second, 0 = flat out), from wall-clock
+    time `start_at` (0: at once), stamped `behind_s` seconds in the past; wait for PUBACKs.
+    Puts (acknowledged, seconds, wall-clock time of the first publish) on `out`."""
     import paho.mqtt.client as paho
 
     client = new_client(parse_broker_url(url), f"bench-pub-{uuid.uuid4().hex[:8]}")
@@ -103,20 +108,28 @@ def _publish_proc(url: str, topic: str, first: int, count: int, sets: int, rate:
     client.on_publish = on_publish
     client.connect(parse_broker_url(url).host, parse_broker_url(url).port)
     client.loop_start()
-    started = time.monotonic()
+    _sleep_until(start_at)
+    started, started_wall = time.monotonic(), time.time()
     for i in range(count):
         if rate > 0:
             due = started + i / rate
             pause = due - time.monotonic()
             if pause > 0:
                 time.sleep(pause)
-        client.publish(topic, _payload(first + i, sets), qos=1)
+        client.publish(topic, _payload(first + i, sets, behind_s), qos=1)
     deadline = time.monotonic() + 300
     while acked[0] < count and time.monotonic() < deadline:
         time.sleep(0.02)
     client.disconnect()
     client.loop_stop()
-    out.put((acked[0], time.monotonic() - started))
+    out.put((acked[0], time.monotonic() - started, started_wall))
+
+
+def _sleep_until(wall: float) -> None:
+    """Sleep until wall-clock time `wall` (the publisher processes' common schedule)."""
+    pause = wall - time.time()
+    if pause > 0:
+        time.sleep(pause)
 
 
 def publish_paced(url: str, topic: str, first: int, count: int, rate: float) -> None:
@@ -142,18 +155,38 @@ def publish_paced(url: str, topic: str, first: int, count: int, rate: float) -> 
         raise ConfigError("mosquitto_pub failed in the latency run")
 
 
+def start_process(target: Callable[..., None], *args: Any) -> tuple[Any, Any]:
+    """Spawn a publisher process `target(*args, out)`; (process, its result queue)."""
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    proc = ctx.Process(target=target, args=(*args, out))
+    proc.start()
+    return proc, out
+
+
+def finish_process(started: tuple[Any, Any], count: int, timeout: float = 600) -> tuple[Any, ...]:
+    """Wait for a publisher process of `start_process`; its result, whose first item (how many
+    messages the broker acknowledged) must reach `count`."""
+    proc, out = started
+    result = out.get(timeout=timeout)
+    proc.join(30)
+    if result[0] < count:
+        raise ConfigError(f"the bench broker acknowledged {result[0]} of {count} messages")
+    return tuple(result)
+
+
+def start_publisher(url: str, topic: str, first: int, count: int, sets: int = 1,
+                    rate: float = 0, *, start_at: float = 0,
+                    behind_s: float = 0) -> tuple[Any, Any]:
+    """Start the publisher process (see _publish_proc); finish it with finish_process."""
+    return start_process(_publish_proc, url, topic, first, count, sets, rate, start_at,
+                         behind_s)
+
+
 def publish(url: str, topic: str, first: int, count: int, sets: int = 1,
             rate: float = 0) -> float:
     """Run the publisher process to completion; its duration in seconds."""
-    ctx = mp.get_context("spawn")
-    out = ctx.Queue()
-    proc = ctx.Process(target=_publish_proc, args=(url, topic, first, count, sets, rate, out))
-    proc.start()
-    acked, seconds = out.get(timeout=600)
-    proc.join(30)
-    if acked < count:
-        raise ConfigError(f"the bench broker acknowledged {acked} of {count} messages")
-    return float(seconds)
+    return float(finish_process(start_publisher(url, topic, first, count, sets, rate), count)[1])
 
 
 # --------------------------------------------------------------------------- servers
@@ -178,7 +211,21 @@ def server_url(settings: Settings, database_url: str, stack: ExitStack) -> str:
     return pg.admin_url()
 
 
-def _world(url: str) -> tuple[str, Any, Any]:
+def bench_servers(settings: Settings, database_url: str, stack: ExitStack,
+                  name: str) -> tuple[EmbeddedBroker, str]:
+    """A Mosquitto of the bench's own (the shipped config) and a migrated scratch database
+    named after `name`, both gone when `stack` closes."""
+    broker = EmbeddedBroker(_server_dir(stack), free_port())
+    broker.start()
+    stack.callback(broker.stop)
+    db_url = stack.enter_context(
+        scratch_database(server_url(settings, database_url, stack), name))
+    return broker, db_url
+
+
+def _world(url: str, devices: int = 1) -> tuple[list[str], Any, Any]:
+    """A cooperative with one plot and `devices` soil nodes on it: their ids, the cooperative's
+    and the plot's."""
     from coffeetrace.trace import registry
 
     with psycopg.connect(url, row_factory=dict_row) as conn:
@@ -187,11 +234,36 @@ def _world(url: str) -> tuple[str, Any, Any]:
         farm = registry.create_farm(conn, coop["id"], "F-BENCH")
         plot = registry.create_plot(conn, coop["id"], farm["id"], "P-1",
                                     {"type": "Point", "coordinates": [108.05, 12.68]}, 1.0)
-        device = registry.register_device(conn, coop["id"], "soil_node", plot_id=plot["id"])
+        ids = [registry.register_device(conn, coop["id"], "soil_node",
+                                        plot_id=plot["id"]).username for _ in range(devices)]
         # readings of the last 10 minutes are in the 100-reading messages
         conn.execute("update devices set registered_at = now() - interval '1 hour'")
         conn.commit()
-    return device.username, coop["id"], plot["id"]
+    return ids, coop["id"], plot["id"]
+
+
+# The per-device limits switched off: a rate of 0 turns its token bucket off (the bursts
+# then do not count, and must stay >= 1).
+NO_DEVICE_LIMITS = {"ingest_device_msgs_per_s": 0.0, "ingest_device_sets_per_s": 0.0}
+
+
+def with_settings(settings: Settings, **values: Any) -> Settings:
+    """`settings` with `values`, leaving out fields this build's Settings does not have."""
+    known = type(settings).model_fields
+    return settings.model_copy(update={k: v for k, v in values.items() if k in known})
+
+
+def bench_settings(settings: Settings, db_url: str, broker: EmbeddedBroker,
+                   say: Callable[[str], None]) -> Settings:
+    """`settings` for an ingest of the bench's own: its database, broker and a topic prefix
+    and client id of its own; says where it runs."""
+    say(f"broker: mosquitto (shipped config) on {broker.port}; database: "
+        f"{db_url.split('dbname=')[-1].split()[0]}; {os.cpu_count()} CPUs")
+    return settings.model_copy(update={
+        "database_url": db_url, "mqtt_url": broker.url,
+        "topic_prefix": f"bench-{uuid.uuid4().hex[:6]}/coffeetrace/v1",
+        "mqtt_client_id": f"bench-ingest-{uuid.uuid4().hex[:6]}", "mqtt_shared_group": "",
+        "ingest_metrics_port": 0})
 
 
 # --------------------------------------------------------------------------- measurements
@@ -367,20 +439,15 @@ def run_bench(settings: Settings, *, messages: int, latency_seconds: float, data
     n1 = messages
     n100 = max(messages // 10, 100)
     with ExitStack() as stack:
-        broker = EmbeddedBroker(_server_dir(stack), free_port())
-        broker.start()
-        stack.callback(broker.stop)
-        db_url = stack.enter_context(
-            scratch_database(server_url(settings, database_url, stack), "ct_bench_ingest"))
-        device, _coop, plot_id = _world(db_url)
-        prefix = f"bench-{uuid.uuid4().hex[:6]}/coffeetrace/v1"
+        broker, db_url = bench_servers(settings, database_url, stack, "ct_bench_ingest")
+        (device,), _coop, plot_id = _world(db_url)
+        s = bench_settings(settings, db_url, broker, say)
+        prefix = s.topic_prefix
         topic = device_topic(prefix, device, "telemetry")
-        s = settings.model_copy(update={
-            "database_url": db_url, "mqtt_url": broker.url, "topic_prefix": prefix,
-            "mqtt_client_id": f"bench-ingest-{uuid.uuid4().hex[:6]}", "mqtt_shared_group": "",
-            "ingest_metrics_port": 0})
-        say(f"broker: mosquitto (shipped config) on {broker.port}; database: "
-            f"{db_url.split('dbname=')[-1].split()[0]}; {os.cpu_count()} CPUs")
+        # No per-device limits here: these runs measure the pipeline's ceiling with one device
+        # sending tens of thousands of messages a second, which its limits would throttle
+        # (`bench ingest-flood` measures the limits).
+        s = with_settings(s, **NO_DEVICE_LIMITS)
         rss_start = _rss_mb()
 
         hook = _Committed()

@@ -37,10 +37,18 @@ class TreeInfo:
     farm_id: UUID
 
 
+# Entries kept per table of the cache. Tree tags come from payloads, so a device sending
+# random tags would otherwise grow it without end (each unknown tag is remembered as
+# missing); past this size the cache starts afresh, which costs only re-reads.
+MAX_ENTRIES = 200_000
+
+
 class DeviceCache:
-    def __init__(self, ttl_s: float = 60.0, missing_ttl_s: float = 5.0) -> None:
+    def __init__(self, ttl_s: float = 60.0, missing_ttl_s: float = 5.0,
+                 max_entries: int = MAX_ENTRIES) -> None:
         self.ttl_s = ttl_s
         self.missing_ttl_s = missing_ttl_s
+        self.max_entries = max_entries
         self._devices: dict[str, tuple[float, DeviceInfo | None]] = {}
         self._trees: dict[tuple[UUID, str], tuple[float, TreeInfo | None]] = {}
         self.queries = 0  # database round trips, for tests and logs
@@ -57,6 +65,9 @@ class DeviceCache:
         wanted = {i for i in ids if not self._fresh(self._devices.get(i), now)}
         if not wanted:
             return
+        if len(self._devices) + len(wanted) > self.max_entries:
+            self._devices.clear()
+            wanted = set(ids)  # the batch's own devices are read again too
         self.queries += 1
         rows = conn.execute(load_queries("coffeetrace.ingest")["devices_by_id"],
                             {"ids": list(wanted)}).fetchall()
@@ -77,9 +88,15 @@ class DeviceCache:
     def load_trees(self, conn: psycopg.Connection[Any], wanted: Iterable[tuple[UUID, str]]) -> None:
         """Read every (cooperative, tag) of `wanted` not cached (one query per cooperative)."""
         now = time.monotonic()
+        wanted = list(wanted)
         by_coop: dict[UUID, set[str]] = {}
         for coop, tag in wanted:
             if not self._fresh(self._trees.get((coop, tag)), now):
+                by_coop.setdefault(coop, set()).add(tag)
+        if len(self._trees) + sum(map(len, by_coop.values())) > self.max_entries:
+            self._trees.clear()
+            by_coop = {}
+            for coop, tag in wanted:  # the batch's own tags are read again too
                 by_coop.setdefault(coop, set()).add(tag)
         for coop, tags in by_coop.items():
             self.queries += 1

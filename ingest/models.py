@@ -38,6 +38,13 @@ TS_MIN = datetime(2000, 1, 1, tzinfo=UTC)
 TS_MAX = datetime(2100, 1, 1, tzinfo=UTC)
 Timestamp = Annotated[AwareDatetime, Field(ge=TS_MIN, lt=TS_MAX)]
 MsgId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")]
+# Free text of a device (tree tags, firmware): no control characters, which PostgreSQL
+# (NUL) or a dead-letter row could not hold. Lone surrogates never reach a model: JSON
+# with them is refused by the parser (decode.py).
+Text = r"^[^\x00-\x1f\x7f]+$"
+# Numbers are JSON numbers, never booleans or strings ("temperature": true is refused,
+# not stored as 1.0): strict floats still take JSON integers.
+Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 
 _TS_HELP = ("ts must be RFC 3339 with a time and an offset (Z or +07:00), or epoch "
             "milliseconds (2000-2100)")
@@ -49,7 +56,7 @@ if TYPE_CHECKING:
 else:
     MetricValues = with_config(ConfigDict(extra="forbid"))(TypedDict(
         "MetricValues",
-        {name: Annotated[float, Field(ge=low, le=high, allow_inf_nan=False)]
+        {name: Annotated[Number, Field(ge=low, le=high)]
          for name, (_unit, low, high) in METRICS.items()},
         total=False))
 
@@ -78,23 +85,23 @@ class _Identified(BaseModel):
 class TelemetrySet(_Identified):
     ts: Timestamp
     values: Annotated[MetricValues, Field(min_length=1)]
-    tree: str | None = Field(None, min_length=1, max_length=64)
+    tree: str | None = Field(None, min_length=1, max_length=64, pattern=Text)
 
 
 class HarvestEvent(_Identified):
     ts: Timestamp
-    tree: str = Field(min_length=1, max_length=64)
-    cherry_kg: float = Field(ge=0, le=1000, allow_inf_nan=False)
-    ripeness_pct: float | None = Field(None, ge=0, le=100, allow_inf_nan=False)
+    tree: str = Field(min_length=1, max_length=64, pattern=Text)
+    cherry_kg: Number = Field(ge=0, le=1000)
+    ripeness_pct: Number | None = Field(None, ge=0, le=100)
     picker: str | None = Field(None, min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")
 
 
 class DeviceStatus(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    online: bool
-    battery_pct: float | None = Field(None, ge=0, le=100, allow_inf_nan=False)
-    firmware: str | None = Field(None, max_length=32)
+    online: bool = Field(strict=True)
+    battery_pct: Number | None = Field(None, ge=0, le=100)
+    firmware: str | None = Field(None, max_length=32, pattern=r"^[^\x00-\x1f\x7f]*$")
 
 
 def error_text(exc: Exception) -> str:
@@ -118,5 +125,25 @@ def _one_error(err: Any) -> str:
             return f"values: {name}={err.get('input')} outside {low:g}..{high:g} {unit}"
     if loc == ("ts",) and kind != "missing":
         return f"{_TS_HELP} (got {err.get('input')!r})"
+    where = ".".join(str(p) for p in loc) or "payload"
+    if kind in ("float_type", "int_type"):
+        return f"{where}: must be a JSON number (got {_json_kind(err.get('input'))})"
+    if kind == "bool_type":
+        return f"{where}: must be true or false (got {_json_kind(err.get('input'))})"
+    if kind == "string_type":
+        return f"{where}: must be a JSON string (got {_json_kind(err.get('input'))})"
+    if kind == "string_pattern_mismatch" and loc[-1:] in (("tree",), ("firmware",)):
+        return f"{where}: must not hold control characters"
     msg = str(err.get("msg", "")).removeprefix("Value error, ")
-    return f"{'.'.join(str(p) for p in loc) or 'payload'}: {msg}"
+    return f"{where}: {msg}"
+
+
+def _json_kind(value: Any) -> str:
+    """How a refused value looked in the JSON, for error messages."""
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, str):
+        return f"the string {value[:40]!r}"
+    if isinstance(value, int | float):
+        return f"the number {value!r}"
+    return {dict: "an object", list: "an array", type(None): "null"}.get(type(value), "a value")

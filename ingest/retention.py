@@ -42,8 +42,30 @@ def prune_ledger(settings: Settings, *, now: datetime | None = None, batch: int 
     return total
 
 
+def prune_dead_letters(settings: Settings, *, now: datetime | None = None,
+                       batch: int = BATCH) -> int:
+    """Delete dead letters (and their hourly counts) older than their own window."""
+    days = settings.ingest_dead_letter_retention_days
+    if days <= 0:
+        return 0
+    before = (now or datetime.now(UTC)) - timedelta(days=days)
+    queries = load_queries("coffeetrace.ingest", "retention.sql")
+    total = 0
+    with db.connect(settings.effective_database_url(), autocommit=True) as conn:
+        while True:
+            deleted = conn.execute(queries["prune_dead_letters"],  # type: ignore[arg-type]
+                                   {"before": before, "batch": batch}).rowcount
+            total += deleted
+            if deleted < batch:
+                break
+        conn.execute(queries["prune_dead_letter_hours"], {"before": before})  # type: ignore[arg-type]
+    log.info("dead_letters_pruned rows=%s before=%s", total, before.isoformat())
+    return total
+
+
 class LedgerPruner(threading.Thread):
-    """Prunes the ledger at start and then every `interval_s`, until stopped."""
+    """Prunes the ledger and the dead letters at start and then every `interval_s`, until
+    stopped."""
 
     def __init__(self, settings: Settings, stop: threading.Event, interval_s: float = 3600) -> None:
         super().__init__(name="ledger-pruner", daemon=True)
@@ -51,8 +73,9 @@ class LedgerPruner(threading.Thread):
 
     def run(self) -> None:
         while not self.stop.is_set():
-            try:
-                prune_ledger(self.settings)
-            except Exception:  # a failed prune is retried at the next interval; ingest goes on
-                log.exception("ledger_prune_failed")
+            for prune in (prune_ledger, prune_dead_letters):
+                try:
+                    prune(self.settings)
+                except Exception:  # retried at the next interval; ingest goes on
+                    log.exception("%s_failed", prune.__name__)
             self.stop.wait(self.interval_s)

@@ -36,7 +36,6 @@ from coffeetrace.ingest.acks import ack_many
 from coffeetrace.ingest.metrics import IngestMetrics, observe_many
 from coffeetrace.ingest.store import Written
 from coffeetrace.ingest.topics import subscription
-from coffeetrace.ingest.validate import Reject
 
 from coffeetrace.errors import ConfigError
 from coffeetrace.mqtt import new_client as new_mqtt_client
@@ -93,7 +92,8 @@ class Committed:
     messages: int
     first_received: float  # time.time() when its first message arrived
     written: Written
-    rejects: list[Reject]
+    dead_letters: dict[str, int]  # reason code -> rows written to dead_letters
+    dropped: dict[str, int]  # reason code -> dead letters beyond the cap (counted only)
     lags: Sequence[float]  # commit time minus newest device timestamp, per message with data
     committed_at: float  # time.time() after the commit
 
@@ -129,6 +129,10 @@ class IngestService:
         self._results: threading.Thread | None = None
         self._metrics_server: Any = None
         self.committed_batches = 0
+        self.failure: str | None = None  # why ingest cannot go on, once it cannot
+        self.unacknowledged = 0  # messages given up at stop (the broker redelivers them)
+        self._connected = False
+        self._last_commit = time.time()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -159,7 +163,8 @@ class IngestService:
             raise ConfigError(f"ingest could not subscribe to {self.topic_filter} at "
                               f"{addr.redacted()}: {reason}. Check the broker user and ACL.",
                               setting="COFFEETRACE_MQTT_URL")
-        self._metrics_server = self.metrics.serve(s.ingest_metrics_port)
+        self._metrics_server = self.metrics.serve(s.ingest_metrics_port, self.readiness,
+                                                  lambda: self.healthy)
         log.info("ingest_started broker=%s filter=%s client_id=%s batch=%s max_delay_ms=%s",
                  addr.redacted(), self.topic_filter, s.mqtt_client_id, s.ingest_batch_size,
                  s.ingest_max_delay_ms)
@@ -185,10 +190,10 @@ class IngestService:
         if first[0] != "ready":
             self._proc.join(5)
             raise ConfigError(first[1], setting="COFFEETRACE_DATABASE_URL")
-        self._dispatcher = threading.Thread(target=self._dispatch_loop,
+        self._dispatcher = threading.Thread(target=self._guarded(self._dispatch_loop),
                                             name="ingest-dispatch", daemon=True)
-        self._results = threading.Thread(target=self._results_loop, name="ingest-results",
-                                         daemon=True)
+        self._results = threading.Thread(target=self._guarded(self._results_loop),
+                                         name="ingest-results", daemon=True)
         self._dispatcher.start()
         self._results.start()
 
@@ -218,13 +223,67 @@ class IngestService:
             self._pipe = None
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
+            self._metrics_server.server_close()
             self._metrics_server = None
-        log.info("ingest_stopped batches=%s", self.committed_batches)
+        self.unacknowledged += self.pending()  # never sent to the worker, or never answered
+        log.info("ingest_stopped batches=%s unacknowledged=%s", self.committed_batches,
+                 self.unacknowledged)
+
+    def _guarded(self, target: Callable[[], None]) -> Callable[[], None]:
+        """`target` as a thread body that cannot die quietly: an unexpected error is one
+        log line and makes the service unhealthy (`coffeetrace ingest` then exits 1)."""
+        def run() -> None:
+            try:
+                target()
+            except BaseException as exc:
+                self._fail(f"{threading.current_thread().name}: {type(exc).__name__}: {exc}")
+                log.critical("ingest_thread_failed %s", self.failure, exc_info=True)
+                self._worker_done.set()
+                self._wake.set()
+        return run
+
+    def _fail(self, reason: str) -> None:
+        if self.failure is None:
+            self.failure = reason
 
     @property
     def healthy(self) -> bool:
-        """False once the worker process has gone without being asked to stop."""
-        return self._stopping.is_set() or not self._worker_done.is_set()
+        """False once a thread or the worker process has gone without being asked to stop,
+        or paho's network thread has ended."""
+        if self._stopping.is_set():
+            return True
+        if self._worker_done.is_set() or self.failure is not None:
+            return False
+        client = self._client
+        thread = getattr(client, "_thread", None) if client is not None else None
+        if client is not None and thread is not None and not thread.is_alive():
+            self._fail("the MQTT network thread ended")
+            return False
+        return True
+
+    def readiness(self) -> tuple[bool, str]:
+        """(ready, reason) for /readyz: alive, connected, and not stalled (messages waiting
+        longer than COFFEETRACE_INGEST_STALL_S with no commit meanwhile)."""
+        if not self.healthy:
+            return False, f"failed: {self.failure or 'the worker process exited'}"
+        if not self._connected:
+            return False, "not connected to the MQTT broker"
+        waiting = self.pending()
+        if waiting:
+            oldest = self._oldest_waiting()
+            now = time.time()
+            idle = now - max(self._last_commit, oldest if oldest is not None else now)
+            if idle > self.settings.ingest_stall_s:
+                return False, (f"stalled: {waiting} messages waiting, nothing committed for "
+                               f"{idle:.0f} s (the database may be down)")
+        return True, f"consuming; {waiting} messages in progress"
+
+    def _oldest_waiting(self) -> float | None:
+        batches = list(self._pending.values())
+        if batches and batches[0]:
+            return float(min(b[0][5] for b in batches if b))
+        inbox = self._inbox
+        return float(inbox[0][5]) if inbox else None
 
     @property
     def worker_pid(self) -> int | None:
@@ -246,6 +305,7 @@ class IngestService:
         # Messages of the previous connection can no longer be acknowledged; the broker
         # redelivers them on this one and the ledger drops the copies already stored.
         self._generation += 1
+        self._connected = True
         log.info("ingest_connected session_present=%s generation=%s",
                  getattr(flags, "session_present", None), self._generation)
         client.subscribe(self.topic_filter, qos=1)
@@ -260,6 +320,7 @@ class IngestService:
 
     def _on_disconnect(self, client: paho.Client, userdata: object, flags: Any, reason: Any,
                        properties: Any = None) -> None:
+        self._connected = False
         if not self._stopping.is_set():
             log.warning("ingest_disconnected reason=%s (paho reconnects with backoff)", reason)
 
@@ -330,21 +391,29 @@ class IngestService:
                     item = self._pipe.recv()
                 except (EOFError, OSError):
                     if not self._stopping.is_set():
+                        proc = self._proc
+                        if proc is not None:
+                            proc.join(1)
+                        self._fail(f"the worker process exited "
+                                   f"(code {proc.exitcode if proc else None})")
                         log.error("ingest_worker_exited code=%s: nothing more is acknowledged "
                                   "(the broker keeps the messages)",
-                                  self._proc.exitcode if self._proc else None)
+                                  proc.exitcode if proc else None)
                     return
                 kind = item[0]
                 if kind == "done":
-                    _, bid, written, rejects, lags, commit_s, committed = item
+                    _, bid, written, dead, dropped, lags, commit_s, committed = item
                     batch = self._pending.pop(bid)
                     self._ack(batch)
+                    self._last_commit = time.time()
                     self.metrics.commit_seconds.observe(commit_s)
                     self._count(Committed(messages=len(batch), first_received=batch[0][5],
-                                          written=written, rejects=rejects, lags=lags,
-                                          committed_at=committed))
+                                          written=written, dead_letters=dead, dropped=dropped,
+                                          lags=lags, committed_at=committed))
+                elif kind == "fatal":
+                    self._fail(f"worker: {item[1]}")
                 elif kind == "abandoned":
-                    self._pending.pop(item[1], None)
+                    self.unacknowledged += len(self._pending.pop(item[1], ()))
                 elif kind == "db_error":
                     self.metrics.db_errors.inc()
                 elif kind == "stopped":
@@ -374,8 +443,10 @@ class IngestService:
         m.stored.labels("telemetry").inc(written.sets - written.harvests)
         m.readings.inc(written.readings)
         m.duplicates.inc(written.duplicates)
-        for r in c.rejects:
-            m.dead_letters.labels(r.code).inc()
+        for code, n in c.dead_letters.items():
+            m.dead_letters.labels(code).inc(n)
+        for code, n in c.dropped.items():
+            m.dead_letters_dropped.labels(code).inc(n)
         observe_many(m.lag_seconds, c.lags)
         if self.on_commit is not None:
             self.on_commit(c)

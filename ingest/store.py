@@ -18,7 +18,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import psycopg
-from coffeetrace.ingest.validate import Prepared
+from coffeetrace.ingest.validate import Prepared, Reject
 from psycopg.rows import tuple_row
 
 from coffeetrace.sql import load_queries
@@ -33,6 +33,7 @@ class Written:
     statuses: int
     harvests: int = 0  # of `sets`, how many were harvest events
     known_keys: int = 0  # of `duplicates`, how many the ledger already had
+    dead_letters_dropped: int = 0  # beyond the per-device hourly cap: counted, no row
 
     def __add__(self, other: Written) -> Written:
         return Written(**{f.name: getattr(self, f.name) + getattr(other, f.name)
@@ -67,9 +68,36 @@ def _claim(conn: psycopg.Connection[Any], ledger: list[tuple[str, str, str, int]
     return set(cur.fetchall())
 
 
+def _dead_letters_to_keep(conn: psycopg.Connection[Any], rejects: list[Reject],
+                          cap: int | None) -> tuple[list[Reject], list[Reject]]:
+    """(kept, dropped): every reject is counted in dead_letter_hours, but per device and
+    hour only the first `cap` get a row (None: no cap)."""
+    if cap is None:
+        return rejects, []
+    by_device: dict[str, list[Reject]] = {}
+    for r in rejects:
+        by_device.setdefault(r.device_id or "", []).append(r)
+    ids = sorted(by_device)  # one lock order for every consumer: no deadlocks between them
+    rows = conn.cursor(row_factory=tuple_row).execute(_q("count_dead_letters"), {
+        "device_ids": ids, "counts": [len(by_device[d]) for d in ids],
+        "reasons": [by_device[d][-1].code for d in ids], "cap": cap}).fetchall()
+    kept: list[Reject] = []
+    dropped: list[Reject] = []
+    for device_id, share in rows:
+        mine = by_device[device_id]
+        kept += mine[:share]
+        dropped += mine[share:]
+    return kept, dropped
+
+
 def write_batch(conn: psycopg.Connection[Any], batch: Prepared, *,
-                expect_duplicates: bool = False) -> Written:
-    """Store `batch` inside one transaction of `conn` (committed on return)."""
+                expect_duplicates: bool = False, dead_letter_cap: int | None = None) -> Written:
+    """Store `batch` inside one transaction of `conn` (committed on return).
+
+    `batch.rejects` is narrowed to the dead letters that got a row; `batch.dropped` holds
+    the reason codes of those beyond `dead_letter_cap` per device and hour."""
+    kept: list[Reject] = []
+    dropped: list[Reject] = []
     with conn.transaction():
         claimed: set[tuple[str, str]] | None = set()
         if batch.ledger:
@@ -98,12 +126,19 @@ def write_batch(conn: psycopg.Connection[Any], batch: Prepared, *,
                 "battery": [v[1] for v in values], "firmware": [v[2] for v in values],
                 "updated_at": [v[3] for v in values]})
         if batch.rejects:
-            with conn.cursor().copy(_q("copy_dead_letters")) as copy:
-                for r in batch.rejects:
-                    copy.write_row((r.topic, r.device_id, r.msg_id, r.reason.replace("\x00", ""),
-                                    r.payload.replace("\x00", "\ufffd"), r.payload_size))
+            kept, dropped = _dead_letters_to_keep(conn, batch.rejects, dead_letter_cap)
+            if kept:
+                # every text field was made safe when the reject was made (decode.safe_text)
+                with conn.cursor().copy(_q("copy_dead_letters")) as copy:
+                    for r in kept:
+                        copy.write_row((r.topic, r.device_id, r.msg_id, r.reason, r.payload,
+                                        r.payload_size, r.encoding))
+    # only once committed: a retried transaction starts again from every reject
+    batch.rejects = kept
+    batch.dropped = [r.code for r in dropped]
     known = len(batch.ledger) - new_keys
     return Written(sets=new_keys, readings=readings + len(harvests),
                    duplicates=known + batch.in_batch_duplicates,
                    dead_letters=len(batch.rejects), statuses=len(batch.statuses),
-                   harvests=len(harvests), known_keys=known)
+                   harvests=len(harvests), known_keys=known,
+                   dead_letters_dropped=len(dropped))

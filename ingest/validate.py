@@ -5,7 +5,6 @@ bad message or reading set never affects its neighbours.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -13,12 +12,21 @@ from typing import Any, cast
 from uuid import UUID
 
 import psycopg
-from coffeetrace.ingest.devices import DeviceCache, DeviceInfo
+from coffeetrace.ingest import decode
+from coffeetrace.ingest.devices import DeviceCache, DeviceInfo, TreeInfo
+from coffeetrace.ingest.limits import DeviceLimiter, Limits
 from coffeetrace.ingest.models import DeviceStatus, HarvestEvent, TelemetrySet, error_text
 from coffeetrace.ingest.topics import Incoming, parse_topic
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-MAX_SETS_PER_MESSAGE = 10_000
+from coffeetrace.settings import Settings
+
+# Rejected items of one message that get a dead-letter row each; the rest of that
+# message's rejected items share one summary row (a 1,000-item array of junk is one
+# device's mistake, not 1,000 rows).
+MAX_REJECTS_PER_MESSAGE = 10
+# A rejected message's own key is looked for only in payloads up to this size.
+KEY_SCAN_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -27,8 +35,9 @@ class Reject:
     device_id: str | None
     msg_id: str | None
     reason: str  # "code: detail"
-    payload: str
+    payload: str  # as `encoding` says: the text itself, or the bytes in hex
     payload_size: int
+    encoding: str = "text"
 
     @property
     def code(self) -> str:
@@ -47,128 +56,219 @@ class Prepared:
     rejects: list[Reject] = field(default_factory=list)
     in_batch_duplicates: int = 0
     newest_ts: list[datetime] = field(default_factory=list)  # one per message with data
+    dropped: list[str] = field(default_factory=list)  # codes of rejects left without a row
 
 
 @dataclass
-class _Decoded:
+class Screened:
+    """A message that passed every check needing no database: its device (from the topic),
+    kind and parsed items, each (model, raw element)."""
+
     msg: Incoming
     device_id: str
     kind: str
-    items: list[tuple[BaseModel, Any]]  # (model, raw element)
+    items: list[tuple[BaseModel, Any]]
+    rejected_items: int = 0  # items of this message already dead-lettered
+
+
+@dataclass
+class ScreenedBatch:
+    """A batch after screening: the messages to bind, and the rejects screening made."""
+
+    messages: list[Screened]
+    rejects: list[Reject]
 
 
 _LISTS: dict[str, TypeAdapter[Any]] = {"telemetry": TypeAdapter(list[TelemetrySet]),
                                        "harvest": TypeAdapter(list[HarvestEvent])}
 
 
-def _text(raw: Any, limit: int) -> str:
-    if isinstance(raw, BaseModel):  # an item parsed on a fast path
-        return raw.model_dump_json(exclude_none=True)[:limit]
-    if isinstance(raw, bytes):
-        text = raw.decode("utf-8", errors="replace")
-    else:
-        text = json.dumps(raw, ensure_ascii=False, default=str)
-    return text[:limit]
-
-
 def _raw_key(raw: Any) -> str | None:
     if isinstance(raw, BaseModel):
         return getattr(raw, "key", None)
-    if isinstance(raw, bytes):
+    if isinstance(raw, bytes):  # the message as a whole: its key when it is one JSON object
+        if not raw.startswith(b"{") or len(raw) > KEY_SCAN_BYTES:
+            return None
         try:
-            raw = json.loads(raw)
-        except ValueError:
+            raw = decode.loads(raw, max_depth=3)
+        except decode.PayloadError:
             return None
     if isinstance(raw, dict):
         for name in ("msg_id", "seq"):
             value = raw.get(name)
             if isinstance(value, str | int) and not isinstance(value, bool):
-                return str(value)[:64]
+                return decode.safe_text(str(value), 64)[1]
     return None
 
 
 class Preparer:
-    """Turns a batch of Incoming into a Prepared batch, with the registry cache."""
+    """Turns a batch of Incoming into a Prepared batch, with the registry cache.
+
+    Two steps: `screen` (no database; per message; a message that breaks it costs only
+    itself) and `bind` (registry lookups through the cache, then rows). `prepare` is both.
+    """
 
     def __init__(self, topic_prefix: str, cache: DeviceCache, *, max_payload_bytes: int,
-                 clock_skew_s: float, payload_chars: int = 4096) -> None:
+                 clock_skew_s: float, payload_chars: int = 4096, max_json_depth: int = 8,
+                 max_sets_per_message: int = 1000, limits: Limits | None = None) -> None:
         self.prefix = topic_prefix
         self.cache = cache
         self.max_payload_bytes = max_payload_bytes
         self.skew = timedelta(seconds=clock_skew_s)
         self.payload_chars = payload_chars
+        self.max_json_depth = max_json_depth
+        self.max_sets = max_sets_per_message
+        self.limiter = DeviceLimiter(limits) if limits is not None and limits.active else None
 
-    def _reject(self, out: Prepared, msg: Incoming, device_id: str | None, raw: Any,
-                reason: str) -> None:
-        out.rejects.append(Reject(topic=msg.topic, device_id=device_id, msg_id=_raw_key(raw),
-                                  reason=reason, payload=_text(raw, self.payload_chars),
-                                  payload_size=len(msg.payload)))
+    @classmethod
+    def from_settings(cls, s: Settings) -> Preparer:
+        return cls(s.topic_prefix, DeviceCache(ttl_s=s.ingest_device_cache_ttl_s),
+                   max_payload_bytes=s.ingest_max_payload_bytes,
+                   clock_skew_s=s.ingest_clock_skew_s,
+                   payload_chars=s.ingest_dead_letter_payload_chars,
+                   max_json_depth=s.ingest_max_json_depth,
+                   max_sets_per_message=s.ingest_max_sets_per_message,
+                   limits=Limits(msgs_per_s=s.ingest_device_msgs_per_s,
+                                 msgs_burst=s.ingest_device_msgs_burst,
+                                 sets_per_s=s.ingest_device_sets_per_s,
+                                 sets_burst=s.ingest_device_sets_burst))
 
-    def _decode(self, msg: Incoming, out: Prepared) -> _Decoded | None:
+    def reject(self, msg: Incoming, device_id: str | None, raw: Any, reason: str, *,
+               find_key: bool = True) -> Reject:
+        """A dead letter for `msg` (or one `raw` item of it), its payload stored safely."""
+        key = _raw_key(raw) if find_key else None
+        if isinstance(raw, BaseModel):  # an item parsed on a fast path
+            raw = raw.model_dump_json(exclude_none=True)
+        encoding, text = decode.safe_text(raw, self.payload_chars)
+        return Reject(topic=decode.safe_text(msg.topic, 1024)[1], device_id=device_id,
+                      msg_id=key, reason=decode.safe_text(reason, 1024)[1],
+                      payload=text, payload_size=len(msg.payload), encoding=encoding)
+
+    def _reject_item(self, out: list[Reject], s: Screened, raw: Any, reason: str) -> None:
+        s.rejected_items += 1
+        if s.rejected_items <= MAX_REJECTS_PER_MESSAGE:
+            out.append(self.reject(s.msg, s.device_id, raw, reason))
+        elif s.rejected_items == MAX_REJECTS_PER_MESSAGE + 1:
+            out.append(self.reject(s.msg, s.device_id, s.msg.payload,
+                                   f"{reason.split(':', 1)[0]}: more than "
+                                   f"{MAX_REJECTS_PER_MESSAGE} items of this message "
+                                   f"rejected; the rest are not listed (last: {reason})"))
+
+    # ------------------------------------------------------------------ screen
+
+    def screen(self, messages: Sequence[Incoming]) -> ScreenedBatch:
+        """Every check that needs no database, message by message. Never raises for a
+        message's content: whatever goes wrong with one becomes its dead letter."""
+        out = ScreenedBatch(messages=[], rejects=[])
+        for msg in messages:
+            try:
+                screened = self._screen_one(msg, out.rejects)
+            except Exception as exc:  # a payload that breaks the code: its own dead letter
+                info = parse_topic(self.prefix, msg.topic) if isinstance(msg.topic, str) \
+                    else None
+                out.rejects.append(self.reject(
+                    msg, info.device_id if info else None, msg.payload,
+                    f"unprocessable: {type(exc).__name__}: {_first_line(exc)}"))
+                continue
+            if screened is not None:
+                out.messages.append(screened)
+        return out
+
+    def _screen_one(self, msg: Incoming, rejects: list[Reject]) -> Screened | None:
         info = parse_topic(self.prefix, msg.topic)
         if info is None:
-            self._reject(out, msg, None, msg.payload,
-                         "bad_topic: expected {prefix}/devices/{device_id}/"
-                         "telemetry|harvest|status")
+            rejects.append(self.reject(msg, None, msg.payload,
+                                       "bad_topic: expected {prefix}/devices/{device_id}/"
+                                       "telemetry|harvest|status"))
             return None
+        if self.limiter is not None:
+            limited = self.limiter.admit_message(info.device_id, msg.received_at,
+                                                 msg.generation)
+            if limited is not None:  # a flood: spend nothing more on it
+                rejects.append(self.reject(msg, info.device_id, msg.payload, limited,
+                                           find_key=False))
+                return None
         if len(msg.payload) > self.max_payload_bytes:
-            self._reject(out, msg, info.device_id, msg.payload,
-                         f"payload_too_large: {len(msg.payload)} bytes > "
-                         f"{self.max_payload_bytes}")
+            rejects.append(self.reject(msg, info.device_id, msg.payload,
+                                       f"payload_too_large: {len(msg.payload)} bytes > "
+                                       f"{self.max_payload_bytes}"))
             return None
+        screened = self._decode(msg, info.device_id, info.kind, rejects)
+        if screened is None:
+            return None
+        if self.limiter is not None and info.kind != "status":
+            limited = self.limiter.admit_sets(info.device_id,
+                                              len(screened.items) + screened.rejected_items,
+                                              msg.received_at, msg.generation)
+            if limited is not None:
+                rejects.append(self.reject(msg, info.device_id, msg.payload, limited))
+                return None
+        return screened
+
+    def _decode(self, msg: Incoming, device_id: str, kind: str,
+                rejects: list[Reject]) -> Screened | None:
         model: type[BaseModel]
-        model = {"status": DeviceStatus, "telemetry": TelemetrySet}.get(info.kind, HarvestEvent)
+        model = {"status": DeviceStatus, "telemetry": TelemetrySet}.get(kind, HarvestEvent)
         first = msg.payload[:1]
-        # Fast paths for well-formed payloads: pydantic parses the JSON itself. Anything it
-        # refuses takes the slow path below, which rejects item by item and says why.
+        # Fast paths for well-formed payloads: pydantic parses the JSON itself (the models
+        # bound every string and number, so nothing unsafe passes). Anything it refuses
+        # takes the slow path below, which rejects item by item and says why.
         if first == b"{":
             try:
                 item = model.model_validate_json(msg.payload)
-                return _Decoded(msg=msg, device_id=info.device_id, kind=info.kind,
+                return Screened(msg=msg, device_id=device_id, kind=kind,
                                 items=[(item, msg.payload)])
             except ValidationError:
                 pass
-        elif first == b"[" and info.kind != "status":
+        elif first == b"[" and kind != "status":
             try:
-                many = _LISTS[info.kind].validate_json(msg.payload)
-                if 0 < len(many) <= MAX_SETS_PER_MESSAGE:
-                    return _Decoded(msg=msg, device_id=info.device_id, kind=info.kind,
+                many = _LISTS[kind].validate_json(msg.payload)
+                if 0 < len(many) <= self.max_sets:
+                    return Screened(msg=msg, device_id=device_id, kind=kind,
                                     items=[(m, m) for m in many])
             except ValidationError:
                 pass
         try:
-            doc = json.loads(msg.payload)
-        except (ValueError, UnicodeDecodeError) as exc:
-            self._reject(out, msg, info.device_id, msg.payload, f"invalid_json: {exc}")
+            doc = decode.loads(msg.payload, max_depth=self.max_json_depth)
+        except decode.PayloadError as exc:
+            rejects.append(self.reject(msg, device_id, msg.payload, str(exc)))
             return None
-        if info.kind == "status":
+        if kind == "status":
             elements = [doc]
         else:
             elements = doc if isinstance(doc, list) else [doc]
-            if not elements or len(elements) > MAX_SETS_PER_MESSAGE:
-                self._reject(out, msg, info.device_id, msg.payload,
-                             f"invalid: an array needs 1..{MAX_SETS_PER_MESSAGE} items")
+            if not elements or len(elements) > self.max_sets:
+                code = "too_many_sets" if elements else "invalid"
+                rejects.append(self.reject(
+                    msg, device_id, msg.payload,
+                    f"{code}: an array needs 1..{self.max_sets} items (got {len(elements)})"))
                 return None
-        items: list[tuple[BaseModel, Any]] = []
+        screened = Screened(msg=msg, device_id=device_id, kind=kind, items=[])
         for element in elements:
             if not isinstance(element, dict):
-                self._reject(out, msg, info.device_id, element,
-                             "invalid: each item must be a JSON object")
+                self._reject_item(rejects, screened, element,
+                                  "invalid: each item must be a JSON object")
                 continue
             try:
-                items.append((model.model_validate(element), element))
+                screened.items.append((model.model_validate(element), element))
             except ValidationError as exc:
-                self._reject(out, msg, info.device_id, element, f"invalid: {error_text(exc)}")
-        return _Decoded(msg=msg, device_id=info.device_id, kind=info.kind, items=items)
+                self._reject_item(rejects, screened, element, f"invalid: {error_text(exc)}")
+        return screened
+
+    # ------------------------------------------------------------------ bind
 
     def prepare(self, conn: psycopg.Connection[Any], messages: Sequence[Incoming],
                 now: datetime | None = None) -> Prepared:
         """Everything of `messages` that can be stored, and the rest as rejects."""
-        out = Prepared()
-        decoded = [d for m in messages if (d := self._decode(m, out)) is not None]
-        self.cache.load_devices(conn, {d.device_id for d in decoded})
+        return self.bind(conn, self.screen(messages), now)
+
+    def bind(self, conn: psycopg.Connection[Any], batch: ScreenedBatch,
+             now: datetime | None = None) -> Prepared:
+        """Registry checks (through the cache) and rows of a screened batch."""
+        out = Prepared(rejects=list(batch.rejects))
+        self.cache.load_devices(conn, {d.device_id for d in batch.messages})
         wanted: set[tuple[UUID, str]] = set()
-        for d in decoded:
+        for d in batch.messages:
             device = self.cache.device(d.device_id)
             if device is None:
                 continue
@@ -180,18 +280,19 @@ class Preparer:
             self.cache.load_trees(conn, wanted)
         now = now or datetime.now(UTC)
         seen: set[tuple[str, str]] = set()
-        for d in decoded:
+        for d in batch.messages:
             self._bind(d, out, now, seen)
         return out
 
-    def _bind(self, d: _Decoded, out: Prepared, now: datetime,
+    def _bind(self, d: Screened, out: Prepared, now: datetime,
               seen: set[tuple[str, str]]) -> None:
         device = self.cache.device(d.device_id)
         if device is None or not device.active:
             code = "unknown_device" if device is None else "inactive_device"
             if d.items:  # one row per message, however many sets it holds
-                self._reject(out, d.msg, d.device_id, d.msg.payload,
-                             f"{code}: {d.device_id!r} is not an active registered device")
+                out.rejects.append(self.reject(
+                    d.msg, d.device_id, d.msg.payload,
+                    f"{code}: {d.device_id!r} is not an active registered device"))
             return
         if d.kind == "status":
             for model, _raw in d.items:
@@ -213,7 +314,7 @@ class Preparer:
             if problem is None and (model.tree is not None or device.plot_id is None):
                 tree, problem = self._check_tree(model, device)
             if problem is not None:
-                self._reject(out, d.msg, device.id, raw, problem)
+                self._reject_item(out.rejects, d, raw, problem)
                 continue
             msg_key = model.key
             key = (device.id, msg_key)
@@ -247,7 +348,8 @@ class Preparer:
         return (f"before_registration: {ts.isoformat()} is before the device was "
                 f"registered ({device.registered_at.isoformat()})")
 
-    def _check_tree(self, model: TelemetrySet | HarvestEvent, device: DeviceInfo):  # type: ignore[no-untyped-def]
+    def _check_tree(self, model: TelemetrySet | HarvestEvent, device: DeviceInfo
+                    ) -> tuple[TreeInfo | None, str | None]:
         tag = model.tree
         if not tag:
             if device.plot_id is None:
@@ -263,3 +365,8 @@ class Preparer:
                 tree.plot_id != device.plot_id:
             return None, f"tree_not_bound: tree {tag!r} is not on the device's plot"
         return tree, None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else ""

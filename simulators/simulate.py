@@ -170,9 +170,11 @@ def simulate(settings: Settings, opts: SimOptions, *, say: Callable[[str], None]
     run = FleetRun(plan, timing, opts.faults, opts.pacing, ids)
     service = None
     if ingest:
+        from coffeetrace.ingest.limits import for_replay
         from coffeetrace.ingest.service import IngestService
 
-        service = IngestService(settings)
+        # the fleet's time is accelerated: far above any real device's rate
+        service = IngestService(for_replay(settings))
         service.start()
     try:
         t1 = time.perf_counter()

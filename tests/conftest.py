@@ -151,6 +151,11 @@ def settings(db_url: str, mqtt_url: str, topic_prefix: str, tmp_path: Path) -> S
         mqtt_client_id=f"ct-test-{uuid.uuid4().hex[:10]}",
         ingest_metrics_port=0,
         public_base_url="http://testserver",
+        # Most tests push bursts of thousands of messages through one device to test loss,
+        # order and throughput, far above any real device's rate: the per-device limits
+        # are off here, and tests/ingest/test_fairness.py sets them.
+        ingest_device_msgs_per_s=0,
+        ingest_device_sets_per_s=0,
     )
 
 

@@ -162,6 +162,24 @@ def rotate_device_credential(conn: psycopg.Connection, cooperative_id: UUID,
     return IssuedDevice(device=device, username=device_id, password=password)  # type: ignore[arg-type]
 
 
+def set_device_active(conn: psycopg.Connection, cooperative_id: UUID, device_id: str,
+                      active: bool) -> Row:
+    """Disable or enable a device of this cooperative (its credential is kept)."""
+    row = conn.execute(_q("set_device_active"),  # type: ignore[arg-type]
+                       dict(id=device_id, cooperative_id=cooperative_id, active=active)).fetchone()
+    if row is None:
+        raise NotFound(f"device {device_id!r} does not exist in this cooperative")
+    return row  # type: ignore[return-value]
+
+
+def get_device_cooperative(conn: psycopg.Connection, device_id: str) -> Row:
+    """The device's cooperative (id and code) and state, whichever cooperative it is in."""
+    row = conn.execute(_q("get_device_cooperative"), {"id": device_id}).fetchone()  # type: ignore[arg-type]
+    if row is None:
+        raise NotFound(f"no device has the id {device_id!r}")
+    return row  # type: ignore[return-value]
+
+
 def _check_owned(conn: psycopg.Connection, cooperative_id: UUID, *, plot_id: UUID | None,
                  tree_id: UUID | None) -> None:
     if plot_id is not None and conn.execute(

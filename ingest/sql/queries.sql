@@ -58,8 +58,24 @@ from stdin (format binary);
 copy harvest_events (time, device_id, msg_id, cooperative_id, farm_id, plot_id, tree_id,
                      cherry_kg, ripeness_pct, picker_code) from stdin;
 
+-- name: count_dead_letters
+-- Count a batch's dead letters per device in the current hour and learn, per device, how
+-- many of them may still get a row (COFFEETRACE_INGEST_DEAD_LETTERS_PER_DEVICE_HOUR).
+-- In DO UPDATE, `h.` is the row before this batch: the share is decided under its lock,
+-- so concurrent consumers never keep more than the cap between them.
+insert into dead_letter_hours as h (device_id, hour, received, kept, kept_last, last_reason)
+select d, date_trunc('hour', now()), n, least(n, %(cap)s), least(n, %(cap)s), r
+from unnest(%(device_ids)s::text[], %(counts)s::int[], %(reasons)s::text[]) as u(d, n, r)
+on conflict (device_id, hour) do update set
+    received = h.received + excluded.received,
+    kept = h.kept + greatest(0, least(excluded.received, %(cap)s - h.kept)),
+    kept_last = greatest(0, least(excluded.received, %(cap)s - h.kept)),
+    last_reason = excluded.last_reason
+returning device_id, kept_last;
+
 -- name: copy_dead_letters
-copy dead_letters (topic, device_id, msg_id, reason, payload, payload_size) from stdin;
+copy dead_letters (topic, device_id, msg_id, reason, payload, payload_size, payload_encoding)
+from stdin;
 
 -- name: active_device_credentials
 select id, credential_hash from devices where active order by id;

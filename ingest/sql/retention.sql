@@ -12,3 +12,18 @@ with old as (
 delete from ingest_messages m
 using old
 where m.device_id = old.device_id and m.msg_id = old.msg_id;
+
+
+-- name: prune_dead_letters
+-- One bounded batch of dead letters older than the window (their own retention setting).
+with old as (
+    select id from dead_letters
+    where received_at < %(before)s
+    order by received_at
+    limit %(batch)s
+    for update skip locked
+)
+delete from dead_letters d using old where d.id = old.id;
+
+-- name: prune_dead_letter_hours
+delete from dead_letter_hours where hour < %(before)s;

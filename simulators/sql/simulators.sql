@@ -63,7 +63,10 @@ select
   (select count(*) from harvest_events where device_id = any(%(ids)s)) as harvest_events,
   (select coalesce(sum(cherry_kg), 0) from harvest_events
      where device_id = any(%(ids)s)) as harvest_kg,
-  (select count(*) from dead_letters where device_id = any(%(ids)s)) as dead_letters;
+  -- every dead letter is counted per device and hour, also those beyond the hourly cap
+  -- that got no row of their own
+  (select coalesce(sum(received), 0) from dead_letter_hours
+     where device_id = any(%(ids)s)) as dead_letters;
 
 -- name: harvest_count
 select count(*) as n from harvest_events where cooperative_id = %(cooperative_id)s;

@@ -68,8 +68,18 @@ def test_broker_config_is_the_shipped_one_with_burst_limits(compose: dict) -> No
     assert int(settings["max_inflight_messages"]) >= 1000
     assert int(settings["max_queued_messages"]) >= 1_000_000
     assert settings["allow_anonymous"] == "false"
-    assert settings["password_file"].startswith("/mosquitto/config/auth/")
-    assert settings["acl_file"].startswith("/mosquitto/config/auth/")
+    # identities from the dynamic security plugin, at its path in eclipse-mosquitto:2, its
+    # file in the volume broker-config writes (and the broker saves changes back to)
+    assert settings["plugin"] == "/usr/lib/mosquitto_dynamic_security.so"
+    assert settings["plugin_opt_config_file"].startswith("/mosquitto/config/auth/")
+    assert settings["retain_available"] == "false"
+    assert int(settings["max_packet_size"]) <= 1024 * 1024
+    broker = compose["services"]["broker"]
+    assert "broker-auth:/mosquitto/config/auth" in broker["volumes"], \
+        "the broker must be able to save its dynamic security file"
+    env = compose["x-app"]["environment"]
+    assert env["COFFEETRACE_MQTT_BROKER_AUTH"] == "dynsec"
+    assert "${" in env["COFFEETRACE_MQTT_CONTROL_PASSWORD"]
 
 
 def test_no_secrets_in_the_file(compose: dict) -> None:

@@ -47,7 +47,7 @@ def test_every_command_in_the_readme_exists() -> None:
             if words and "|" not in words[-1]:
                 invocations.add(tuple(words[:2]) if words[0] in ("bench", "export", "apikey")
                                 else (words[0],))
-    for sub in ("ingest", "trace", "page", "seed"):
+    for sub in ("ingest", "ingest-flood", "trace", "page", "seed"):
         invocations.add(("bench", sub))
     runner = CliRunner()
     for words in sorted(invocations):

@@ -134,3 +134,27 @@ def stored_summary(db_url: str) -> tuple[int, int, int]:
             "count(distinct (device_id, time, metric, value)) from sensor_readings").fetchone()
     assert row is not None
     return int(row[0]), int(row[1]), int(row[2])
+
+
+def connect_result(port: int, user: str, password: str, client_id: str,
+                   timeout: float = 10) -> object:
+    """The CONNACK reason a device gets (connects and disconnects at once)."""
+    done = threading.Event()
+    result: dict[str, object] = {}
+
+    def on_connect(client: paho.Client, userdata: object, flags: object, reason: object,
+                   props: object = None) -> None:
+        result["reason"] = reason
+        done.set()
+
+    client = new_client(parse_broker_url(f"mqtt://127.0.0.1:{port}"), client_id)
+    client.username_pw_set(user, password)
+    client.on_connect = on_connect
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        assert done.wait(timeout), "no CONNACK"
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return result["reason"]

@@ -29,6 +29,8 @@ class IngestProcess:
             "COFFEETRACE_TOPIC_PREFIX": settings.topic_prefix,
             "COFFEETRACE_MQTT_CLIENT_ID": settings.mqtt_client_id,
             "COFFEETRACE_INGEST_METRICS_PORT": "0",
+            "COFFEETRACE_INGEST_DEVICE_MSGS_PER_S": str(settings.ingest_device_msgs_per_s),
+            "COFFEETRACE_INGEST_DEVICE_SETS_PER_S": str(settings.ingest_device_sets_per_s),
             "COFFEETRACE_DATA_DIR": str(log_path.parent / "data"),
             **env,
         }
@@ -53,6 +55,9 @@ class IngestProcess:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(10)
         self._log.write(b"\n--- restart ---\n")
+        self._log.close()
+
+    def close_log(self) -> None:
         self._log.close()
 
     def terminate(self, timeout: float = 30) -> int:

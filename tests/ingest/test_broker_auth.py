@@ -3,23 +3,20 @@ own topic level, wrong passwords are refused, the ingest user subscribes and con
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import paho.mqtt.client as paho
 import psycopg
 import pytest
 from coffeetrace.ingest.brokerconfig import render_acl, write_broker_auth
 from coffeetrace.ingest.service import IngestService
 
 from coffeetrace.embedded import EmbeddedBroker, free_port
-from coffeetrace.mqtt import new_client, parse_broker_url
 from coffeetrace.settings import Settings
 from tests.factories import World
 from tests.ingest.conftest import broker_data_dir
-from tests.ingest.helpers import Publisher, now_ms, scalar, wait_until
+from tests.ingest.helpers import Publisher, connect_result, now_ms, scalar, wait_until
 
 INGEST_PASSWORD = "ingest-secret-for-tests"
 
@@ -41,31 +38,11 @@ def auth_broker(settings: Settings, world: World, conn: psycopg.Connection
             broker.stop()
 
 
-def _connect_result(port: int, user: str, password: str) -> object:
-    done = threading.Event()
-    result: dict[str, object] = {}
-
-    def on_connect(client: paho.Client, userdata: object, flags: object, reason: object,
-                   props: object = None) -> None:
-        result["reason"] = reason
-        done.set()
-
-    client = new_client(parse_broker_url(f"mqtt://{user}:{password}@127.0.0.1:{port}"),
-                        f"{user}")
-    client.on_connect = on_connect
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    try:
-        assert done.wait(10), "no CONNACK"
-    finally:
-        client.disconnect()
-        client.loop_stop()
-    return result["reason"]
-
-
 def test_acl_file_names_the_prefix_and_ingest_user() -> None:
     acl = render_acl("coop/v1", "ingest-x")
-    assert "pattern write coop/v1/devices/%u/#" in acl.splitlines()
+    patterns = [line for line in acl.splitlines() if line.startswith("pattern")]
+    assert patterns == [f"pattern write coop/v1/devices/%u/{leaf}"
+                        for leaf in ("telemetry", "harvest", "status")]
     assert acl.index("user ingest-x") < acl.index("topic read coop/v1/devices/+/+")
 
 
@@ -73,10 +50,10 @@ def test_wrong_password_is_refused(auth_broker: tuple[EmbeddedBroker, Settings],
                                    world: World) -> None:
     broker, _ = auth_broker
     soil = world.devices["soil"]
-    assert not _connect_result(broker.port, soil.username, soil.password).is_failure
-    refused = _connect_result(broker.port, soil.username, soil.password + "x")
+    assert not connect_result(broker.port, soil.username, soil.password, soil.username).is_failure
+    refused = connect_result(broker.port, soil.username, soil.password + "x", soil.username)
     assert refused.is_failure
-    assert _connect_result(broker.port, "nobody-device", "whatever").is_failure
+    assert connect_result(broker.port, "nobody-device", "whatever", "nobody-device").is_failure
 
 
 def test_device_cannot_publish_under_another_device(
@@ -126,5 +103,5 @@ def test_broker_config_command_writes_both_files(
              (tmp_path / "auth" / "passwords").read_text().splitlines()]
     assert sorted(users) == sorted(["coffeetrace-ingest", world.devices["soil"].username,
                                     world.devices["scale"].username])
-    assert f"pattern write {settings.topic_prefix}/devices/%u/#" in \
-        (tmp_path / "auth" / "acl").read_text()
+    assert f"pattern write {settings.topic_prefix}/devices/%u/telemetry" in \
+        (tmp_path / "auth" / "acl").read_text().splitlines()

@@ -52,3 +52,15 @@ returning id, cooperative_id, kind, plot_id, tree_id, active, registered_at;
 update devices set credential_hash = %(credential_hash)s
 where id = %(id)s and cooperative_id = %(cooperative_id)s
 returning id;
+
+-- name: set_device_active
+-- Disable (or enable again) a device of the cooperative; ingest refuses an inactive
+-- device's messages (inactive_device) and the broker its connection.
+update devices set active = %(active)s
+where id = %(id)s and cooperative_id = %(cooperative_id)s
+returning id, cooperative_id, kind, plot_id, tree_id, active, registered_at;
+
+-- name: get_device_cooperative
+select d.id, d.cooperative_id, d.active, c.code as cooperative_code
+from devices d join cooperatives c on c.id = d.cooperative_id
+where d.id = %(id)s;
