@@ -76,6 +76,3 @@ returning device_id, kept_last;
 -- name: copy_dead_letters
 copy dead_letters (topic, device_id, msg_id, reason, payload, payload_size, payload_encoding)
 from stdin;
-
--- name: active_device_credentials
-select id, credential_hash from devices where active order by id;
