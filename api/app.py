@@ -6,16 +6,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import psycopg
-from coffeetrace.api.cache import Memo, PageCache
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from coffeetrace import db
+from coffeetrace.api.cache import Memo, PageCache
 from coffeetrace.broker_control import BrokerControl
 from coffeetrace.errors import CoffeetraceError
 from coffeetrace.settings import Settings, get_settings
+from coffeetrace.trace.rules import TraceRules
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -38,8 +39,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
 
     app.state.settings = settings
-    app.state.page_cache = PageCache(settings.page_cache_entries, settings.page_cache_recheck_s,
-                                     settings.page_cache_ttl_s)
+    app.state.rules = TraceRules.from_settings(settings)  # the domain's rules, configured
+    app.state.page_cache = PageCache(
+        settings.page_cache_entries, settings.page_cache_recheck_s, settings.page_cache_ttl_s
+    )
     app.state.link_memo = Memo()
     app.state.broker_control = BrokerControl(settings)
 
@@ -51,17 +54,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def refused_value(request: Request, exc: psycopg.DataError) -> JSONResponse:
         # driver or server refused a value the schema let through (NUL byte, out of range)
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return JSONResponse({"error": "invalid", "message": f"a value was refused: {reason}"},
-                            status_code=422)
+        return JSONResponse(
+            {"error": "invalid", "message": f"a value was refused: {reason}"}, status_code=422
+        )
 
     @app.exception_handler(psycopg.IntegrityError)
     async def integrity(request: Request, exc: psycopg.IntegrityError) -> JSONResponse:
         constraint = getattr(exc.diag, "constraint_name", None) or "a constraint"
         if isinstance(exc, psycopg.errors.UniqueViolation):
-            return JSONResponse({"error": "conflict", "message": f"already exists ({constraint})",
-                                 "details": {"constraint": constraint}}, status_code=409)
-        return JSONResponse({"error": "invalid", "message": f"refused by {constraint}",
-                             "details": {"constraint": constraint}}, status_code=422)
+            return JSONResponse(
+                {
+                    "error": "conflict",
+                    "message": f"already exists ({constraint})",
+                    "details": {"constraint": constraint},
+                },
+                status_code=409,
+            )
+        return JSONResponse(
+            {
+                "error": "invalid",
+                "message": f"refused by {constraint}",
+                "details": {"constraint": constraint},
+            },
+            status_code=422,
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -70,8 +86,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         message = str(exc.detail)
         if exc.status_code == 404:
             message = f"no such endpoint: {request.method} {request.url.path} (see /docs)"
-        return JSONResponse({"error": code, "message": message}, status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
+        return JSONResponse(
+            {"error": code, "message": message},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -81,8 +100,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ]
         first = problems[0] if problems else {"field": "", "message": "invalid request"}
         return JSONResponse(
-            {"error": "invalid", "message": f"{first['field']}: {first['message']}",
-             "details": {"problems": problems}},
+            {
+                "error": "invalid",
+                "message": f"{first['field']}: {first['message']}",
+                "details": {"problems": problems},
+            },
             status_code=422,
         )
 

@@ -22,8 +22,7 @@ ROLES = ("admin", "operator", "read-only")
 _RANK = {"read-only": 0, "operator": 1, "admin": 2}
 
 
-def _q(name: str) -> str:
-    return load_queries("coffeetrace.api", "auth.sql")[name]
+SQL = load_queries("coffeetrace.api", "auth.sql")
 
 
 @dataclass(frozen=True)
@@ -38,8 +37,11 @@ class Caller:
     def require(self, role: str) -> None:
         """Raise Forbidden unless this caller's role is at least `role`."""
         if _RANK[self.role] < _RANK[role]:
-            raise Forbidden(f"this needs the {role} role; the API key has the {self.role} role",
-                            required_role=role, role=self.role)
+            raise Forbidden(
+                f"this needs the {role} role; the API key has the {self.role} role",
+                required_role=role,
+                role=self.role,
+            )
 
 
 @dataclass(frozen=True)
@@ -54,15 +56,23 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_api_key(conn: psycopg.Connection[dict[str, Any]], cooperative_id: UUID, role: str,
-                   name: str = "") -> IssuedKey:
+def create_api_key(
+    conn: psycopg.Connection[dict[str, Any]], cooperative_id: UUID, role: str, name: str = ""
+) -> IssuedKey:
     if role not in ROLES:
         raise ValidationFailed(f"role must be one of {', '.join(ROLES)}", field="role")
     prefix = secrets.token_hex(4)
     token = f"ct_{prefix}_{secrets.token_urlsafe(32)}"
-    row = conn.execute(_q("insert_api_key"), dict(  # type: ignore[arg-type]
-        cooperative_id=cooperative_id, name=name, role=role, prefix=prefix,
-        token_hash=hash_token(token))).fetchone()
+    row = conn.execute(
+        SQL["insert_api_key"],
+        dict(
+            cooperative_id=cooperative_id,
+            name=name,
+            role=role,
+            prefix=prefix,
+            token_hash=hash_token(token),
+        ),
+    ).fetchone()
     return IssuedKey(row=row, token=token)  # type: ignore[arg-type]
 
 
@@ -70,11 +80,16 @@ def caller_for_token(conn: psycopg.Connection[dict[str, Any]], token: str) -> Ca
     """The caller a key belongs to; Unauthorized for unknown or revoked keys."""
     if not token or len(token) > 200:
         raise Unauthorized("send an API key as 'Authorization: Bearer <key>' or 'X-API-Key'")
-    row = conn.execute(_q("caller_by_token_hash"),  # type: ignore[arg-type]
-                       {"token_hash": hash_token(token)}).fetchone()
+    row = conn.execute(SQL["caller_by_token_hash"], {"token_hash": hash_token(token)}).fetchone()
     if row is None:
-        raise Unauthorized("the API key is unknown or revoked; ask an admin of your cooperative "
-                           "for a new one (coffeetrace apikey create)")
-    conn.execute(_q("touch_api_key"), {"id": row["key_id"]})  # type: ignore[arg-type]
-    return Caller(key_id=row["key_id"], cooperative_id=row["cooperative_id"],
-                  cooperative_code=row["cooperative_code"], role=row["role"])
+        raise Unauthorized(
+            "the API key is unknown or revoked; ask an admin of your cooperative "
+            "for a new one (coffeetrace apikey create)"
+        )
+    conn.execute(SQL["touch_api_key"], {"id": row["key_id"]})
+    return Caller(
+        key_id=row["key_id"],
+        cooperative_id=row["cooperative_id"],
+        cooperative_code=row["cooperative_code"],
+        role=row["role"],
+    )

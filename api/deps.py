@@ -4,33 +4,35 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Annotated, Any
+from typing import Annotated, Any, LiteralString
 
 import psycopg
-from coffeetrace.api.auth import Caller, caller_for_token
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from coffeetrace.api.auth import Caller, caller_for_token
+from coffeetrace.db import DbConn
 from coffeetrace.errors import Unauthorized
-from coffeetrace.sql import load_queries
 
 _bearer = HTTPBearer(auto_error=False, description="API key as a bearer token")
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key")
 
 
-def get_conn(request: Request) -> Iterator[psycopg.Connection]:
+def get_conn(request: Request) -> Iterator[DbConn]:
     """A connection in a transaction; handlers never commit themselves."""
     with request.app.state.pool.connection() as conn, conn.transaction():
         yield conn
 
 
 # scope="function": the commit happens before the response is sent, so a 2xx means stored.
-Conn = Annotated[psycopg.Connection, Depends(get_conn, scope="function")]
+Conn = Annotated[DbConn, Depends(get_conn, scope="function")]
 
 
-def get_caller(conn: Conn,
-               bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
-               api_key: Annotated[str | None, Security(_api_key)] = None) -> Caller:
+def get_caller(
+    conn: Conn,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
+    api_key: Annotated[str | None, Security(_api_key)] = None,
+) -> Caller:
     token = bearer.credentials if bearer is not None else api_key
     if not token:
         raise Unauthorized("send an API key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'")
@@ -53,14 +55,15 @@ Operator = Annotated[Caller, Depends(role("operator"))]
 Admin = Annotated[Caller, Depends(role("admin"))]
 
 
-def q(name: str) -> str:
-    return load_queries("coffeetrace.api", "registry.sql")[name]
-
-
-def page(conn: psycopg.Connection[dict[str, Any]], query: str, params: dict[str, Any], limit: int,
-         cursor_key: str = "id") -> dict[str, Any]:
+def page(
+    conn: psycopg.Connection[dict[str, Any]],
+    query: LiteralString,
+    params: dict[str, Any],
+    limit: int,
+    cursor_key: str = "id",
+) -> dict[str, Any]:
     """One page of a keyset-paginated list: `items` and `next_cursor` (null on the last page)."""
-    rows = conn.execute(q(query), {**params, "limit": limit + 1}).fetchall()  # type: ignore[arg-type]
+    rows = conn.execute(query, {**params, "limit": limit + 1}).fetchall()
     more = len(rows) > limit
     rows = rows[:limit]
     return {"items": rows, "next_cursor": str(rows[-1][cursor_key]) if more and rows else None}

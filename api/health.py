@@ -7,6 +7,9 @@ from fastapi.responses import JSONResponse
 
 from coffeetrace.errors import ConfigError
 from coffeetrace.mqtt import check_broker
+from coffeetrace.sql import load_queries
+
+SQL = load_queries("coffeetrace.api", "health.sql")
 
 router = APIRouter(tags=["health"])
 
@@ -16,15 +19,18 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="The database and the broker are reachable",
-            responses={503: {"description": "Not ready, with the reason"}})
+@router.get(
+    "/readyz",
+    summary="The database and the broker are reachable",
+    responses={503: {"description": "Not ready, with the reason"}},
+)
 def readyz(request: Request) -> JSONResponse:
     settings = request.app.state.settings
     checks: dict[str, str] = {}
     reasons: list[str] = []
     try:
         with request.app.state.pool.connection(timeout=3) as conn:
-            conn.execute("select 1")
+            conn.execute(SQL["readiness_ping"])
         checks["database"] = "ok"
     except Exception as exc:  # any failure means not ready; the reason is reported
         checks["database"] = "unreachable"

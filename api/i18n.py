@@ -13,14 +13,15 @@ DEFAULT_LANG = "vi"
 
 @cache
 def texts(lang: str) -> dict[str, Any]:
-    return json.loads(files("coffeetrace.api").joinpath("locales", f"{lang}.json")
-                      .read_text(encoding="utf-8"))
+    return json.loads(
+        files("coffeetrace.api").joinpath("locales", f"{lang}.json").read_text(encoding="utf-8")
+    )
 
 
 def negotiate(query_lang: str | None, accept_language: str | None) -> str:
     """`?lang=` wins; then the Accept-Language entry with the highest q; else Vietnamese."""
     if query_lang in LANGS:
-        return query_lang  # type: ignore[return-value]
+        return query_lang
     best, best_q = DEFAULT_LANG, -1.0
     for position, part in enumerate((accept_language or "").split(",")[:20]):
         tag, _, params = part.strip().partition(";")

@@ -16,43 +16,22 @@ from uuid import UUID
 
 import psycopg
 
+from coffeetrace.errors import NotFound
 from coffeetrace.settings import Settings
 from coffeetrace.sql import load_queries
+from coffeetrace.trace import eudr, genealogy, provenance, verification
 
 MAX_MAP_TREES = 3000
 TOP_TREES = 10
-EUDR_POINT_MAX_HA = 4.0
 
 
-def _q(name: str) -> str:
-    return load_queries("coffeetrace.api", "page.sql")[name]
+SQL = load_queries("coffeetrace.api", "page.sql")
 
 
 def _age_years(planted_on: date | None, today: date) -> float | None:
     if planted_on is None:
         return None
     return (today - planted_on).days / 365.25
-
-
-def eudr_status(plots: list[dict[str, Any]]) -> dict[str, Any]:
-    """Every plot needs geolocation: a polygon above 4 ha, a point or polygon up to 4 ha."""
-    from coffeetrace.trace.geometry import validate_plot_geometry
-
-    from coffeetrace.errors import CoffeetraceError
-
-    problems = []
-    for plot in plots:
-        geometry = plot["geometry"]
-        if plot["area_ha"] > EUDR_POINT_MAX_HA and geometry.get("type") != "Polygon":
-            problems.append({"plot": plot["code"], "problem": "polygon_required"})
-            continue
-        try:
-            validate_plot_geometry(geometry)
-        except CoffeetraceError as exc:
-            problems.append({"plot": plot["code"], "problem": exc.message})
-    return {"ok": bool(plots) and not problems, "plots": len(plots),
-            "polygons": sum(1 for p in plots if p["geometry"].get("type") == "Polygon"),
-            "problems": problems}
 
 
 def season_window(lot: dict[str, Any]) -> tuple[datetime, datetime]:
@@ -62,67 +41,90 @@ def season_window(lot: dict[str, Any]) -> tuple[datetime, datetime]:
     return until - timedelta(days=365), until
 
 
-def lot_page(conn: psycopg.Connection[dict[str, Any]], lot_id: UUID,
-             settings: Settings) -> dict[str, Any]:
+def lot_page(
+    conn: psycopg.Connection[dict[str, Any]], lot_id: UUID, settings: Settings
+) -> dict[str, Any]:
     """Everything the lot page renders, as plain data.
 
     Shares of trees, plots and farms come from the signed provenance document, so the
     page and the document a buyer can verify always tell the same story.
     """
-    from coffeetrace.trace import chain, provenance
 
-    lot = conn.execute(_q("lot_page_lot"), {"lot_id": lot_id}).fetchone()  # type: ignore[arg-type]
+    lot = conn.execute(SQL["lot_page_lot"], {"lot_id": lot_id}).fetchone()
     if lot is None:
-        from coffeetrace.errors import NotFound
-
         raise NotFound("lot not found")
     signed = provenance.provenance(conn, lot_id, settings=settings)
-    checked = chain.verify_lot(conn, lot_id)  # the badge says what a check finds, now
+    checked = verification.verify_lot(conn, lot_id)  # the badge says what a check finds, now
     doc = signed["document"]
     quantity = float(lot["quantity_kg"])
 
     shares = {t["public_id"]: t for t in doc.get("trees", [])}
-    tree_rows = conn.execute(_q("page_trees"),  # type: ignore[arg-type]
-                             {"public_ids": list(shares)}).fetchall() if shares else []
+    tree_rows = (
+        conn.execute(SQL["page_trees"], {"public_ids": list(shares)}).fetchall() if shares else []
+    )
     today = datetime.now(UTC).date()
     ages = [a for a in (_age_years(t["planted_on"], today) for t in tree_rows) if a is not None]
     cultivars = Counter(t["cultivar"] or "-" for t in tree_rows)
     by_public = {t["public_id"]: t for t in tree_rows}
     top = sorted(shares.values(), key=lambda t: float(t.get("share") or 0), reverse=True)
-    top_trees = [{"tag_code": t["tag_code"], "public_id": t["public_id"],
-                  "kg": float(t.get("share") or 0) * quantity, "share": float(t.get("share") or 0),
-                  "cultivar": (by_public.get(t["public_id"]) or {}).get("cultivar")}
-                 for t in top[:TOP_TREES]]
-    points = [(t["lon"], t["lat"]) for t in tree_rows
-              if t["lon"] is not None and t["lat"] is not None]
+    top_trees = [
+        {
+            "tag_code": t["tag_code"],
+            "public_id": t["public_id"],
+            "kg": float(t.get("share") or 0) * quantity,
+            "share": float(t.get("share") or 0),
+            "cultivar": (by_public.get(t["public_id"]) or {}).get("cultivar"),
+        }
+        for t in top[:TOP_TREES]
+    ]
+    points = [
+        (t["lon"], t["lat"]) for t in tree_rows if t["lon"] is not None and t["lat"] is not None
+    ]
     if len(points) > MAX_MAP_TREES:
         points = points[:: len(points) // MAX_MAP_TREES + 1]
 
     doc_plots = {p["code"]: p for p in doc.get("plots", [])}
-    shapes = conn.execute(_q("page_plots"), {  # type: ignore[arg-type]
-        "cooperative_id": lot["cooperative_id"], "codes": list(doc_plots)}).fetchall()
-    plots = [{**doc_plots[p["code"]], **p, "share": float(doc_plots[p["code"]].get("share") or 0)}
-             for p in shapes]
+    shapes = conn.execute(
+        SQL["page_plots"], {"cooperative_id": lot["cooperative_id"], "codes": list(doc_plots)}
+    ).fetchall()
+    plots = [
+        {**doc_plots[p["code"]], **p, "share": float(doc_plots[p["code"]].get("share") or 0)}
+        for p in shapes
+    ]
     plots.sort(key=lambda p: p["share"], reverse=True)
-    farms = sorted(({**f, "share": float(f.get("share") or 0)} for f in doc.get("farms", [])),
-                   key=lambda f: f["share"], reverse=True)
+    farms = sorted(
+        ({**f, "share": float(f.get("share") or 0)} for f in doc.get("farms", [])),
+        key=lambda f: f["share"],
+        reverse=True,
+    )
 
     since, until = season_window(lot)
     conditions: dict[str, list[tuple[datetime, float]]] = {}
     if plots:
-        for row in conn.execute(_q("page_conditions"), {  # type: ignore[arg-type]
-                "ids": [p["id"] for p in plots], "since": since, "until": until}).fetchall():
+        for row in conn.execute(
+            SQL["page_conditions"],
+            {"ids": [p["id"] for p in plots], "since": since, "until": until},
+        ).fetchall():
             conditions.setdefault(row["metric"], []).append((row["week"], float(row["value"])))
 
     steps = sorted(doc.get("steps", []), key=lambda s: str(s.get("occurred_at")))
-    certifications = [dict(e, step=s.get("step")) for s in steps for e in (s.get("evidence") or [])
-                      if isinstance(e, dict)]
+    certifications = [
+        dict(e, step=s.get("step"))
+        for s in steps
+        for e in (s.get("evidence") or [])
+        if isinstance(e, dict)
+    ]
     head = doc.get("chain", {})
     return {
         "lot": lot,
-        "trees": {"count": len(shares), "cultivars": cultivars.most_common(),
-                  "age_min": min(ages) if ages else None, "age_max": max(ages) if ages else None,
-                  "age_median": statistics.median(ages) if ages else None, "top": top_trees},
+        "trees": {
+            "count": len(shares),
+            "cultivars": cultivars.most_common(),
+            "age_min": min(ages) if ages else None,
+            "age_max": max(ages) if ages else None,
+            "age_median": statistics.median(ages) if ages else None,
+            "top": top_trees,
+        },
         "map": {"plots": plots, "trees": points},
         "farms": farms,
         "plots": plots,
@@ -130,25 +132,31 @@ def lot_page(conn: psycopg.Connection[dict[str, Any]], lot_id: UUID,
         "season": (since.date(), (until - timedelta(days=1)).date()),
         "steps": steps,
         "certifications": certifications,
-        "eudr": eudr_status(plots),
-        "verification": {"ok": bool(checked.get("ok")),
-                         "checked_events": checked.get("checked_events", 0),
-                         "problems": len(checked.get("problems", [])),
-                         "head_hash": head.get("head_hash"), "head_seq": head.get("head_seq"),
-                         "signature": signed.get("signature", {})},
+        "eudr": eudr.plots_status(plots),
+        "verification": {
+            "ok": bool(checked.get("ok")),
+            "checked_events": checked.get("checked_events", 0),
+            "problems": len(checked.get("problems", [])),
+            "head_hash": head.get("head_hash"),
+            "head_seq": head.get("head_seq"),
+            "signature": signed.get("signature", {}),
+        },
     }
 
 
 def tree_page(conn: psycopg.Connection[dict[str, Any]], public_id: str) -> dict[str, Any] | None:
     """The tree page: cultivar, age, plot, harvests by season and the lots it went into."""
-    from coffeetrace.trace import genealogy
 
-    tree = conn.execute(_q("tree_page"), {"public_id": public_id}).fetchone()  # type: ignore[arg-type]
+    tree = conn.execute(SQL["tree_page"], {"public_id": public_id}).fetchone()
     if tree is None:
         return None
-    seasons = conn.execute(_q("tree_harvests_by_season"), {"tree_id": tree["id"]}).fetchall()  # type: ignore[arg-type]
+    seasons = conn.execute(SQL["tree_harvests_by_season"], {"tree_id": tree["id"]}).fetchall()
     forward = genealogy.trace_forward(conn, tree_id=tree["id"])
     lots = sorted(forward.get("lots", []), key=lambda lot: (lot.get("depth", 0), lot["code"]))
     today = datetime.now(UTC).date()
-    return {"tree": tree, "age": _age_years(tree["planted_on"], today), "seasons": seasons,
-            "lots": lots[:50]}
+    return {
+        "tree": tree,
+        "age": _age_years(tree["planted_on"], today),
+        "seasons": seasons,
+        "lots": lots[:50],
+    }

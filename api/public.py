@@ -11,20 +11,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, LiteralString
 from urllib.parse import quote
 
-import psycopg
-from coffeetrace.api import i18n, pagedata, render, resolver
-from coffeetrace.api.cache import Entry, PageCache
-from coffeetrace.api.schemas import Error, error_responses
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, RedirectResponse
 
+from coffeetrace.api import i18n, pagedata, render, resolver
+from coffeetrace.api.cache import Entry, PageCache
+from coffeetrace.api.schemas import Error, error_responses
+from coffeetrace.db import DbConn
 from coffeetrace.errors import CoffeetraceError, NotFound
 from coffeetrace.sql import load_queries
+from coffeetrace.trace import epcis, provenance, signing, verification
 
 router = APIRouter(tags=["public"], responses=error_responses(404, 422))
 PublicId = Annotated[str, Path(min_length=1, max_length=64, description="Random 128-bit public id")]
@@ -33,8 +34,7 @@ HTML = "text/html; charset=utf-8"
 JSON = "application/json"
 
 
-def _q(name: str) -> str:
-    return load_queries("coffeetrace.api", "page.sql")[name]
+SQL = load_queries("coffeetrace.api", "page.sql")
 
 
 def wants_json(request: Request) -> bool:
@@ -55,36 +55,62 @@ def _base(request: Request) -> str:
 
 
 def _respond(request: Request, entry: Entry, extra: dict[str, str] | None = None) -> Response:
-    headers = {"ETag": entry.etag,
-               "Cache-Control": f"public, max-age={request.app.state.settings.page_max_age_s}",
-               "Vary": "Accept, Accept-Language", **entry.headers, **(extra or {})}
+    headers = {
+        "ETag": entry.etag,
+        "Cache-Control": f"public, max-age={request.app.state.settings.page_max_age_s}",
+        "Vary": "Accept, Accept-Language",
+        **entry.headers,
+        **(extra or {}),
+    }
     match = request.headers.get("if-none-match")
     if match and (match.strip() == "*" or entry.etag in (m.strip() for m in match.split(","))):
         return Response(status_code=304, headers=headers)
     return Response(entry.body, media_type=entry.media_type, headers=headers)
 
 
-def _problem(request: Request, status: int, exc: CoffeetraceError, heading: str,
-             text: str | None, lang: str | None = None) -> Response:
+def _problem(
+    request: Request,
+    status: int,
+    exc: CoffeetraceError,
+    heading: str,
+    text: str | None,
+    lang: str | None = None,
+) -> Response:
     """The one error format for API clients; a friendly page for browsers."""
     if wants_json(request) or "text/html" not in request.headers.get("accept", "text/html"):
         return JSONResponse(exc.to_dict(), status_code=status)
     chosen = i18n.negotiate(lang, request.headers.get("accept-language"))
     body = render.message_html(chosen, heading, text, exc.message if status == 400 else None)
-    return Response(body, status_code=status, media_type=HTML,
-                    headers={"Cache-Control": "no-store", "Content-Language": chosen})
+    return Response(
+        body,
+        status_code=status,
+        media_type=HTML,
+        headers={"Cache-Control": "no-store", "Content-Language": chosen},
+    )
 
 
 def _not_found(request: Request, what: str, lang: str | None) -> Response:
-    return _problem(request, 404, NotFound(f"no {what} has this code"), "not_found_title",
-                    "not_found_text", lang)
+    return _problem(
+        request,
+        404,
+        NotFound(f"no {what} has this code"),
+        "not_found_title",
+        "not_found_text",
+        lang,
+    )
 
 
-Renderer = Callable[[psycopg.Connection, Any], tuple[bytes, str, dict[str, str]]]
+Renderer = Callable[[DbConn, Any], tuple[bytes, str, dict[str, str]]]
 
 
-async def _serve(request: Request, key: tuple[str, ...], head_query: str, public_id: str,
-                 renderer: Renderer, extra: dict[str, str] | None = None) -> Response | None:
+async def _serve(
+    request: Request,
+    key: tuple[str, ...],
+    head_query: LiteralString,
+    public_id: str,
+    renderer: Renderer,
+    extra: dict[str, str] | None = None,
+) -> Response | None:
     """Serve `key` from the cache, or revalidate it against its head, or render it.
     None when the public id is unknown."""
     cache: PageCache = request.app.state.page_cache
@@ -100,28 +126,35 @@ async def _serve(request: Request, key: tuple[str, ...], head_query: str, public
     return _respond(request, entry, extra)
 
 
-def _load(request: Request, key: tuple[str, ...], head_query: str, public_id: str,
-          renderer: Renderer) -> Entry | None:
+def _load(
+    request: Request,
+    key: tuple[str, ...],
+    head_query: LiteralString,
+    public_id: str,
+    renderer: Renderer,
+) -> Entry | None:
     cache: PageCache = request.app.state.page_cache
     with cache.key_lock(key):
         with request.app.state.pool.connection() as conn, conn.transaction():
-            row = conn.execute(_q(head_query), {"public_id": public_id}).fetchone()
+            row = conn.execute(head_query, {"public_id": public_id}).fetchone()
             if row is None:
                 return None
             hit = cache.revalidate(key, row["head"])
             if hit is not None:
                 return hit
             body, media_type, headers = renderer(conn, row["id"])
-        return cache.put(key, Entry(body=body, media_type=media_type, head=row["head"],
-                                    headers=headers))
+        return cache.put(
+            key, Entry(body=body, media_type=media_type, head=row["head"], headers=headers)
+        )
 
 
-async def serve_lot(request: Request, public_id: str, lang: str | None,
-                    extra: dict[str, str] | None = None) -> Response:
+async def serve_lot(
+    request: Request, public_id: str, lang: str | None, extra: dict[str, str] | None = None
+) -> Response:
     settings = request.app.state.settings
     if wants_json(request):
-        def provenance_json(conn: psycopg.Connection, lot_id: Any) -> tuple[bytes, str, dict]:
-            from coffeetrace.trace import provenance
+
+        def provenance_json(conn: DbConn, lot_id: Any) -> tuple[bytes, str, dict]:
 
             return _json_bytes(provenance.provenance(conn, lot_id, settings=settings)), JSON, {}
 
@@ -131,87 +164,110 @@ async def serve_lot(request: Request, public_id: str, lang: str | None,
         chosen = i18n.negotiate(lang, request.headers.get("accept-language"))
         verify_url = f"/l/{public_id}/verify"
 
-        def lot_html(conn: psycopg.Connection, lot_id: Any) -> tuple[bytes, str, dict]:
+        def lot_html(conn: DbConn, lot_id: Any) -> tuple[bytes, str, dict]:
             data = pagedata.lot_page(conn, lot_id, settings)
             return render.lot_html(data, chosen, verify_url), HTML, {"Content-Language": chosen}
 
         key, renderer = ("lot", public_id, "html", chosen), lot_html
-    response = await _serve(request, key, "lot_head", public_id, renderer, extra)
+    response = await _serve(request, key, SQL["lot_head"], public_id, renderer, extra)
     return response or _not_found(request, "lot", lang)
 
 
-@router.get("/l/{public_id}", summary="Lot provenance page (HTML) or signed provenance JSON",
-            responses={200: {"content": {"text/html": {}, "application/json": {}}},
-                       304: {"description": "Not modified (ETag)"},
-                       404: {"description": "Unknown lot: a friendly page"}})
+@router.get(
+    "/l/{public_id}",
+    summary="Lot provenance page (HTML) or signed provenance JSON",
+    responses={
+        200: {"content": {"text/html": {}, "application/json": {}}},
+        304: {"description": "Not modified (ETag)"},
+        404: {"description": "Unknown lot: a friendly page"},
+    },
+)
 async def lot_page(public_id: PublicId, request: Request, lang: Lang = None) -> Response:
     return await serve_lot(request, public_id, lang)
 
 
-@router.get("/l/{public_id}/epcis", summary="The lot's EPCIS 2.0 document",
-            responses={200: {"content": {"application/ld+json": {}}}, 404: {}})
+@router.get(
+    "/l/{public_id}/epcis",
+    summary="The lot's EPCIS 2.0 document",
+    responses={200: {"content": {"application/ld+json": {}}}, 404: {}},
+)
 async def lot_epcis(public_id: PublicId, request: Request) -> Response:
     base = _base(request)
 
-    def epcis_json(conn: psycopg.Connection, lot_id: Any) -> tuple[bytes, str, dict]:
-        from coffeetrace.trace import epcis
+    def epcis_json(conn: DbConn, lot_id: Any) -> tuple[bytes, str, dict]:
 
         return _json_bytes(epcis.export_epcis(conn, lot_id, base)), "application/ld+json", {}
 
-    response = await _serve(request, ("epcis", public_id), "lot_head", public_id, epcis_json)
+    response = await _serve(request, ("epcis", public_id), SQL["lot_head"], public_id, epcis_json)
     return response or _not_found(request, "lot", None)
 
 
-@router.get("/l/{public_id}/verify", summary="Check the lot against the hash chain and signature",
-            responses={404: {}})
+@router.get(
+    "/l/{public_id}/verify",
+    summary="Check the lot against the hash chain and signature",
+    responses={404: {}},
+)
 def lot_verify(public_id: PublicId, request: Request) -> Response:
-    from coffeetrace.trace import chain, provenance, signing
 
     settings = request.app.state.settings
     with request.app.state.pool.connection() as conn, conn.transaction():
-        row = conn.execute(_q("lot_head"), {"public_id": public_id}).fetchone()
+        row = conn.execute(SQL["lot_head"], {"public_id": public_id}).fetchone()
         if row is None:
             return _not_found(request, "lot", None)
-        checked = chain.verify_lot(conn, row["id"])
+        checked = verification.verify_lot(conn, row["id"])
         signed = provenance.provenance(conn, row["id"], settings=settings)
     key = signing.public_key_document(settings)
-    signature_ok = signing.verify_signature(signed["document"], signed["signature"]["value"],
-                                            key["public_key"])
-    body = {"lot": {"public_id": public_id, "page": f"/l/{public_id}"},
-            "ok": bool(checked.get("ok")) and signature_ok,
-            "chain": checked, "signature": {**signed["signature"], "valid": signature_ok},
-            "document": signed["document"],
-            "public_key": "/.well-known/coffeetrace-signing-key"}
+    signature_ok = signing.verify_signature(
+        signed["document"], signed["signature"]["value"], key["public_key"]
+    )
+    body = {
+        "lot": {"public_id": public_id, "page": f"/l/{public_id}"},
+        "ok": bool(checked.get("ok")) and signature_ok,
+        "chain": checked,
+        "signature": {**signed["signature"], "valid": signature_ok},
+        "document": signed["document"],
+        "public_key": "/.well-known/coffeetrace-signing-key",
+    }
     return Response(_json_bytes(body), media_type=JSON, headers={"Cache-Control": "no-cache"})
 
 
-@router.get("/t/{public_id}", summary="Tree page: cultivar, age, plot, harvests, lots",
-            responses={200: {"content": {"text/html": {}}}, 404: {}})
+@router.get(
+    "/t/{public_id}",
+    summary="Tree page: cultivar, age, plot, harvests, lots",
+    responses={200: {"content": {"text/html": {}}}, 404: {}},
+)
 async def tree_page(public_id: PublicId, request: Request, lang: Lang = None) -> Response:
     chosen = i18n.negotiate(lang, request.headers.get("accept-language"))
 
-    def tree_html(conn: psycopg.Connection, _tree_id: Any) -> tuple[bytes, str, dict]:
+    def tree_html(conn: DbConn, _tree_id: Any) -> tuple[bytes, str, dict]:
         data = pagedata.tree_page(conn, public_id)
         if data is None:
             raise NotFound("tree not found")
         return render.tree_html(data, chosen), HTML, {"Content-Language": chosen}
 
-    response = await _serve(request, ("tree", public_id, chosen), "tree_head", public_id,
-                            tree_html)
+    response = await _serve(
+        request, ("tree", public_id, chosen), SQL["tree_head"], public_id, tree_html
+    )
     return response or _not_found(request, "tree", lang)
 
 
-@router.get("/01/{gtin}/10/{lot}", summary="GS1 Digital Link resolver for a lot",
-            responses={200: {"content": {"text/html": {}, "application/json": {},
-                                         resolver.LINKSET_TYPE: {}}},
-                       307: {"description": "Redirect to the requested link type"},
-                       400: {"description": "The GTIN or lot is not valid (message says why)",
-                             "model": Error},
-                       404: {"description": "Unknown lot: a friendly page"}})
-async def digital_link(request: Request, gtin: Annotated[str, Path(max_length=14)],
-                       lot: Annotated[str, Path(max_length=40)],
-                       linkType: Annotated[str | None, Query(max_length=60)] = None,  # noqa: N803
-                       lang: Lang = None) -> Response:
+@router.get(
+    "/01/{gtin}/10/{lot}",
+    summary="GS1 Digital Link resolver for a lot",
+    responses={
+        200: {"content": {"text/html": {}, "application/json": {}, resolver.LINKSET_TYPE: {}}},
+        307: {"description": "Redirect to the requested link type"},
+        400: {"description": "The GTIN or lot is not valid (message says why)", "model": Error},
+        404: {"description": "Unknown lot: a friendly page"},
+    },
+)
+async def digital_link(
+    request: Request,
+    gtin: Annotated[str, Path(max_length=14)],
+    lot: Annotated[str, Path(max_length=40)],
+    linkType: Annotated[str | None, Query(max_length=60)] = None,  # noqa: N803
+    lang: Lang = None,
+) -> Response:
     memo = request.app.state.link_memo
     base = _base(request)
     found = memo.get((gtin, lot))  # only valid, known links are remembered
@@ -222,10 +278,12 @@ async def digital_link(request: Request, gtin: Annotated[str, Path(max_length=14
             gtin14 = resolver.check_digital_link(gtin, lot)
         except CoffeetraceError as exc:
             return _problem(request, 400, exc, "bad_code_title", None, lang)
+
         def lookup() -> str | None:
             with request.app.state.pool.connection() as conn:
-                row = conn.execute(_q("lot_public_id_by_gtin_and_code"),
-                                   {"gtin": gtin14, "code": lot}).fetchone()
+                row = conn.execute(
+                    SQL["lot_public_id_by_gtin_and_code"], {"gtin": gtin14, "code": lot}
+                ).fetchone()
             return row["public_id"] if row else None
 
         public_id = await run_in_threadpool(lookup)
@@ -235,9 +293,11 @@ async def digital_link(request: Request, gtin: Annotated[str, Path(max_length=14
         link = resolver.link_header(anchor, base, public_id)
         memo.put((gtin, lot), (gtin14, public_id, anchor, link))
     if linkType in ("linkset", "all"):
-        return JSONResponse(resolver.linkset(anchor, base, public_id),
-                            media_type=resolver.LINKSET_TYPE,
-                            headers={"Link": link, "Cache-Control": "public, max-age=3600"})
+        return JSONResponse(
+            resolver.linkset(anchor, base, public_id),
+            media_type=resolver.LINKSET_TYPE,
+            headers={"Link": link, "Cache-Control": "public, max-age=3600"},
+        )
     if linkType is None:
         # The default link is served in place (no redirect): one round trip less on a
         # weak rural connection. The Link header still announces every link type.
@@ -251,7 +311,6 @@ async def digital_link(request: Request, gtin: Annotated[str, Path(max_length=14
 
 @router.get("/.well-known/coffeetrace-signing-key", summary="Public key of provenance signatures")
 def signing_key(request: Request) -> dict[str, Any]:
-    from coffeetrace.trace import signing
 
     return signing.public_key_document(request.app.state.settings)
 
@@ -259,9 +318,14 @@ def signing_key(request: Request) -> dict[str, Any]:
 @router.get("/.well-known/gs1resolver", summary="GS1 resolver description")
 def resolver_description(request: Request) -> dict[str, Any]:
     base = _base(request)
-    return {"name": "coffeetrace", "resolverRoot": base, "supportedPrimaryKeys": ["01"],
-            "supportedLinkType": [{"namespace": resolver.GS1_VOC, "prefix": "gs1:",
-                                   "linkType": t.removeprefix("gs1:")}
-                                  for t in resolver.links(base, "x")],
-            "linkTypeDefaultCanBeLinkset": False,
-            "qualifierPaths": ["/01/{gtin}/10/{lot}"]}
+    return {
+        "name": "coffeetrace",
+        "resolverRoot": base,
+        "supportedPrimaryKeys": ["01"],
+        "supportedLinkType": [
+            {"namespace": resolver.GS1_VOC, "prefix": "gs1:", "linkType": t.removeprefix("gs1:")}
+            for t in resolver.links(base, "x")
+        ],
+        "linkTypeDefaultCanBeLinkset": False,
+        "qualifierPaths": ["/01/{gtin}/10/{lot}"],
+    }

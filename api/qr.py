@@ -37,8 +37,16 @@ def render(uri: str, kind: Literal["png", "svg"], *, scale: int = 8) -> bytes:
     buf = io.BytesIO()
     code = make(uri)
     if kind == "svg":
-        code.save(buf, kind="svg", scale=scale, border=QUIET_ZONE, xmldecl=False,
-                  svgclass=None, lineclass=None, title=uri)
+        code.save(
+            buf,
+            kind="svg",
+            scale=scale,
+            border=QUIET_ZONE,
+            xmldecl=False,
+            svgclass=None,
+            lineclass=None,
+            title=uri,
+        )
     else:
         code.save(buf, kind="png", scale=scale, border=QUIET_ZONE)
     return buf.getvalue()

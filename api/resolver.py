@@ -33,8 +33,9 @@ def check_digital_link(gtin: str, lot: str) -> str:
     try:
         GS1DigitalLinkURI.parse(f"https://id.invalid/01/{gtin14}/10/{quote(lot, safe='')}")
     except ParseError as exc:
-        raise ValidationFailed(f"invalid Digital Link batch/lot {lot!r}: {exc}",
-                               field="lot") from None
+        raise ValidationFailed(
+            f"invalid Digital Link batch/lot {lot!r}: {exc}", field="lot"
+        ) from None
     return gtin14
 
 
@@ -42,14 +43,27 @@ def links(base: str, public_id: str) -> dict[str, dict[str, Any]]:
     """The link types this resolver offers for a lot, by GS1 link type."""
     lot = f"{base}/l/{public_id}"
     return {
-        "gs1:pip": {"href": lot, "title": "Provenance page / Trang nguồn gốc",
-                    "type": "text/html", "hreflang": ["vi", "en"]},
-        "gs1:traceability": {"href": lot, "title": "Signed provenance document",
-                             "type": "application/json"},
-        "gs1:epcis": {"href": f"{lot}/epcis", "title": "EPCIS 2.0 events",
-                      "type": "application/ld+json"},
-        "gs1:verificationService": {"href": f"{lot}/verify", "title": "Verify chain and signature",
-                                    "type": "application/json"},
+        "gs1:pip": {
+            "href": lot,
+            "title": "Provenance page / Trang nguồn gốc",
+            "type": "text/html",
+            "hreflang": ["vi", "en"],
+        },
+        "gs1:traceability": {
+            "href": lot,
+            "title": "Signed provenance document",
+            "type": "application/json",
+        },
+        "gs1:epcis": {
+            "href": f"{lot}/epcis",
+            "title": "EPCIS 2.0 events",
+            "type": "application/ld+json",
+        },
+        "gs1:verificationService": {
+            "href": f"{lot}/verify",
+            "title": "Verify chain and signature",
+            "type": "application/json",
+        },
     }
 
 
@@ -66,6 +80,8 @@ def linkset(anchor: str, base: str, public_id: str) -> dict[str, Any]:
 def link_header(anchor: str, base: str, public_id: str) -> str:
     """`Link:` header pointing at the linkset and the default link, as GS1 resolvers do."""
     page = f"{base}/l/{public_id}"
-    return (f'<{anchor}?linkType=linkset>; rel="linkset"; type="{LINKSET_TYPE}", '
-            f'<{page}>; rel="{GS1_VOC}defaultLink"; hreflang="vi"; type="text/html", '
-            f'<{page}/epcis>; rel="{GS1_VOC}epcis"; type="application/ld+json"')
+    return (
+        f'<{anchor}?linkType=linkset>; rel="linkset"; type="{LINKSET_TYPE}", '
+        f'<{page}>; rel="{GS1_VOC}defaultLink"; hreflang="vi"; type="text/html", '
+        f'<{page}/epcis>; rel="{GS1_VOC}epcis"; type="application/ld+json"'
+    )

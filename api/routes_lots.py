@@ -9,8 +9,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+
 from coffeetrace.api import labels, qr
-from coffeetrace.api.deps import Conn, Operator, Reader, page, q
+from coffeetrace.api.deps import Conn, Operator, Reader, page
 from coffeetrace.api.routes_registry import Cursor, Limit, _get, _uuid_cursor
 from coffeetrace.api.schemas import (
     CherryLotIn,
@@ -21,49 +25,85 @@ from coffeetrace.api.schemas import (
     TransformationIn,
     error_responses,
 )
-from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import JSONResponse
-
 from coffeetrace.errors import NotFound, ValidationFailed
+from coffeetrace.sql import load_queries
+from coffeetrace.trace import epcis as epcis_export
+from coffeetrace.trace import eudr as eudr_export
+from coffeetrace.trace import genealogy, lots, plausibility, processing, verification
+from coffeetrace.trace import provenance as prov
+
+SQL = load_queries("coffeetrace.api", "registry.sql")
 
 router = APIRouter(prefix="/v1", responses=error_responses(401, 403, 404, 409, 422))
 JsonDoc = dict[str, Any]
 
 
 def owned_lot(conn: Conn, cooperative_id: UUID, lot_id: UUID) -> dict[str, Any]:
-    return _get(conn, "get_lot_summary", "lot", lot_id, cooperative_id)
+    return _get(conn, SQL["get_lot_summary"], "lot", lot_id, cooperative_id)
 
 
 @router.get("/lots", response_model=Page[Lot], tags=["lots"])
-def list_lots(conn: Conn, caller: Reader, limit: Limit = 50, cursor: Cursor = None,
-              kind: Annotated[str | None, Query(max_length=20)] = None,
-              product_id: UUID | None = None,
-              code: Annotated[str | None, Query(max_length=20)] = None) -> dict:
-    return page(conn, "list_lots", {"cooperative_id": caller.cooperative_id,
-                                    "after": _uuid_cursor(cursor), "kind": kind,
-                                    "product_id": product_id, "code": code}, limit)
+def list_lots(
+    conn: Conn,
+    caller: Reader,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    kind: Annotated[str | None, Query(max_length=20)] = None,
+    product_id: UUID | None = None,
+    code: Annotated[str | None, Query(max_length=20)] = None,
+) -> dict:
+    return page(
+        conn,
+        SQL["list_lots"],
+        {
+            "cooperative_id": caller.cooperative_id,
+            "after": _uuid_cursor(cursor),
+            "kind": kind,
+            "product_id": product_id,
+            "code": code,
+        },
+        limit,
+    )
 
 
-@router.post("/lots", response_model=Lot, status_code=201, tags=["lots"],
-             summary="Build a cherry lot from harvest events")
-def create_lot(body: CherryLotIn, conn: Conn, caller: Operator) -> dict:
-    from coffeetrace.trace import lots
+@router.post(
+    "/lots",
+    response_model=Lot,
+    status_code=201,
+    tags=["lots"],
+    summary="Build a cherry lot from harvest events",
+)
+def create_lot(body: CherryLotIn, request: Request, conn: Conn, caller: Operator) -> dict:
 
     if not any([body.harvest_ids, body.tree_ids, body.plot_ids, body.farm_ids]):
-        raise ValidationFailed("name the harvests: give harvest_ids, or tree_ids, plot_ids or "
-                               "farm_ids (with since/until)", field="harvest_ids")
+        raise ValidationFailed(
+            "name the harvests: give harvest_ids, or tree_ids, plot_ids or "
+            "farm_ids (with since/until)",
+            field="harvest_ids",
+        )
     if body.product_id is not None:
-        _get(conn, "get_product", "product", body.product_id, caller.cooperative_id)
+        _get(conn, SQL["get_product"], "product", body.product_id, caller.cooperative_id)
     # name the foreign or unknown id (404) rather than report an empty selection
-    for query, kind, ids in (("get_plot", "plot", body.plot_ids),
-                             ("get_tree", "tree", body.tree_ids),
-                             ("get_farm", "farm", body.farm_ids)):
+    for query, kind, ids in (
+        (SQL["get_plot"], "plot", body.plot_ids),
+        (SQL["get_tree"], "tree", body.tree_ids),
+        (SQL["get_farm"], "farm", body.farm_ids),
+    ):
         for id_ in ids or ():
             _get(conn, query, kind, id_, caller.cooperative_id)
-    return lots.build_cherry_lot(conn, caller.cooperative_id, code=body.code,
-                                 harvest_ids=body.harvest_ids, tree_ids=body.tree_ids,
-                                 plot_ids=body.plot_ids, farm_ids=body.farm_ids,
-                                 since=body.since, until=body.until, product_id=body.product_id)
+    return lots.build_cherry_lot(
+        conn,
+        caller.cooperative_id,
+        code=body.code,
+        harvest_ids=body.harvest_ids,
+        tree_ids=body.tree_ids,
+        plot_ids=body.plot_ids,
+        farm_ids=body.farm_ids,
+        since=body.since,
+        until=body.until,
+        product_id=body.product_id,
+        rules=request.app.state.rules,
+    )
 
 
 @router.get("/lots/{lot_id}", response_model=Lot, tags=["lots"])
@@ -71,152 +111,242 @@ def get_lot(lot_id: UUID, conn: Conn, caller: Reader) -> dict:
     return owned_lot(conn, caller.cooperative_id, lot_id)
 
 
-@router.get("/lots/{lot_id}/trace", response_model=JsonDoc, tags=["traces"],
-            summary="Backward trace: lots, steps, harvests, trees, plots and farms with shares")
+@router.get(
+    "/lots/{lot_id}/trace",
+    response_model=JsonDoc,
+    tags=["traces"],
+    summary="Backward trace: lots, steps, harvests, trees, plots and farms with shares",
+)
 def trace_backward(lot_id: UUID, conn: Conn, caller: Reader) -> Any:
-    from coffeetrace.trace import genealogy
 
     owned_lot(conn, caller.cooperative_id, lot_id)
     return genealogy.trace_backward(conn, lot_id)
 
 
-@router.get("/trace/forward", response_model=JsonDoc, tags=["traces"],
-            summary="Forward trace (recall): every lot downstream of one lot, tree, plot or farm")
-def trace_forward(conn: Conn, caller: Reader, lot_id: UUID | None = None,
-                  tree_id: UUID | None = None, plot_id: UUID | None = None,
-                  farm_id: UUID | None = None) -> Any:
-    from coffeetrace.trace import genealogy
+@router.get(
+    "/trace/forward",
+    response_model=JsonDoc,
+    tags=["traces"],
+    summary="Forward trace (recall): every lot downstream of one lot, tree, plot or farm",
+)
+def trace_forward(
+    conn: Conn,
+    caller: Reader,
+    lot_id: UUID | None = None,
+    tree_id: UUID | None = None,
+    plot_id: UUID | None = None,
+    farm_id: UUID | None = None,
+) -> Any:
 
-    given = {k: v for k, v in dict(lot_id=lot_id, tree_id=tree_id, plot_id=plot_id,
-                                   farm_id=farm_id).items() if v is not None}
+    given = {
+        k: v
+        for k, v in dict(lot_id=lot_id, tree_id=tree_id, plot_id=plot_id, farm_id=farm_id).items()
+        if v is not None
+    }
     if len(given) != 1:
-        raise ValidationFailed("give exactly one of lot_id, tree_id, plot_id, farm_id",
-                               given=sorted(given))
-    (name, value), = given.items()
-    query = {"lot_id": "get_lot_summary", "tree_id": "get_tree", "plot_id": "get_plot",
-             "farm_id": "get_farm"}[name]
+        raise ValidationFailed(
+            "give exactly one of lot_id, tree_id, plot_id, farm_id", given=sorted(given)
+        )
+    ((name, value),) = given.items()
+    query = {
+        "lot_id": SQL["get_lot_summary"],
+        "tree_id": SQL["get_tree"],
+        "plot_id": SQL["get_plot"],
+        "farm_id": SQL["get_farm"],
+    }[name]
     _get(conn, query, name.removesuffix("_id"), value, caller.cooperative_id)
     result = genealogy.trace_forward(conn, **given)
-    result["lots"] = [lot for lot in result.get("lots", [])
-                      if lot.get("cooperative_id") in (None, caller.cooperative_id)]
+    result["lots"] = [
+        lot
+        for lot in result.get("lots", [])
+        if lot.get("cooperative_id") in (None, caller.cooperative_id)
+    ]
     return result
 
 
-@router.get("/lots/{lot_id}/verify", response_model=JsonDoc, tags=["traces"],
-            summary="Check the lot's events against the hash chain")
+@router.get(
+    "/lots/{lot_id}/verify",
+    response_model=JsonDoc,
+    tags=["traces"],
+    summary="Check the lot's events against the hash chain",
+)
 def verify(lot_id: UUID, conn: Conn, caller: Reader) -> Any:
-    from coffeetrace.trace import chain
 
     owned_lot(conn, caller.cooperative_id, lot_id)
-    return chain.verify_lot(conn, lot_id)
+    return verification.verify_lot(conn, lot_id)
 
 
-@router.get("/lots/{lot_id}/flags", response_model=list[JsonDoc], tags=["traces"],
-            summary="Plausibility flags of the trees and harvests behind the lot")
+@router.get(
+    "/lots/{lot_id}/flags",
+    response_model=list[JsonDoc],
+    tags=["traces"],
+    summary="Plausibility flags of the trees and harvests behind the lot",
+)
 def lot_flags(lot_id: UUID, request: Request, conn: Conn, caller: Reader) -> Any:
     """Implausible data is shown, never silently accepted: a tree's season far above what
     its age and cultivar allow, a harvest before the tree was planted, a tree outside the
     plot it is registered to."""
-    from coffeetrace.trace import plausibility
 
     owned_lot(conn, caller.cooperative_id, lot_id)
-    settings = request.app.state.settings
-    return plausibility.flags_for_lot(conn, lot_id, factor=settings.tree_yield_flag_factor,
-                                      typical_cherry_kg=settings.typical_tree_cherry_kg)
+    return plausibility.flags_for_lot(conn, lot_id, rules=request.app.state.rules)
 
 
-@router.get("/flags", response_model=list[JsonDoc], tags=["traces"],
-            summary="The cooperative's plausibility flags, newest first")
+@router.get(
+    "/flags",
+    response_model=list[JsonDoc],
+    tags=["traces"],
+    summary="The cooperative's plausibility flags, newest first",
+)
 def cooperative_flags(conn: Conn, caller: Reader, limit: Limit = 50) -> Any:
-    from coffeetrace.trace import plausibility
 
     return plausibility.flags_for_cooperative(conn, caller.cooperative_id, limit=limit)
 
 
-@router.get("/lots/{lot_id}/provenance", response_model=JsonDoc, tags=["traces"],
-            summary="The signed public provenance document")
+@router.get(
+    "/lots/{lot_id}/provenance",
+    response_model=JsonDoc,
+    tags=["traces"],
+    summary="The signed public provenance document",
+)
 def provenance(lot_id: UUID, request: Request, conn: Conn, caller: Reader) -> Any:
-    from coffeetrace.trace import provenance as prov
 
     owned_lot(conn, caller.cooperative_id, lot_id)
     return prov.provenance(conn, lot_id, settings=request.app.state.settings)
 
 
-@router.get("/lots/{lot_id}/epcis", tags=["exports"], summary="EPCIS 2.0 JSON-LD document",
-            response_class=JSONResponse,
-            responses={200: {"content": {"application/ld+json": {"schema": {"type": "object"}}}}})
+@router.get(
+    "/lots/{lot_id}/epcis",
+    tags=["exports"],
+    summary="EPCIS 2.0 JSON-LD document",
+    response_class=JSONResponse,
+    responses={200: {"content": {"application/ld+json": {"schema": {"type": "object"}}}}},
+)
 def epcis(lot_id: UUID, request: Request, conn: Conn, caller: Reader) -> Response:
-    from coffeetrace.trace import epcis as epcis_export
-    from fastapi.encoders import jsonable_encoder
 
     owned_lot(conn, caller.cooperative_id, lot_id)
     doc = epcis_export.export_epcis(conn, lot_id, request.app.state.settings.public_base_url)
     return JSONResponse(jsonable_encoder(doc), media_type="application/ld+json")
 
 
-@router.get("/lots/{lot_id}/eudr", tags=["exports"],
-            summary="EUDR geolocation GeoJSON of the plots that fed the lot",
-            responses={200: {"content": {"application/geo+json": {"schema": {"type": "object"}}}}})
+@router.get(
+    "/lots/{lot_id}/eudr",
+    tags=["exports"],
+    summary="EUDR geolocation GeoJSON of the plots that fed the lot",
+    responses={200: {"content": {"application/geo+json": {"schema": {"type": "object"}}}}},
+)
 def eudr(lot_id: UUID, conn: Conn, caller: Reader) -> Response:
-    from coffeetrace.trace import eudr as eudr_export
 
     owned_lot(conn, caller.cooperative_id, lot_id)
     doc = eudr_export.export_eudr(conn, lot_id)
     return Response(eudr_export.dumps(doc), media_type="application/geo+json")
 
 
-@router.get("/lots/{lot_id}/qr.{fmt}", tags=["qr"], summary="QR code of the lot (Digital Link)",
-            responses={200: {"content": {"image/png": {}, "image/svg+xml": {}}}},
-            response_class=Response)
-def lot_qr(lot_id: UUID, fmt: qr.Format, request: Request, conn: Conn, caller: Reader,
-           scale: Annotated[int, Query(ge=1, le=40)] = 8) -> Response:
+@router.get(
+    "/lots/{lot_id}/qr.{fmt}",
+    tags=["qr"],
+    summary="QR code of the lot (Digital Link)",
+    responses={200: {"content": {"image/png": {}, "image/svg+xml": {}}}},
+    response_class=Response,
+)
+def lot_qr(
+    lot_id: UUID,
+    fmt: qr.Format,
+    request: Request,
+    conn: Conn,
+    caller: Reader,
+    scale: Annotated[int, Query(ge=1, le=40)] = 8,
+) -> Response:
     lot = owned_lot(conn, caller.cooperative_id, lot_id)
     uri = qr.lot_uri(request.app.state.settings.public_base_url, lot)
-    return Response(qr.render(uri, fmt, scale=scale), media_type=qr.MEDIA_TYPES[fmt],
-                    headers={"X-Encoded-URI": uri})
+    return Response(
+        qr.render(uri, fmt, scale=scale),
+        media_type=qr.MEDIA_TYPES[fmt],
+        headers={"X-Encoded-URI": uri},
+    )
 
 
-@router.post("/labels", tags=["qr"], summary="A4 PDF sheet of labels for the lots",
-             responses={200: {"content": {"application/pdf": {}}}}, response_class=Response)
+@router.post(
+    "/labels",
+    tags=["qr"],
+    summary="A4 PDF sheet of labels for the lots",
+    responses={200: {"content": {"application/pdf": {}}}},
+    response_class=Response,
+)
 def lot_labels(body: LabelsIn, request: Request, conn: Conn, caller: Reader) -> Response:
     found = [owned_lot(conn, caller.cooperative_id, lot_id) for lot_id in body.lot_ids]
     pdf = labels.render_labels(found, request.app.state.settings.public_base_url)
-    return Response(pdf, media_type="application/pdf",
-                    headers={"Content-Disposition": 'attachment; filename="labels.pdf"'})
+    return Response(
+        pdf,
+        media_type="application/pdf",
+        headers={"Content-Disposition": 'attachment; filename="labels.pdf"'},
+    )
 
 
 # --- transformations ----------------------------------------------------------------
 @router.get("/transformations", response_model=Page[Transformation], tags=["lots"])
-def list_transformations(conn: Conn, caller: Reader, limit: Limit = 50, cursor: Cursor = None,
-                         step: Annotated[str | None, Query(max_length=40)] = None,
-                         lot_id: UUID | None = None) -> dict:
-    return page(conn, "list_transformations", {"cooperative_id": caller.cooperative_id,
-                                               "after": _uuid_cursor(cursor), "id": None,
-                                               "step": step, "lot_id": lot_id}, limit)
+def list_transformations(
+    conn: Conn,
+    caller: Reader,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    step: Annotated[str | None, Query(max_length=40)] = None,
+    lot_id: UUID | None = None,
+) -> dict:
+    return page(
+        conn,
+        SQL["list_transformations"],
+        {
+            "cooperative_id": caller.cooperative_id,
+            "after": _uuid_cursor(cursor),
+            "id": None,
+            "step": step,
+            "lot_id": lot_id,
+        },
+        limit,
+    )
 
 
 @router.get("/transformations/{transformation_id}", response_model=Transformation, tags=["lots"])
 def get_transformation(transformation_id: UUID, conn: Conn, caller: Reader) -> dict:
-    rows = conn.execute(q("list_transformations"), {  # type: ignore[arg-type]
-        "cooperative_id": caller.cooperative_id, "after": None, "id": transformation_id,
-        "step": None, "lot_id": None, "limit": 1}).fetchall()
+    rows = conn.execute(
+        SQL["list_transformations"],
+        {
+            "cooperative_id": caller.cooperative_id,
+            "after": None,
+            "id": transformation_id,
+            "step": None,
+            "lot_id": None,
+            "limit": 1,
+        },
+    ).fetchall()
     if not rows:
         raise NotFound(f"transformation {transformation_id} does not exist in your cooperative")
-    return rows[0]  # type: ignore[return-value]
+    return rows[0]
 
 
-@router.post("/transformations", response_model=JsonDoc, status_code=201, tags=["lots"],
-             summary="Record a processing step: consumes input lots, creates output lots")
-def create_transformation(body: TransformationIn, request: Request, conn: Conn,
-                          caller: Operator) -> Any:
-    from coffeetrace.trace import processing
+@router.post(
+    "/transformations",
+    response_model=JsonDoc,
+    status_code=201,
+    tags=["lots"],
+    summary="Record a processing step: consumes input lots, creates output lots",
+)
+def create_transformation(
+    body: TransformationIn, request: Request, conn: Conn, caller: Operator
+) -> Any:
 
     for out in body.outputs:
         if out.product_id is not None:
-            _get(conn, "get_product", "product", out.product_id, caller.cooperative_id)
+            _get(conn, SQL["get_product"], "product", out.product_id, caller.cooperative_id)
     return processing.record_transformation(
-        conn, caller.cooperative_id, step=body.step, occurred_at=body.occurred_at,
+        conn,
+        caller.cooperative_id,
+        step=body.step,
+        occurred_at=body.occurred_at,
         inputs=[(i.lot_id, i.kg) for i in body.inputs],
         outputs=[o.model_dump(exclude_none=True) for o in body.outputs],
-        place=body.place, measurements=body.measurements, evidence=body.evidence,
-        max_yield=request.app.state.settings.step_max_yield)
+        place=body.place,
+        measurements=body.measurements,
+        evidence=body.evidence,
+        rules=request.app.state.rules,
+    )

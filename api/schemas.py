@@ -32,8 +32,9 @@ class Strict(BaseModel):
 class ProductIn(Strict):
     name: str = Field(min_length=1, max_length=200)
     kind: Literal["cherry", "dried_cherry", "green", "roasted", "packed"] = "green"
-    gtin: str | None = Field(None, pattern=r"^[0-9]{14}$",
-                             description="GTIN-14 printed in Digital Link QR codes.")
+    gtin: str | None = Field(
+        None, pattern=r"^[0-9]{14}$", description="GTIN-14 printed in Digital Link QR codes."
+    )
 
 
 class Product(BaseModel):
@@ -69,7 +70,8 @@ class FarmIn(Strict):
     code: str = Code
     display_name: str | None = Field(None, max_length=200)
     display_name_consent: bool = Field(
-        False, description="Show display_name on public pages (the farmer agreed).")
+        False, description="Show display_name on public pages (the farmer agreed)."
+    )
     district: str | None = Field(None, max_length=100)
     commune: str | None = Field(None, max_length=100)
     private: FarmPrivate | None = None
@@ -91,7 +93,8 @@ class PlotIn(Strict):
     code: str = Code
     geometry: dict[str, Any] = Field(
         description="GeoJSON Point or Polygon, [longitude, latitude] (WGS84).",
-        examples=[{"type": "Point", "coordinates": [108.05, 12.68]}])
+        examples=[{"type": "Point", "coordinates": [108.05, 12.68]}],
+    )
     area_ha: float = Field(gt=0, le=100000)
     altitude_m: int | None = Field(None, ge=-100, le=3000)
     growing_area_code: str | None = Field(None, max_length=60)
@@ -166,8 +169,12 @@ class DeviceCredential(BaseModel):
 
 
 # --- lots and transformations ---------------------------------------------------
-LotCode = Field(min_length=1, max_length=20, pattern=r"^[A-Za-z0-9_.-]{1,20}$",
-                description="GS1 batch/lot code (AI 10).")
+LotCode = Field(
+    min_length=1,
+    max_length=20,
+    pattern=r"^[A-Za-z0-9_.-]{1,20}$",
+    description="GS1 batch/lot code (AI 10).",
+)
 
 
 class CherryLotIn(Strict):
@@ -208,8 +215,9 @@ class LotOutput(Strict):
 
 
 class TransformationIn(Strict):
-    step: str = Field(min_length=1, max_length=40, pattern=r"^[a-z_]+$",
-                      examples=["drying", "hulling"])
+    step: str = Field(
+        min_length=1, max_length=40, pattern=r"^[a-z_]+$", examples=["drying", "hulling"]
+    )
     occurred_at: datetime
     inputs: list[LotInput] = Field(min_length=1, max_length=500)
     outputs: list[LotOutput] = Field(min_length=1, max_length=500)
@@ -269,8 +277,13 @@ class LabelsIn(Strict):
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the project's one error format."""
-    meaning = {400: "Bad identifier", 401: "Missing or unknown API key",
-               403: "The key's role does not allow this", 404: "Not found in your cooperative",
-               409: "Already exists", 422: "Invalid request or a domain rule refused it",
-               503: "The MQTT broker did not confirm the change; nothing was changed"}
+    meaning = {
+        400: "Bad identifier",
+        401: "Missing or unknown API key",
+        403: "The key's role does not allow this",
+        404: "Not found in your cooperative",
+        409: "Already exists",
+        422: "Invalid request or a domain rule refused it",
+        503: "The MQTT broker did not confirm the change; nothing was changed",
+    }
     return {code: {"model": Error, "description": meaning[code]} for code in codes}

@@ -19,13 +19,17 @@ def _rings(geometry: dict[str, Any]) -> list[list[tuple[float, float]]]:
     if geometry.get("type") == "Polygon":
         return [[(float(p[0]), float(p[1])) for p in ring] for ring in geometry["coordinates"]]
     if geometry.get("type") == "MultiPolygon":
-        return [[(float(p[0]), float(p[1])) for p in ring]
-                for poly in geometry["coordinates"] for ring in poly]
+        return [
+            [(float(p[0]), float(p[1])) for p in ring]
+            for poly in geometry["coordinates"]
+            for ring in poly
+        ]
     return []
 
 
-def origin_map(plots: Sequence[dict[str, Any]], trees: Sequence[tuple[float, float]],
-               title: str) -> str | None:
+def origin_map(
+    plots: Sequence[dict[str, Any]], trees: Sequence[tuple[float, float]], title: str
+) -> str | None:
     """Plot outlines (or markers for point plots) and tree points, north up."""
     points: list[tuple[float, float]] = list(trees)
     for plot in plots:
@@ -53,9 +57,11 @@ def origin_map(plots: Sequence[dict[str, Any]], trees: Sequence[tuple[float, flo
         y = off_y + (max_lat - lat) * scale
         return f"{x:.1f} {y:.1f}"
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {MAP_W:.0f} {height:.0f}" '
-             f'role="img" class="map"><title>{escape(title)}</title>'
-             f'<rect width="100%" height="100%" fill="#eef3e8"/>']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {MAP_W:.0f} {height:.0f}" '
+        f'role="img" class="map"><title>{escape(title)}</title>'
+        f'<rect width="100%" height="100%" fill="#eef3e8"/>'
+    ]
     for plot in plots:
         rings = _rings(plot["geometry"])
         if rings:
@@ -63,23 +69,36 @@ def origin_map(plots: Sequence[dict[str, Any]], trees: Sequence[tuple[float, flo
             parts.append(f'<path d="{d}" fill="#cfe0bf" stroke="#4d6b34" stroke-width="1.5"/>')
         else:
             c = xy(plot["centroid_lon"], plot["centroid_lat"])
-            parts.append(f'<path d="M{c}h0" stroke="#4d6b34" stroke-width="14" '
-                         f'stroke-linecap="square" fill="none"/>')
+            parts.append(
+                f'<path d="M{c}h0" stroke="#4d6b34" stroke-width="14" '
+                f'stroke-linecap="square" fill="none"/>'
+            )
     if trees:
         # One path of zero-length segments with round caps: a dot per tree in ~12 bytes.
         d = "".join(f"M{xy(lon, lat)}h0" for lon, lat in trees)
-        parts.append(f'<path d="{d}" stroke="#8a3b12" stroke-width="3.5" '
-                     f'stroke-linecap="round" fill="none"/>')
+        parts.append(
+            f'<path d="{d}" stroke="#8a3b12" stroke-width="3.5" '
+            f'stroke-linecap="round" fill="none"/>'
+        )
     for plot in plots:
         x, y = xy(plot["centroid_lon"], plot["centroid_lat"]).split()
-        parts.append(f'<text x="{x}" y="{float(y) - 9:.1f}" text-anchor="middle" font-size="11" '
-                     f'fill="#253a17">{escape(plot["code"])}</text>')
+        parts.append(
+            f'<text x="{x}" y="{float(y) - 9:.1f}" text-anchor="middle" font-size="11" '
+            f'fill="#253a17">{escape(plot["code"])}</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)
 
 
-def chart(series: Sequence[tuple[datetime, float]], *, title: str, unit: str, bars: bool,
-          color: str, month_names: Sequence[str]) -> str | None:
+def chart(
+    series: Sequence[tuple[datetime, float]],
+    *,
+    title: str,
+    unit: str,
+    bars: bool,
+    color: str,
+    month_names: Sequence[str],
+) -> str | None:
     """A small weekly chart: bars (rain) or a line (moisture, temperature)."""
     if not series:
         return None
@@ -95,21 +114,27 @@ def chart(series: Sequence[tuple[datetime, float]], *, title: str, unit: str, ba
     def y(v: float) -> float:
         return top + (hi - v) / (hi - lo) * (h - top - bottom)
 
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w:.0f} {h:.0f}" role="img" '
-           f'class="chart"><title>{escape(title)}</title>',
-           f'<path d="M{left} {top}V{h - bottom}H{w - right}" stroke="#999" fill="none"/>',
-           f'<text x="{left - 3}" y="{top + 8}" text-anchor="end" font-size="9">{hi:.0f}</text>',
-           f'<text x="{left - 3}" y="{h - bottom}" text-anchor="end" font-size="9">{lo:.0f}</text>',
-           f'<text x="{left - 3}" y="{(top + h - bottom) / 2 + 3}" text-anchor="end" '
-           f'font-size="9">{escape(unit)}</text>']
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w:.0f} {h:.0f}" role="img" '
+        f'class="chart"><title>{escape(title)}</title>',
+        f'<path d="M{left} {top}V{h - bottom}H{w - right}" stroke="#999" fill="none"/>',
+        f'<text x="{left - 3}" y="{top + 8}" text-anchor="end" font-size="9">{hi:.0f}</text>',
+        f'<text x="{left - 3}" y="{h - bottom}" text-anchor="end" font-size="9">{lo:.0f}</text>',
+        f'<text x="{left - 3}" y="{(top + h - bottom) / 2 + 3}" text-anchor="end" '
+        f'font-size="9">{escape(unit)}</text>',
+    ]
     if bars:
-        d = "".join(f"M{left + (i + 0.5) * step:.1f} {h - bottom:.1f}V{y(v):.1f}"
-                    for i, v in enumerate(values))
-        out.append(f'<path d="{d}" stroke="{color}" stroke-width="{max(step * 0.7, 1):.1f}" '
-                   f'fill="none"/>')
+        d = "".join(
+            f"M{left + (i + 0.5) * step:.1f} {h - bottom:.1f}V{y(v):.1f}"
+            for i, v in enumerate(values)
+        )
+        out.append(
+            f'<path d="{d}" stroke="{color}" stroke-width="{max(step * 0.7, 1):.1f}" fill="none"/>'
+        )
     else:
-        d = "M" + "L".join(f"{left + (i + 0.5) * step:.1f} {y(v):.1f}"
-                           for i, v in enumerate(values))
+        d = "M" + "L".join(
+            f"{left + (i + 0.5) * step:.1f} {y(v):.1f}" for i, v in enumerate(values)
+        )
         out.append(f'<path d="{d}" stroke="{color}" stroke-width="2" fill="none"/>')
     last_month, last_x = None, -100.0
     for i, (when, _) in enumerate(series):
@@ -117,8 +142,10 @@ def chart(series: Sequence[tuple[datetime, float]], *, title: str, unit: str, ba
         if when.month != last_month:
             last_month = when.month
             if x - last_x >= 24:
-                out.append(f'<text x="{x:.1f}" y="{h - 5}" font-size="9">'
-                           f'{escape(month_names[when.month - 1])}</text>')
+                out.append(
+                    f'<text x="{x:.1f}" y="{h - 5}" font-size="9">'
+                    f"{escape(month_names[when.month - 1])}</text>"
+                )
                 last_x = x
     out.append("</svg>")
     return "".join(out)

@@ -41,8 +41,12 @@ CONTROL_ROLE = "coffeetrace-control"
 # `coffeetrace-ingest`, scaled out as `coffeetrace-ingest-2`; broker checks; control).
 PLATFORM_NAME_PREFIX = "coffeetrace-"
 # Devices may neither subscribe nor receive; only the roles below open what they need.
-DEFAULT_ACL_ACCESS = {"publishClientSend": False, "publishClientReceive": False,
-                      "subscribe": False, "unsubscribe": True}
+DEFAULT_ACL_ACCESS = {
+    "publishClientSend": False,
+    "publishClientReceive": False,
+    "subscribe": False,
+    "unsubscribe": True,
+}
 
 
 # --------------------------------------------------------------------------- names
@@ -59,8 +63,12 @@ def ingest_username(settings: Settings) -> str:
 
 def reserved_names(settings: Settings) -> frozenset[str]:
     """User names and client ids of the platform (lower case): no device may take one."""
-    names = {settings.mqtt_ingest_username, ingest_username(settings), settings.mqtt_client_id,
-             settings.mqtt_control_username}
+    names = {
+        settings.mqtt_ingest_username,
+        ingest_username(settings),
+        settings.mqtt_client_id,
+        settings.mqtt_control_username,
+    }
     return frozenset(n.lower() for n in names if n)
 
 
@@ -68,18 +76,24 @@ def device_name_problem(settings: Settings, device_id: str) -> str | None:
     """Why `device_id` cannot be a device's broker identity, or None when it can."""
     name = device_id.lower()
     if not device_id or any(c in device_id for c in "/+#") or device_id.startswith("$"):
-        return (f"device id {device_id!r} must be one topic level: no '/', '+' or '#', and it "
-                "may not start with '$'")
+        return (
+            f"device id {device_id!r} must be one topic level: no '/', '+' or '#', and it "
+            "may not start with '$'"
+        )
     if name in reserved_names(settings):
-        return (f"device id {device_id!r} is reserved: the platform's broker clients (ingest, "
-                "control) use it as user name or client id, and a device under that name could "
-                "take over their sessions")
+        return (
+            f"device id {device_id!r} is reserved: the platform's broker clients (ingest, "
+            "control) use it as user name or client id, and a device under that name could "
+            "take over their sessions"
+        )
     prefixes = {PLATFORM_NAME_PREFIX, settings.mqtt_client_id.lower() + "-"}
     for prefix in sorted(prefixes):
         if name.startswith(prefix):
-            return (f"device id {device_id!r} is reserved: names starting with {prefix!r} "
-                    "are the platform's own broker client ids (ingest processes, checks, "
-                    "control)")
+            return (
+                f"device id {device_id!r} is reserved: names starting with {prefix!r} "
+                "are the platform's own broker client ids (ingest processes, checks, "
+                "control)"
+            )
     return None
 
 
@@ -104,28 +118,40 @@ def device_rolename(device_id: str) -> str:
 
 
 def device_role(topic_prefix: str, device_id: str) -> dict[str, Any]:
-    return {"rolename": device_rolename(device_id),
-            "acls": [{"acltype": "publishClientSend", "topic": t, "allow": True}
-                     for t in device_topics(topic_prefix, device_id)]}
+    return {
+        "rolename": device_rolename(device_id),
+        "acls": [
+            {"acltype": "publishClientSend", "topic": t, "allow": True}
+            for t in device_topics(topic_prefix, device_id)
+        ],
+    }
 
 
 def ingest_role(topic_prefix: str) -> dict[str, Any]:
     devices = f"{topic_prefix}/devices/+/+"
-    acls = [("subscribePattern", devices), ("subscribePattern", f"$share/+/{devices}"),
-            ("publishClientReceive", devices),
-            # health checks: mosquitto_sub -t '$SYS/broker/uptime'
-            ("subscribePattern", "$SYS/broker/uptime"),
-            ("publishClientReceive", "$SYS/broker/uptime")]
-    return {"rolename": INGEST_ROLE,
-            "acls": [{"acltype": kind, "topic": topic, "allow": True} for kind, topic in acls]}
+    acls = [
+        ("subscribePattern", devices),
+        ("subscribePattern", f"$share/+/{devices}"),
+        ("publishClientReceive", devices),
+        # health checks: mosquitto_sub -t '$SYS/broker/uptime'
+        ("subscribePattern", "$SYS/broker/uptime"),
+        ("publishClientReceive", "$SYS/broker/uptime"),
+    ]
+    return {
+        "rolename": INGEST_ROLE,
+        "acls": [{"acltype": kind, "topic": topic, "allow": True} for kind, topic in acls],
+    }
 
 
 def control_role() -> dict[str, Any]:
     topic = "$CONTROL/dynamic-security/#"
-    return {"rolename": CONTROL_ROLE,
-            "acls": [{"acltype": kind, "topic": topic, "allow": True}
-                     for kind in ("publishClientSend", "publishClientReceive",
-                                  "subscribePattern")]}
+    return {
+        "rolename": CONTROL_ROLE,
+        "acls": [
+            {"acltype": kind, "topic": topic, "allow": True}
+            for kind in ("publishClientSend", "publishClientReceive", "subscribePattern")
+        ],
+    }
 
 
 def hash_fields(mosquitto_hash: str) -> dict[str, Any]:
@@ -146,26 +172,48 @@ class DynsecDevice:
     active: bool = True
 
 
-def dynsec_config(topic_prefix: str, *, ingest_user: str, ingest_hash: str,
-                  control_user: str, control_hash: str,
-                  devices: Iterable[DynsecDevice]) -> dict[str, Any]:
+def dynsec_config(
+    topic_prefix: str,
+    *,
+    ingest_user: str,
+    ingest_hash: str,
+    control_user: str,
+    control_hash: str,
+    devices: Iterable[DynsecDevice],
+) -> dict[str, Any]:
     """A whole dynamic-security.json (Mosquitto 2.0's shape) for these identities."""
     clients: list[dict[str, Any]] = [
-        {"username": control_user, "textname": "coffeetrace API and CLI (credential changes)",
-         "roles": [{"rolename": CONTROL_ROLE}], **hash_fields(control_hash)},
-        {"username": ingest_user, "textname": "coffeetrace ingest",
-         "roles": [{"rolename": INGEST_ROLE}], **hash_fields(ingest_hash)},
+        {
+            "username": control_user,
+            "textname": "coffeetrace API and CLI (credential changes)",
+            "roles": [{"rolename": CONTROL_ROLE}],
+            **hash_fields(control_hash),
+        },
+        {
+            "username": ingest_user,
+            "textname": "coffeetrace ingest",
+            "roles": [{"rolename": INGEST_ROLE}],
+            **hash_fields(ingest_hash),
+        },
     ]
     roles = [control_role(), ingest_role(topic_prefix)]
     for d in devices:
-        client = {"username": d.id, "clientid": d.id,
-                  "roles": [{"rolename": device_rolename(d.id)}], **hash_fields(d.credential_hash)}
+        client = {
+            "username": d.id,
+            "clientid": d.id,
+            "roles": [{"rolename": device_rolename(d.id)}],
+            **hash_fields(d.credential_hash),
+        }
         if not d.active:
             client["disabled"] = True
         clients.append(client)
         roles.append(device_role(topic_prefix, d.id))
-    return {"clients": clients, "roles": roles, "groups": [],
-            "defaultACLAccess": dict(DEFAULT_ACL_ACCESS)}
+    return {
+        "clients": clients,
+        "roles": roles,
+        "groups": [],
+        "defaultACLAccess": dict(DEFAULT_ACL_ACCESS),
+    }
 
 
 # --------------------------------------------------------------------------- control client
@@ -191,8 +239,13 @@ class BrokerControl:
             {"command": "deleteClient", "username": device_id},
             {"command": "deleteRole", "rolename": role["rolename"]},
             {"command": "createRole", **role},
-            {"command": "createClient", "username": device_id, "password": password,
-             "clientid": device_id, "roles": [{"rolename": role["rolename"]}]},
+            {
+                "command": "createClient",
+                "username": device_id,
+                "password": password,
+                "clientid": device_id,
+                "roles": [{"rolename": role["rolename"]}],
+            },
         ]
         if not active:
             commands.append({"command": "disableClient", "username": device_id})
@@ -213,11 +266,14 @@ class BrokerControl:
                     f"the broker does not know device {device_id!r} (its dynamic security "
                     "file predates it): issue a new credential (POST /v1/devices/{id}/"
                     "credential), which creates it, or rerun `coffeetrace broker-config` and "
-                    "restart the broker", device_id=device_id) from None
+                    "restart the broker",
+                    device_id=device_id,
+                ) from None
             raise
 
-    def run(self, commands: list[dict[str, Any]], *,
-            may_fail: set[int] | frozenset[int] = frozenset()) -> list[dict[str, Any]]:
+    def run(
+        self, commands: list[dict[str, Any]], *, may_fail: set[int] | frozenset[int] = frozenset()
+    ) -> list[dict[str, Any]]:
         """Send `commands` in one control message and wait for their responses.
 
         ServiceUnavailable when the broker cannot be reached, refuses the control user,
@@ -230,28 +286,34 @@ class BrokerControl:
         if not s.mqtt_control_password:
             raise ServiceUnavailable(
                 "COFFEETRACE_MQTT_BROKER_AUTH is dynsec but COFFEETRACE_MQTT_CONTROL_PASSWORD is "
-                "empty: the broker's credentials cannot be changed", setting=
-                "COFFEETRACE_MQTT_CONTROL_PASSWORD")
+                "empty: the broker's credentials cannot be changed",
+                setting="COFFEETRACE_MQTT_CONTROL_PASSWORD",
+            )
         token = uuid.uuid4().hex
         tagged = [{**c, "correlationData": f"{token}-{i}"} for i, c in enumerate(commands)]
         responses: dict[int, dict[str, Any]] = {}
         done = threading.Event()
         failure: list[str] = []
 
-        def on_connect(client: paho.Client, userdata: object, flags: object, reason: Any,
-                       props: object = None) -> None:
+        def on_connect(
+            client: paho.Client, userdata: object, flags: object, reason: Any, props: object = None
+        ) -> None:
             if reason.is_failure:
-                failure.append(f"the broker refused the control user "
-                               f"{s.mqtt_control_username!r}: {reason}")
+                failure.append(
+                    f"the broker refused the control user {s.mqtt_control_username!r}: {reason}"
+                )
                 done.set()
                 return
             client.subscribe(RESPONSE_TOPIC, qos=1)
 
-        def on_subscribe(client: paho.Client, userdata: object, mid: int, reasons: Any,
-                         props: object = None) -> None:
+        def on_subscribe(
+            client: paho.Client, userdata: object, mid: int, reasons: Any, props: object = None
+        ) -> None:
             if any(r.is_failure for r in reasons):
-                failure.append(f"the control user {s.mqtt_control_username!r} may not read "
-                               f"{RESPONSE_TOPIC} (is the dynamic security plugin loaded?)")
+                failure.append(
+                    f"the control user {s.mqtt_control_username!r} may not read "
+                    f"{RESPONSE_TOPIC} (is the dynamic security plugin loaded?)"
+                )
                 done.set()
                 return
             client.publish(CONTROL_TOPIC, json.dumps({"commands": tagged}), qos=1)
@@ -277,9 +339,12 @@ class BrokerControl:
         try:
             client.connect(addr.host, addr.port, keepalive=30)
         except OSError as exc:
-            raise ServiceUnavailable(f"cannot reach the MQTT broker at {addr.redacted()} to "
-                                     f"change credentials: {exc.strerror or exc}; nothing was "
-                                     "changed", broker=addr.redacted()) from exc
+            raise ServiceUnavailable(
+                f"cannot reach the MQTT broker at {addr.redacted()} to "
+                f"change credentials: {exc.strerror or exc}; nothing was "
+                "changed",
+                broker=addr.redacted(),
+            ) from exc
         client.loop_start()
         try:
             answered = done.wait(timeout)
@@ -292,11 +357,16 @@ class BrokerControl:
             raise ServiceUnavailable(
                 f"the MQTT broker at {addr.redacted()} did not confirm the credential change "
                 f"within {timeout:g} s (is its dynamic security plugin loaded?); nothing was "
-                "changed", broker=addr.redacted())
+                "changed",
+                broker=addr.redacted(),
+            )
         ordered = [responses[i] for i in range(len(tagged))]
         for i, r in enumerate(ordered):
             if r.get("error") and i not in may_fail:
-                raise ServiceUnavailable(f"the broker refused {r.get('command')}: {r['error']}",
-                                         broker=addr.redacted(), command=r.get("command"))
+                raise ServiceUnavailable(
+                    f"the broker refused {r.get('command')}: {r['error']}",
+                    broker=addr.redacted(),
+                    command=r.get("command"),
+                )
         log.info("broker_control commands=%s", ",".join(c["command"] for c in commands))
         return ordered

@@ -12,6 +12,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+from dataclasses import dataclass
 
 MOSQUITTO_ITERATIONS = 101
 
@@ -26,8 +27,9 @@ def new_public_id() -> str:
     return base64.b32encode(secrets.token_bytes(16)).decode().rstrip("=").lower()
 
 
-def mosquitto_hash(password: str, *, salt: bytes | None = None,
-                   iterations: int = MOSQUITTO_ITERATIONS) -> str:
+def mosquitto_hash(
+    password: str, *, salt: bytes | None = None, iterations: int = MOSQUITTO_ITERATIONS
+) -> str:
     salt = salt or secrets.token_bytes(12)
     digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations, 64)
     return f"$7${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
@@ -43,3 +45,18 @@ def verify_mosquitto_hash(password: str, stored: str) -> bool:
     salt = base64.b64decode(salt_b64)
     digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, int(iterations), 64)
     return hmac.compare_digest(base64.b64encode(digest).decode(), digest_b64)
+
+
+@dataclass(frozen=True)
+class DeviceSecret:
+    """A device's new broker password and its hash in Mosquitto's `$7$` format (what the
+    registry stores; `coffeetrace broker-config` and the dynamic security file take it as
+    is). The password is shown once and never stored."""
+
+    password: str
+    hash: str
+
+
+def new_device_secret() -> DeviceSecret:
+    password = new_secret()
+    return DeviceSecret(password=password, hash=mosquitto_hash(password))

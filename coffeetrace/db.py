@@ -6,14 +6,22 @@ import logging
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeAlias, cast
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from coffeetrace.errors import ConfigError
 from coffeetrace.settings import Settings
+from coffeetrace.sql import load_queries
+
+# Rows as the project reads them: every connection it opens returns dicts (dict_row).
+Row = dict[str, Any]
+DbConn: TypeAlias = psycopg.Connection[Row]
+
+SQL = load_queries("coffeetrace", "db.sql")
 
 log = logging.getLogger(__name__)
 
@@ -53,23 +61,27 @@ def connect(
 def check_database(url: str, timeout_s: float = 5.0) -> None:
     """Raise ConfigError naming the setting when the database cannot be reached."""
     with connect(url, timeout_s=timeout_s) as conn:
-        conn.execute("select 1")
+        conn.execute(SQL["check_database"])
 
 
 def open_pool(
     settings: Settings, url: str | None = None, *, name: str = "coffeetrace"
-) -> ConnectionPool:
+) -> ConnectionPool[DbConn]:
     """Open and check a pool; the caller closes it (in a lifespan or a `with`)."""
     url = url or settings.effective_database_url()
     check_database(url, settings.db_connect_timeout_s)
-    pool = ConnectionPool(
-        url,
-        min_size=settings.db_pool_min,
-        max_size=settings.db_pool_max,
-        kwargs={"row_factory": dict_row},
-        open=False,
-        name=name,
-        timeout=30,
+    # its connections return dict rows (kwargs below); psycopg_pool cannot infer that
+    pool = cast(
+        "ConnectionPool[DbConn]",
+        ConnectionPool(
+            url,
+            min_size=settings.db_pool_min,
+            max_size=settings.db_pool_max,
+            kwargs={"row_factory": dict_row},
+            open=False,
+            name=name,
+            timeout=30,
+        ),
     )
     try:
         pool.open(wait=True, timeout=settings.db_connect_timeout_s + 5)
@@ -80,7 +92,7 @@ def open_pool(
 
 
 @contextmanager
-def transaction(pool: ConnectionPool) -> Iterator[psycopg.Connection]:
+def transaction(pool: ConnectionPool[DbConn]) -> Iterator[DbConn]:
     """A pooled connection inside one transaction: committed on success, rolled back on error."""
     with pool.connection() as conn, conn.transaction():
         yield conn
@@ -102,7 +114,9 @@ def scratch_database(server_url: str, prefix: str, *, keep: bool = False) -> Ite
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     admin = with_database(server_url, "postgres")
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
+        # Composed, not a named query: a database name is an identifier, and identifiers
+        # cannot travel as parameters.
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
     url = with_database(server_url, name)
     try:
         with connect(url, timeout_s=10) as conn:
@@ -113,4 +127,7 @@ def scratch_database(server_url: str, prefix: str, *, keep: bool = False) -> Ite
             log.info("scratch_database_kept name=%s", name)
         else:
             with psycopg.connect(admin, autocommit=True) as conn:
-                conn.execute(f'drop database if exists "{name}" with (force)')
+                # composed for the same reason as the create above
+                conn.execute(
+                    sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+                )

@@ -22,8 +22,11 @@ from pathlib import Path
 
 from coffeetrace.errors import ConfigError
 from coffeetrace.settings import Settings
+from coffeetrace.sql import load_queries
 
 log = logging.getLogger(__name__)
+
+SQL = load_queries("coffeetrace", "embedded.sql")
 
 # PostgreSQL refuses to run as root; as root the server runs as this system user.
 PG_SYSTEM_USER = "embedded_postgres"
@@ -161,19 +164,19 @@ class EmbeddedPostgres:
         import psycopg
 
         with psycopg.connect(self.admin_url(), autocommit=True) as conn:
-            exists = conn.execute(
-                "select 1 from pg_database where datname = 'coffeetrace'"
-            ).fetchone()
+            exists = conn.execute(SQL["embedded_database_exists"]).fetchone()
             if not exists:
-                conn.execute("create database coffeetrace")
+                conn.execute(SQL["create_embedded_database"])
 
     def is_running(self) -> bool:
         pid_file = self.pgdata / "postmaster.pid"
         if not pid_file.exists():
             return False
         lines = pid_file.read_text().splitlines()
-        return len(lines) > 3 and lines[3].strip() == str(self.port) and port_answers(
-            "127.0.0.1", self.port
+        return (
+            len(lines) > 3
+            and lines[3].strip() == str(self.port)
+            and port_answers("127.0.0.1", self.port)
         )
 
     def stop(self, mode: str = "fast") -> None:
@@ -243,19 +246,23 @@ def render_mosquitto_conf(
     if dynsec_file is not None:
         plugin = dynsec_plugin or find_dynsec_plugin()
         if plugin is None:
-            raise ConfigError("Mosquitto's dynamic security plugin "
-                              "(mosquitto_dynamic_security.so) is not installed here",
-                              setting="COFFEETRACE_MQTT_BROKER_AUTH")
+            raise ConfigError(
+                "Mosquitto's dynamic security plugin "
+                "(mosquitto_dynamic_security.so) is not installed here",
+                setting="COFFEETRACE_MQTT_BROKER_AUTH",
+            )
     replaced: dict[str, str | None] = {
         "listener": f"listener {port} {host}",
         "persistence_location": f"persistence_location {persistence_dir}/",
         "plugin": f"plugin {plugin}" if dynsec_file is not None else None,
-        "plugin_opt_config_file": (f"plugin_opt_config_file {dynsec_file}"
-                                   if dynsec_file is not None else None),
+        "plugin_opt_config_file": (
+            f"plugin_opt_config_file {dynsec_file}" if dynsec_file is not None else None
+        ),
         "password_file": None,
         "acl_file": None,
-        "allow_anonymous": ("allow_anonymous false" if password_file or dynsec_file
-                            else "allow_anonymous true"),
+        "allow_anonymous": (
+            "allow_anonymous false" if password_file or dynsec_file else "allow_anonymous true"
+        ),
     }
     out = []
     for line in shipped_mosquitto_conf().splitlines():
@@ -333,8 +340,12 @@ class EmbeddedBroker:
         conf = broker_dir / "mosquitto.conf"
         conf.write_text(
             render_mosquitto_conf(
-                self.port, broker_dir, password_file=self.password_file, acl_file=self.acl_file,
-                dynsec_file=self.dynsec_file, run_as=getpass.getuser(),
+                self.port,
+                broker_dir,
+                password_file=self.password_file,
+                acl_file=self.acl_file,
+                dynsec_file=self.dynsec_file,
+                run_as=getpass.getuser(),
             )
         )
         log_path = broker_dir / "mosquitto.log"
@@ -415,8 +426,6 @@ class EmbeddedBroker:
             self._proc.wait()
             self._proc = None
             self._log.close()
-
-
 
 
 @contextmanager

@@ -75,3 +75,9 @@ class ServiceUnavailable(CoffeetraceError):
 
     status_code = 503
     code = "unavailable"
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception's message in one line for logs and replies (its type when it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__

@@ -47,8 +47,13 @@ def parse_broker_url(url: str, setting: str = "COFFEETRACE_MQTT_URL") -> BrokerA
     )
 
 
-def new_client(addr: BrokerAddress, client_id: str = "", *, clean_session: bool = True,
-               protocol: paho.MQTTProtocolVersion = paho.MQTTv311) -> paho.Client:
+def new_client(
+    addr: BrokerAddress,
+    client_id: str = "",
+    *,
+    clean_session: bool = True,
+    protocol: paho.MQTTProtocolVersion = paho.MQTTv311,
+) -> paho.Client:
     """A paho client configured for `addr` (not yet connected)."""
     client = paho.Client(
         CallbackAPIVersion.VERSION2,
@@ -91,12 +96,18 @@ def check_broker(url: str, timeout_s: float = 5.0, setting: str = "COFFEETRACE_M
     client.loop_start()
     try:
         if not done.wait(timeout_s):
-            raise ConfigError(f"the MQTT broker at {addr.redacted()} did not answer CONNECT "
-                              f"within {timeout_s:g} s. Check {setting}.", setting=setting)
+            raise ConfigError(
+                f"the MQTT broker at {addr.redacted()} did not answer CONNECT "
+                f"within {timeout_s:g} s. Check {setting}.",
+                setting=setting,
+            )
         rc = result["rc"]
         if getattr(rc, "is_failure", False):
-            raise ConfigError(f"the MQTT broker at {addr.redacted()} refused the connection: {rc}. "
-                              f"Check the user and password in {setting}.", setting=setting)
+            raise ConfigError(
+                f"the MQTT broker at {addr.redacted()} refused the connection: {rc}. "
+                f"Check the user and password in {setting}.",
+                setting=setting,
+            )
     finally:
         client.disconnect()
         client.loop_stop()

@@ -33,6 +33,16 @@ DEFAULT_STEP_MAX_YIELD: dict[str, float] = {
 }
 
 
+# Most kg of a lot of each kind per kg of fresh cherry behind it, over all steps together.
+DEFAULT_KIND_MAX_YIELD_FROM_CHERRY: dict[str, float] = {
+    "dried_cherry": 0.60,
+    "green": 0.25,
+    "roasted": 0.225,
+}
+DEFAULT_TREE_YIELD_FLAG_FACTOR = 3.0
+DEFAULT_TYPICAL_TREE_CHERRY_KG = 10.0
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="COFFEETRACE_", env_file=".env", extra="ignore", frozen=True
@@ -78,12 +88,17 @@ class Settings(BaseSettings):
     )
     ingest_batch_size: int = Field(2000, description="Messages per database transaction.")
     ingest_batch_bytes: int = Field(
-        1024 * 1024, gt=0, description="Most payload bytes per database transaction (a larger "
+        1024 * 1024,
+        gt=0,
+        description="Most payload bytes per database transaction (a larger "
         "message goes alone); a batch closes at this or at COFFEETRACE_INGEST_BATCH_SIZE, "
-        "whichever comes first.")
+        "whichever comes first.",
+    )
     ingest_max_delay_ms: int = Field(
-        200, description="Longest a batch gathers messages before it goes to the worker "
-        "(ingest uses at most 10 ms; while the worker is busy, the batch waits for it).")
+        200,
+        description="Longest a batch gathers messages before it goes to the worker "
+        "(ingest uses at most 10 ms; while the worker is busy, the batch waits for it).",
+    )
     ingest_max_payload_bytes: int = Field(256 * 1024, description="Larger payloads are rejected.")
     ingest_clock_skew_s: int = Field(
         300, description="How far in the future a device timestamp may be."
@@ -101,31 +116,58 @@ class Settings(BaseSettings):
         4096, description="Raw payload characters kept in a dead-letter row."
     )
     ingest_max_json_depth: int = Field(
-        8, ge=2, le=64, description="Most levels of nested arrays/objects in a payload (a "
-        "reading-set array needs 3); deeper payloads are dead-lettered as too_deep.")
+        8,
+        ge=2,
+        le=64,
+        description="Most levels of nested arrays/objects in a payload (a "
+        "reading-set array needs 3); deeper payloads are dead-lettered as too_deep.",
+    )
     ingest_max_sets_per_message: int = Field(
-        1000, ge=1, le=100_000, description="Most reading sets or harvest events in one "
-        "message; a larger array is dead-lettered whole as too_many_sets.")
+        1000,
+        ge=1,
+        le=100_000,
+        description="Most reading sets or harvest events in one "
+        "message; a larger array is dead-lettered whole as too_many_sets.",
+    )
     ingest_device_msgs_per_s: float = Field(
-        10.0, ge=0, description="Messages per second one device may send, sustained (token "
-        "bucket per device and ingest process; 0: no limit). Beyond it: rate_limited.")
+        10.0,
+        ge=0,
+        description="Messages per second one device may send, sustained (token "
+        "bucket per device and ingest process; 0: no limit). Beyond it: rate_limited.",
+    )
     ingest_device_msgs_burst: int = Field(
-        1000, ge=1, description="Messages a device may send at once above its rate (also "
-        "the backlog per device admitted when ingest reconnects).")
+        1000,
+        ge=1,
+        description="Messages a device may send at once above its rate (also "
+        "the backlog per device admitted when ingest reconnects).",
+    )
     ingest_device_sets_per_s: float = Field(
-        200.0, ge=0, description="Reading sets and harvest events per second one device may "
-        "send, sustained (0: no limit).")
+        200.0,
+        ge=0,
+        description="Reading sets and harvest events per second one device may "
+        "send, sustained (0: no limit).",
+    )
     ingest_device_sets_burst: int = Field(
-        50_000, ge=1, description="Reading sets a device may send at once above its rate "
-        "(an offline buffer's flush).")
+        50_000,
+        ge=1,
+        description="Reading sets a device may send at once above its rate "
+        "(an offline buffer's flush).",
+    )
     ingest_dead_letters_per_device_hour: int = Field(
-        100, ge=0, description="Dead-letter rows kept per device and hour; beyond it they "
-        "are only counted (dead_letter_hours, metric coffeetrace_ingest_dead_letters_dropped).")
+        100,
+        ge=0,
+        description="Dead-letter rows kept per device and hour; beyond it they "
+        "are only counted (dead_letter_hours, metric coffeetrace_ingest_dead_letters_dropped).",
+    )
     ingest_dead_letter_retention_days: int = Field(
-        30, ge=0, description="Days dead letters and their hourly counts are kept (0: forever).")
+        30, ge=0, description="Days dead letters and their hourly counts are kept (0: forever)."
+    )
     ingest_stall_s: float = Field(
-        60.0, gt=0, description="Ingest reports not ready (/readyz 503) when messages have "
-        "waited this long and nothing was committed meanwhile.")
+        60.0,
+        gt=0,
+        description="Ingest reports not ready (/readyz 503) when messages have "
+        "waited this long and nothing was committed meanwhile.",
+    )
     mqtt_ingest_username: str = Field(
         "coffeetrace-ingest",
         description="Broker user of the ingest consumer, written by `coffeetrace broker-config`.",
@@ -151,7 +193,8 @@ class Settings(BaseSettings):
         description="Its password (needed with COFFEETRACE_MQTT_BROKER_AUTH=dynsec).",
     )
     mqtt_control_timeout_s: float = Field(
-        5.0, gt=0,
+        5.0,
+        gt=0,
         description="Seconds the API waits for the broker to confirm a credential change "
         "before it refuses the request (503) and rolls it back.",
     )
@@ -187,15 +230,16 @@ class Settings(BaseSettings):
         description="Maximum yield per processing step, JSON object.",
     )
     kind_max_yield_from_cherry: dict[str, float] = Field(
-        default_factory=lambda: {"dried_cherry": 0.60, "green": 0.25, "roasted": 0.225},
+        default_factory=lambda: dict(DEFAULT_KIND_MAX_YIELD_FROM_CHERRY),
         description="Most kg of a lot of this kind per kg of fresh cherry behind it, over all"
         " steps together (JSON object; e.g. cherry to green at most 0.25).",
     )
     tree_yield_flag_factor: float = Field(
-        3.0, description="Flag a tree whose season total exceeds this many typical yields."
+        DEFAULT_TREE_YIELD_FLAG_FACTOR,
+        description="Flag a tree whose season total exceeds this many typical yields.",
     )
     typical_tree_cherry_kg: float = Field(
-        10.0,
+        DEFAULT_TYPICAL_TREE_CHERRY_KG,
         description="Typical fresh-cherry kg per mature tree per season (about 2 kg green,"
         " DOMAIN.md); the plausibility flags compare season totals with it.",
     )

@@ -31,6 +31,8 @@ from coffeetrace.mqtt import parse_broker_url
 from coffeetrace.settings import Settings
 from coffeetrace.sql import load_queries
 
+SQL = load_queries("coffeetrace.ingest", "brokerconfig.sql")
+
 PASSWORD_FILE = "passwords"
 ACL_FILE = "acl"
 DYNSEC_FILE = "dynamic-security.json"
@@ -67,7 +69,8 @@ def ingest_credentials(settings: Settings) -> tuple[str, str]:
         raise ConfigError(
             "the ingest consumer needs a broker password: set COFFEETRACE_MQTT_INGEST_PASSWORD "
             "(and use the same in COFFEETRACE_MQTT_URL=mqtt://coffeetrace-ingest:PASSWORD@host)",
-            setting="COFFEETRACE_MQTT_INGEST_PASSWORD")
+            setting="COFFEETRACE_MQTT_INGEST_PASSWORD",
+        )
     return user, password
 
 
@@ -90,24 +93,27 @@ def render_acl(topic_prefix: str, ingest_user: str) -> str:
     )
 
 
-def _devices(conn: psycopg.Connection[Any], settings: Settings
-             ) -> tuple[list[dict[str, Any]], list[str]]:
+def _devices(
+    conn: psycopg.Connection[Any], settings: Settings
+) -> tuple[list[dict[str, Any]], list[str]]:
     """The registry's devices that may be broker identities, and a warning per one left out."""
-    rows = conn.execute(load_queries("coffeetrace.ingest", "brokerconfig.sql")
-                        ["device_credentials"]).fetchall()
+    rows = conn.execute(SQL["device_credentials"]).fetchall()
     kept, warnings = [], []
     for r in rows:
         problem = device_name_problem(settings, r["id"])
         if problem:
-            warnings.append(f"device {r['id']!r} left out of the broker: {problem}; "
-                            "re-register it under another id")
+            warnings.append(
+                f"device {r['id']!r} left out of the broker: {problem}; "
+                "re-register it under another id"
+            )
         else:
             kept.append(r)
     return kept, warnings
 
 
-def write_broker_auth(conn: psycopg.Connection[Any], settings: Settings,
-                      out_dir: Path) -> BrokerAuth:
+def write_broker_auth(
+    conn: psycopg.Connection[Any], settings: Settings, out_dir: Path
+) -> BrokerAuth:
     """Write `passwords` and `acl` into `out_dir` (replaced atomically)."""
     user, password = ingest_credentials(settings)
     rows, warnings = _devices(conn, settings)
@@ -119,33 +125,45 @@ def write_broker_auth(conn: psycopg.Connection[Any], settings: Settings,
     acl = out_dir / ACL_FILE
     _replace(passwords, "\n".join(lines) + "\n")
     _replace(acl, render_acl(settings.topic_prefix, user))
-    return BrokerAuth(passwords=passwords, acl=acl, devices=len(rows), ingest_user=user,
-                      warnings=warnings)
+    return BrokerAuth(
+        passwords=passwords, acl=acl, devices=len(rows), ingest_user=user, warnings=warnings
+    )
 
 
-def write_dynsec_config(conn: psycopg.Connection[Any], settings: Settings,
-                        out_dir: Path) -> DynsecAuth:
+def write_dynsec_config(
+    conn: psycopg.Connection[Any], settings: Settings, out_dir: Path
+) -> DynsecAuth:
     """Write `dynamic-security.json` into `out_dir` (replaced atomically), for a broker
     about to start: a running one keeps its own state and saves it over this file."""
     user, password = ingest_credentials(settings)
     if not settings.mqtt_control_password:
-        raise ConfigError("the dynamic security plugin needs a control user for the API: set "
-                          "COFFEETRACE_MQTT_CONTROL_PASSWORD",
-                          setting="COFFEETRACE_MQTT_CONTROL_PASSWORD")
+        raise ConfigError(
+            "the dynamic security plugin needs a control user for the API: set "
+            "COFFEETRACE_MQTT_CONTROL_PASSWORD",
+            setting="COFFEETRACE_MQTT_CONTROL_PASSWORD",
+        )
     rows, warnings = _devices(conn, settings)
     config = dynsec_config(
-        settings.topic_prefix, ingest_user=user, ingest_hash=mosquitto_hash(password),
+        settings.topic_prefix,
+        ingest_user=user,
+        ingest_hash=mosquitto_hash(password),
         control_user=settings.mqtt_control_username,
         control_hash=mosquitto_hash(settings.mqtt_control_password),
-        devices=[DynsecDevice(r["id"], r["credential_hash"], r["active"]) for r in rows])
+        devices=[DynsecDevice(r["id"], r["credential_hash"], r["active"]) for r in rows],
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / DYNSEC_FILE
     _replace(path, json.dumps(config, indent=1) + "\n")
     # the plugin saves changes as a new file beside this one, then renames it
     _give_to_broker_group(out_dir)
-    return DynsecAuth(path=path, devices=len(rows),
-                      disabled=sum(1 for r in rows if not r["active"]), ingest_user=user,
-                      control_user=settings.mqtt_control_username, warnings=warnings)
+    return DynsecAuth(
+        path=path,
+        devices=len(rows),
+        disabled=sum(1 for r in rows if not r["active"]),
+        ingest_user=user,
+        control_user=settings.mqtt_control_username,
+        warnings=warnings,
+    )
 
 
 def _replace(path: Path, text: str) -> None:

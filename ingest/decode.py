@@ -56,13 +56,14 @@ def check_tree(doc: Any, max_depth: int) -> str | None:
                 return f"too_deep: more than {max_depth} levels of nested arrays/objects"
             for key, item in value.items():
                 if _BAD_CHAR.search(key):
-                    return ("bad_text: a key holds a NUL or control character or a lone "
-                            "surrogate")
+                    return "bad_text: a key holds a NUL or control character or a lone surrogate"
                 stack.append((item, depth + 1))
         elif isinstance(value, float):
             if not math.isfinite(value):
-                return ("bad_number: NaN, Infinity or a number beyond +-1.8e308 is no "
-                        "number the store can hold")
+                return (
+                    "bad_number: NaN, Infinity or a number beyond +-1.8e308 is no "
+                    "number the store can hold"
+                )
         elif isinstance(value, list):
             if depth > max_depth:
                 return f"too_deep: more than {max_depth} levels of nested arrays/objects"

@@ -17,6 +17,8 @@ import psycopg
 
 from coffeetrace.sql import load_queries
 
+SQL = load_queries("coffeetrace.ingest", "queries.sql")
+
 
 @dataclass(frozen=True)
 class DeviceInfo:
@@ -44,8 +46,9 @@ MAX_ENTRIES = 200_000
 
 
 class DeviceCache:
-    def __init__(self, ttl_s: float = 60.0, missing_ttl_s: float = 5.0,
-                 max_entries: int = MAX_ENTRIES) -> None:
+    def __init__(
+        self, ttl_s: float = 60.0, missing_ttl_s: float = 5.0, max_entries: int = MAX_ENTRIES
+    ) -> None:
         self.ttl_s = ttl_s
         self.missing_ttl_s = missing_ttl_s
         self.max_entries = max_entries
@@ -69,13 +72,18 @@ class DeviceCache:
             self._devices.clear()
             wanted = set(ids)  # the batch's own devices are read again too
         self.queries += 1
-        rows = conn.execute(load_queries("coffeetrace.ingest")["devices_by_id"],
-                            {"ids": list(wanted)}).fetchall()
+        rows = conn.execute(SQL["devices_by_id"], {"ids": list(wanted)}).fetchall()
         for row in rows:
-            info = DeviceInfo(id=row["id"], cooperative_id=row["cooperative_id"], kind=row["kind"],
-                              plot_id=row["plot_id"], farm_id=row["farm_id"],
-                              tree_id=row["tree_id"], active=row["active"],
-                              registered_at=row["registered_at"])
+            info = DeviceInfo(
+                id=row["id"],
+                cooperative_id=row["cooperative_id"],
+                kind=row["kind"],
+                plot_id=row["plot_id"],
+                farm_id=row["farm_id"],
+                tree_id=row["tree_id"],
+                active=row["active"],
+                registered_at=row["registered_at"],
+            )
             self._devices[info.id] = (now, info)
             wanted.discard(info.id)
         for missing in wanted:
@@ -100,11 +108,14 @@ class DeviceCache:
                 by_coop.setdefault(coop, set()).add(tag)
         for coop, tags in by_coop.items():
             self.queries += 1
-            rows = conn.execute(load_queries("coffeetrace.ingest")["trees_by_tag"],
-                                {"cooperative_id": coop, "tags": list(tags)}).fetchall()
+            rows = conn.execute(
+                SQL["trees_by_tag"], {"cooperative_id": coop, "tags": list(tags)}
+            ).fetchall()
             for row in rows:
                 self._trees[(coop, row["tag_code"])] = (
-                    now, TreeInfo(id=row["id"], plot_id=row["plot_id"], farm_id=row["farm_id"]))
+                    now,
+                    TreeInfo(id=row["id"], plot_id=row["plot_id"], farm_id=row["farm_id"]),
+                )
                 tags.discard(row["tag_code"])
             for tag in tags:
                 self._trees[(coop, tag)] = (now, None)

@@ -69,8 +69,10 @@ class DeviceLimiter:
 
     def _forget_full(self, now: float) -> None:
         lim = self.limits
-        full_after = max(lim.msgs_burst / lim.msgs_per_s if lim.msgs_per_s else 0.0,
-                         lim.sets_burst / lim.sets_per_s if lim.sets_per_s else 0.0)
+        full_after = max(
+            lim.msgs_burst / lim.msgs_per_s if lim.msgs_per_s else 0.0,
+            lim.sets_burst / lim.sets_per_s if lim.sets_per_s else 0.0,
+        )
         for device_id, bucket in list(self._buckets.items()):
             if now - bucket[2] >= full_after:
                 del self._buckets[device_id]
@@ -86,8 +88,9 @@ class DeviceLimiter:
             return None
         bucket = self._bucket(device_id, now, generation)
         if bucket[0] < 1:
-            return (f"rate_limited: device over {lim.msgs_per_s:g} messages/s "
-                    f"(burst {lim.msgs_burst})")
+            return (
+                f"rate_limited: device over {lim.msgs_per_s:g} messages/s (burst {lim.msgs_burst})"
+            )
         bucket[0] -= 1
         return None
 
@@ -97,8 +100,10 @@ class DeviceLimiter:
             return None
         bucket = self._bucket(device_id, now, generation)
         if bucket[1] < sets:
-            return (f"rate_limited: device over {lim.sets_per_s:g} reading sets/s "
-                    f"(burst {lim.sets_burst}; this message holds {sets})")
+            return (
+                f"rate_limited: device over {lim.sets_per_s:g} reading sets/s "
+                f"(burst {lim.sets_burst}; this message holds {sets})"
+            )
         bucket[1] -= sets
         return None
 
@@ -108,5 +113,4 @@ def for_replay(settings: Settings) -> Settings:
     in 20 s, `coffeetrace simulate --ingest`): no per-device rate limits, unless they
     were set explicitly. Real devices never get this."""
     explicit = settings.model_fields_set
-    return settings.model_copy(update={name: 0.0 for name in RATE_SETTINGS
-                                       if name not in explicit})
+    return settings.model_copy(update={name: 0.0 for name in RATE_SETTINGS if name not in explicit})

@@ -28,40 +28,68 @@ class IngestMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.received = Counter("coffeetrace_ingest_messages_received",
-                                "MQTT messages handed to ingest by the broker.", registry=r)
-        self.stored = Counter("coffeetrace_ingest_sets_stored",
-                              "Reading sets and harvest events newly stored.", ["kind"], registry=r)
-        self.readings = Counter("coffeetrace_ingest_readings_stored",
-                                "Rows written to sensor_readings and harvest_events.", registry=r)
-        self.duplicates = Counter("coffeetrace_ingest_duplicates",
-                                  "Reading sets whose (device, msg id) was already stored.",
-                                  registry=r)
-        self.dead_letters = Counter("coffeetrace_ingest_dead_letters",
-                                    "Messages or reading sets rejected to dead_letters.",
-                                    ["reason"], registry=r)
+        self.received = Counter(
+            "coffeetrace_ingest_messages_received",
+            "MQTT messages handed to ingest by the broker.",
+            registry=r,
+        )
+        self.stored = Counter(
+            "coffeetrace_ingest_sets_stored",
+            "Reading sets and harvest events newly stored.",
+            ["kind"],
+            registry=r,
+        )
+        self.readings = Counter(
+            "coffeetrace_ingest_readings_stored",
+            "Rows written to sensor_readings and harvest_events.",
+            registry=r,
+        )
+        self.duplicates = Counter(
+            "coffeetrace_ingest_duplicates",
+            "Reading sets whose (device, msg id) was already stored.",
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "coffeetrace_ingest_dead_letters",
+            "Messages or reading sets rejected to dead_letters.",
+            ["reason"],
+            registry=r,
+        )
         self.dead_letters_dropped = Counter(
             "coffeetrace_ingest_dead_letters_dropped",
             "Dead letters beyond a device's hourly cap: counted here and in "
-            "dead_letter_hours, without a row of their own.", ["reason"], registry=r)
-        self.db_errors = Counter("coffeetrace_ingest_db_errors",
-                                 "Failed batch transactions (retried; nothing acknowledged).",
-                                 registry=r)
-        self.batch_size = Histogram("coffeetrace_ingest_batch_messages",
-                                    "Messages per database transaction.",
-                                    buckets=(1, 5, 10, 50, 100, 250, 500, 1000, 2000, 5000),
-                                    registry=r)
-        self.commit_seconds = Histogram("coffeetrace_ingest_commit_seconds",
-                                        "Duration of a batch's database transaction.",
-                                        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                                 0.25, 0.5, 1, 2.5, 5), registry=r)
-        self.lag_seconds = Histogram("coffeetrace_ingest_publish_to_commit_seconds",
-                                     "Commit time minus the newest device timestamp of a message "
-                                     "(large for replayed offline buffers).",
-                                     buckets=_LAG_BUCKETS, registry=r)
+            "dead_letter_hours, without a row of their own.",
+            ["reason"],
+            registry=r,
+        )
+        self.db_errors = Counter(
+            "coffeetrace_ingest_db_errors",
+            "Failed batch transactions (retried; nothing acknowledged).",
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "coffeetrace_ingest_batch_messages",
+            "Messages per database transaction.",
+            buckets=(1, 5, 10, 50, 100, 250, 500, 1000, 2000, 5000),
+            registry=r,
+        )
+        self.commit_seconds = Histogram(
+            "coffeetrace_ingest_commit_seconds",
+            "Duration of a batch's database transaction.",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=r,
+        )
+        self.lag_seconds = Histogram(
+            "coffeetrace_ingest_publish_to_commit_seconds",
+            "Commit time minus the newest device timestamp of a message "
+            "(large for replayed offline buffers).",
+            buckets=_LAG_BUCKETS,
+            registry=r,
+        )
 
-    def serve(self, port: int, readiness: Readiness, alive: Callable[[], bool],
-              addr: str = "0.0.0.0") -> ThreadingHTTPServer | None:
+    def serve(
+        self, port: int, readiness: Readiness, alive: Callable[[], bool], addr: str = "0.0.0.0"
+    ) -> ThreadingHTTPServer | None:
         """Serve /metrics, /healthz and /readyz on `port` (0: off); returns the server."""
         if port <= 0:
             return None
@@ -79,11 +107,14 @@ class IngestMetrics:
                     self._json(200 if ok else 503, {"status": "ok" if ok else "failed"})
                 elif path == "/readyz":
                     ready, reason = readiness()
-                    self._json(200 if ready else 503,
-                               {"status": "ready" if ready else "not ready", "reason": reason})
+                    self._json(
+                        200 if ready else 503,
+                        {"status": "ready" if ready else "not ready", "reason": reason},
+                    )
                 else:
-                    self._json(404, {"error": "not_found", "message": "try /metrics, "
-                                     "/healthz or /readyz"})
+                    self._json(
+                        404, {"error": "not_found", "message": "try /metrics, /healthz or /readyz"}
+                    )
 
             def _json(self, status: int, body: dict[str, str]) -> None:
                 self._send(status, json.dumps(body).encode(), "application/json")

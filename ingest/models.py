@@ -46,19 +46,25 @@ Text = r"^[^\x00-\x1f\x7f]+$"
 # not stored as 1.0): strict floats still take JSON integers.
 Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 
-_TS_HELP = ("ts must be RFC 3339 with a time and an offset (Z or +07:00), or epoch "
-            "milliseconds (2000-2100)")
+_TS_HELP = (
+    "ts must be RFC 3339 with a time and an offset (Z or +07:00), or epoch milliseconds (2000-2100)"
+)
 
 # A reading set's values: any of the known metrics, each within its bounds, nothing else.
 # Built from METRICS so that the bounds live in one table; to type checkers, a plain dict.
 if TYPE_CHECKING:
     MetricValues = dict[str, float]
 else:
-    MetricValues = with_config(ConfigDict(extra="forbid"))(TypedDict(
-        "MetricValues",
-        {name: Annotated[Number, Field(ge=low, le=high)]
-         for name, (_unit, low, high) in METRICS.items()},
-        total=False))
+    MetricValues = with_config(ConfigDict(extra="forbid"))(
+        TypedDict(
+            "MetricValues",
+            {
+                name: Annotated[Number, Field(ge=low, le=high)]
+                for name, (_unit, low, high) in METRICS.items()
+            },
+            total=False,
+        )
+    )
 
 _PAYLOAD_CONFIG = ConfigDict(extra="forbid", frozen=True, val_temporal_unit="milliseconds")
 
@@ -119,8 +125,7 @@ def _one_error(err: Any) -> str:
         name = str(loc[1])
         if kind == "extra_forbidden":
             return f"values: unknown metric {name!r} (known: {', '.join(METRICS)})"
-        if name in METRICS and kind in ("less_than_equal", "greater_than_equal",
-                                        "finite_number"):
+        if name in METRICS and kind in ("less_than_equal", "greater_than_equal", "finite_number"):
             unit, low, high = METRICS[name]
             return f"values: {name}={err.get('input')} outside {low:g}..{high:g} {unit}"
     if loc == ("ts",) and kind != "missing":

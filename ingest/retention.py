@@ -18,6 +18,8 @@ from coffeetrace import db
 from coffeetrace.settings import Settings
 from coffeetrace.sql import load_queries
 
+SQL = load_queries("coffeetrace.ingest", "retention.sql")
+
 log = logging.getLogger(__name__)
 
 BATCH = 10_000
@@ -29,11 +31,10 @@ def prune_ledger(settings: Settings, *, now: datetime | None = None, batch: int 
     if days <= 0:
         return 0
     before = (now or datetime.now(UTC)) - timedelta(days=days)
-    query = load_queries("coffeetrace.ingest", "retention.sql")["prune_ledger"]
     total = 0
     with db.connect(settings.effective_database_url(), autocommit=True) as conn:
         while True:
-            cursor = conn.execute(query, {"before": before, "batch": batch})  # type: ignore[arg-type]
+            cursor = conn.execute(SQL["prune_ledger"], {"before": before, "batch": batch})
             deleted = cursor.rowcount
             total += deleted
             if deleted < batch:
@@ -42,23 +43,24 @@ def prune_ledger(settings: Settings, *, now: datetime | None = None, batch: int 
     return total
 
 
-def prune_dead_letters(settings: Settings, *, now: datetime | None = None,
-                       batch: int = BATCH) -> int:
+def prune_dead_letters(
+    settings: Settings, *, now: datetime | None = None, batch: int = BATCH
+) -> int:
     """Delete dead letters (and their hourly counts) older than their own window."""
     days = settings.ingest_dead_letter_retention_days
     if days <= 0:
         return 0
     before = (now or datetime.now(UTC)) - timedelta(days=days)
-    queries = load_queries("coffeetrace.ingest", "retention.sql")
     total = 0
     with db.connect(settings.effective_database_url(), autocommit=True) as conn:
         while True:
-            deleted = conn.execute(queries["prune_dead_letters"],  # type: ignore[arg-type]
-                                   {"before": before, "batch": batch}).rowcount
+            deleted = conn.execute(
+                SQL["prune_dead_letters"], {"before": before, "batch": batch}
+            ).rowcount
             total += deleted
             if deleted < batch:
                 break
-        conn.execute(queries["prune_dead_letter_hours"], {"before": before})  # type: ignore[arg-type]
+        conn.execute(SQL["prune_dead_letter_hours"], {"before": before})
     log.info("dead_letters_pruned rows=%s before=%s", total, before.isoformat())
     return total
 

@@ -31,13 +31,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as paho
+
+from coffeetrace.errors import ConfigError
 from coffeetrace.ingest import worker
 from coffeetrace.ingest.acks import ack_many
 from coffeetrace.ingest.metrics import IngestMetrics, observe_many
 from coffeetrace.ingest.store import Written
-from coffeetrace.ingest.topics import subscription
-
-from coffeetrace.errors import ConfigError
+from coffeetrace.ingest.topics import Incoming, subscription
 from coffeetrace.mqtt import new_client as new_mqtt_client
 from coffeetrace.mqtt import parse_broker_url
 from coffeetrace.settings import Settings
@@ -58,7 +58,7 @@ IDLE_WAIT_S = 0.05
 WORKER_START_S = 60.0
 
 
-def _batch_length(inbox: list[tuple[Any, ...]], size: int, max_bytes: int) -> tuple[int, bool]:
+def _batch_length(inbox: list[Incoming], size: int, max_bytes: int) -> tuple[int, bool]:
     """The next batch: how many messages from the front of `inbox`, and whether it is full.
 
     A batch holds at most `size` messages and `max_bytes` of payload (a larger message goes
@@ -66,7 +66,7 @@ def _batch_length(inbox: list[tuple[Any, ...]], size: int, max_bytes: int) -> tu
     hundreds of megabytes, and one long transaction instead of a pipeline."""
     total = 0
     for n, item in enumerate(itertools.islice(inbox, size)):
-        total += len(item[1])
+        total += len(item.payload)
         if total > max_bytes:
             return max(n, 1), True
     n = min(len(inbox), size)
@@ -87,7 +87,7 @@ def tune_gc() -> None:
 
 @dataclass(frozen=True)
 class Committed:
-    """One committed batch, as the commit hook (the benchmark) sees it."""
+    """One committed batch, as the commit hook sees it (for observers such as the benchmarks)."""
 
     messages: int
     first_received: float  # time.time() when its first message arrived
@@ -110,8 +110,8 @@ class IngestService:
         self.on_commit = on_commit
         self.topic_filter = subscription(settings.topic_prefix, settings.mqtt_shared_group)
         # paho's thread appends, the dispatcher takes from the front (both atomic under the GIL)
-        self._inbox: list[tuple[Any, ...]] = []
-        self._pending: dict[int, list[tuple[Any, ...]]] = {}  # sent to the worker, unanswered
+        self._inbox: list[Incoming] = []
+        self._pending: dict[int, list[Incoming]] = {}  # sent to the worker, unanswered
         self._batch_ids = itertools.count()
         self._wake = threading.Event()
         self._waiting = False  # the dispatcher sleeps: the next message must wake it
@@ -153,30 +153,43 @@ class IngestService:
         except OSError as exc:
             self._client = None
             self.stop(timeout=1)
-            raise ConfigError(f"cannot connect to the MQTT broker at {addr.redacted()}: {exc}. "
-                              "Check COFFEETRACE_MQTT_URL.",
-                              setting="COFFEETRACE_MQTT_URL") from exc
+            raise ConfigError(
+                f"cannot connect to the MQTT broker at {addr.redacted()}: {exc}. "
+                "Check COFFEETRACE_MQTT_URL.",
+                setting="COFFEETRACE_MQTT_URL",
+            ) from exc
         client.loop_start()
         if not self._subscribed.wait(timeout_s) or self._subscribe_error:
             reason = self._subscribe_error or f"no SUBACK within {timeout_s:g} s"
             self.stop(timeout=1)
-            raise ConfigError(f"ingest could not subscribe to {self.topic_filter} at "
-                              f"{addr.redacted()}: {reason}. Check the broker user and ACL.",
-                              setting="COFFEETRACE_MQTT_URL")
-        self._metrics_server = self.metrics.serve(s.ingest_metrics_port, self.readiness,
-                                                  lambda: self.healthy)
-        log.info("ingest_started broker=%s filter=%s client_id=%s batch=%s max_delay_ms=%s",
-                 addr.redacted(), self.topic_filter, s.mqtt_client_id, s.ingest_batch_size,
-                 s.ingest_max_delay_ms)
+            raise ConfigError(
+                f"ingest could not subscribe to {self.topic_filter} at "
+                f"{addr.redacted()}: {reason}. Check the broker user and ACL.",
+                setting="COFFEETRACE_MQTT_URL",
+            )
+        self._metrics_server = self.metrics.serve(
+            s.ingest_metrics_port, self.readiness, lambda: self.healthy
+        )
+        log.info(
+            "ingest_started broker=%s filter=%s client_id=%s batch=%s max_delay_ms=%s",
+            addr.redacted(),
+            self.topic_filter,
+            s.mqtt_client_id,
+            s.ingest_batch_size,
+            s.ingest_max_delay_ms,
+        )
 
     def _start_worker(self) -> None:
         # spawn, not fork: the worker must not inherit paho's socket or this end of the pipe
         # (when this process is killed, the worker sees end-of-file and stops)
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
-        self._proc = ctx.Process(target=worker.main, name="coffeetrace-ingest-worker",
-                                 args=(child, self.settings, logging.getLogger().level),
-                                 daemon=True)
+        self._proc = ctx.Process(
+            target=worker.main,
+            name="coffeetrace-ingest-worker",
+            args=(child, self.settings, logging.getLogger().level),
+            daemon=True,
+        )
         self._proc.start()
         child.close()
         self._pipe = parent
@@ -190,10 +203,12 @@ class IngestService:
         if first[0] != "ready":
             self._proc.join(5)
             raise ConfigError(first[1], setting="COFFEETRACE_DATABASE_URL")
-        self._dispatcher = threading.Thread(target=self._guarded(self._dispatch_loop),
-                                            name="ingest-dispatch", daemon=True)
-        self._results = threading.Thread(target=self._guarded(self._results_loop),
-                                         name="ingest-results", daemon=True)
+        self._dispatcher = threading.Thread(
+            target=self._guarded(self._dispatch_loop), name="ingest-dispatch", daemon=True
+        )
+        self._results = threading.Thread(
+            target=self._guarded(self._results_loop), name="ingest-results", daemon=True
+        )
         self._dispatcher.start()
         self._results.start()
 
@@ -226,12 +241,16 @@ class IngestService:
             self._metrics_server.server_close()
             self._metrics_server = None
         self.unacknowledged += self.pending()  # never sent to the worker, or never answered
-        log.info("ingest_stopped batches=%s unacknowledged=%s", self.committed_batches,
-                 self.unacknowledged)
+        log.info(
+            "ingest_stopped batches=%s unacknowledged=%s",
+            self.committed_batches,
+            self.unacknowledged,
+        )
 
     def _guarded(self, target: Callable[[], None]) -> Callable[[], None]:
         """`target` as a thread body that cannot die quietly: an unexpected error is one
         log line and makes the service unhealthy (`coffeetrace ingest` then exits 1)."""
+
         def run() -> None:
             try:
                 target()
@@ -240,6 +259,7 @@ class IngestService:
                 log.critical("ingest_thread_failed %s", self.failure, exc_info=True)
                 self._worker_done.set()
                 self._wake.set()
+
         return run
 
     def _fail(self, reason: str) -> None:
@@ -274,16 +294,18 @@ class IngestService:
             now = time.time()
             idle = now - max(self._last_commit, oldest if oldest is not None else now)
             if idle > self.settings.ingest_stall_s:
-                return False, (f"stalled: {waiting} messages waiting, nothing committed for "
-                               f"{idle:.0f} s (the database may be down)")
+                return False, (
+                    f"stalled: {waiting} messages waiting, nothing committed for "
+                    f"{idle:.0f} s (the database may be down)"
+                )
         return True, f"consuming; {waiting} messages in progress"
 
     def _oldest_waiting(self) -> float | None:
         batches = list(self._pending.values())
         if batches and batches[0]:
-            return float(min(b[0][5] for b in batches if b))
+            return min(b[0].received_at for b in batches if b)
         inbox = self._inbox
-        return float(inbox[0][5]) if inbox else None
+        return inbox[0].received_at if inbox else None
 
     @property
     def worker_pid(self) -> int | None:
@@ -295,8 +317,9 @@ class IngestService:
 
     # ------------------------------------------------------------------ paho callbacks
 
-    def _on_connect(self, client: paho.Client, userdata: object, flags: Any, reason: Any,
-                    properties: Any = None) -> None:
+    def _on_connect(
+        self, client: paho.Client, userdata: object, flags: Any, reason: Any, properties: Any = None
+    ) -> None:
         if reason.is_failure:
             log.error("ingest_connect_refused reason=%s", reason)
             self._subscribe_error = f"connection refused: {reason}"
@@ -306,30 +329,37 @@ class IngestService:
         # redelivers them on this one and the ledger drops the copies already stored.
         self._generation += 1
         self._connected = True
-        log.info("ingest_connected session_present=%s generation=%s",
-                 getattr(flags, "session_present", None), self._generation)
+        log.info(
+            "ingest_connected session_present=%s generation=%s",
+            getattr(flags, "session_present", None),
+            self._generation,
+        )
         client.subscribe(self.topic_filter, qos=1)
 
-    def _on_subscribe(self, client: paho.Client, userdata: object, mid: int, reasons: Any,
-                      properties: Any = None) -> None:
+    def _on_subscribe(
+        self, client: paho.Client, userdata: object, mid: int, reasons: Any, properties: Any = None
+    ) -> None:
         failed = [r for r in reasons if r.is_failure]
         if failed:
             self._subscribe_error = f"subscription refused: {failed[0]}"
             log.error("ingest_subscribe_refused filter=%s reason=%s", self.topic_filter, failed[0])
         self._subscribed.set()
 
-    def _on_disconnect(self, client: paho.Client, userdata: object, flags: Any, reason: Any,
-                       properties: Any = None) -> None:
+    def _on_disconnect(
+        self, client: paho.Client, userdata: object, flags: Any, reason: Any, properties: Any = None
+    ) -> None:
         self._connected = False
         if not self._stopping.is_set():
             log.warning("ingest_disconnected reason=%s (paho reconnects with backoff)", reason)
 
     def _on_message(self, client: paho.Client, userdata: object, msg: paho.MQTTMessage) -> None:
-        # The hot path of this process: keep it to one tuple and one append.
+        # The hot path of this process: keep it to one named tuple and one append.
         if not self._intake_open:
             return
-        self._inbox.append((msg.topic, msg.payload, msg.mid, msg.qos, self._generation,
-                            time.time()))
+        self._inbox.append(
+            # paho delivers bytes (its type says bytes | bytearray)
+            Incoming(msg.topic, msg.payload, msg.mid, msg.qos, self._generation, time.time())  # type: ignore[arg-type]
+        )
         if self._waiting:
             self._wake.set()
 
@@ -358,7 +388,7 @@ class IngestService:
                 self._wake.wait(IDLE_WAIT_S)  # a result (or a stop) wakes us
                 continue
             count, full = _batch_length(inbox, size, max_bytes)
-            wait = inbox[0][5] + gather - time.time()
+            wait = inbox[0].received_at + gather - time.time()
             if not stopping and wait > 0 and not full:
                 self._wake.wait(wait)  # messages do not wake us: they only add to the batch
                 continue
@@ -368,7 +398,7 @@ class IngestService:
         if not self._worker_done.is_set():
             self._send(("stop", max(0.0, self._stop_timeout)))
 
-    def _send_batch(self, batch: list[tuple[Any, ...]]) -> None:
+    def _send_batch(self, batch: list[Incoming]) -> None:
         bid = next(self._batch_ids)
         self._pending[bid] = batch
         self.metrics.received.inc(len(batch))
@@ -394,11 +424,14 @@ class IngestService:
                         proc = self._proc
                         if proc is not None:
                             proc.join(1)
-                        self._fail(f"the worker process exited "
-                                   f"(code {proc.exitcode if proc else None})")
-                        log.error("ingest_worker_exited code=%s: nothing more is acknowledged "
-                                  "(the broker keeps the messages)",
-                                  proc.exitcode if proc else None)
+                        self._fail(
+                            f"the worker process exited (code {proc.exitcode if proc else None})"
+                        )
+                        log.error(
+                            "ingest_worker_exited code=%s: nothing more is acknowledged "
+                            "(the broker keeps the messages)",
+                            proc.exitcode if proc else None,
+                        )
                     return
                 kind = item[0]
                 if kind == "done":
@@ -407,9 +440,17 @@ class IngestService:
                     self._ack(batch)
                     self._last_commit = time.time()
                     self.metrics.commit_seconds.observe(commit_s)
-                    self._count(Committed(messages=len(batch), first_received=batch[0][5],
-                                          written=written, dead_letters=dead, dropped=dropped,
-                                          lags=lags, committed_at=committed))
+                    self._count(
+                        Committed(
+                            messages=len(batch),
+                            first_received=batch[0].received_at,
+                            written=written,
+                            dead_letters=dead,
+                            dropped=dropped,
+                            lags=lags,
+                            committed_at=committed,
+                        )
+                    )
                 elif kind == "fatal":
                     self._fail(f"worker: {item[1]}")
                 elif kind == "abandoned":
@@ -423,17 +464,16 @@ class IngestService:
             self._worker_done.set()
             self._wake.set()
 
-    def _ack(self, batch: list[tuple[Any, ...]]) -> None:
+    def _ack(self, batch: list[Incoming]) -> None:
         client = self._client
         if client is None:
             return
         generation = self._generation
         # only the connection that delivered a message can acknowledge it
-        ack_many(client, [mid for _t, _p, mid, qos, gen, _a in batch
-                          if qos == 1 and gen == generation])
-        for _t, _p, mid, qos, gen, _a in batch:
-            if qos == 2 and gen == generation:  # not subscribed with QoS 2; kept for safety
-                client.ack(mid, qos)
+        ack_many(client, [m.mid for m in batch if m.qos == 1 and m.generation == generation])
+        for m in batch:
+            if m.qos == 2 and m.generation == generation:  # not subscribed with QoS 2
+                client.ack(m.mid, m.qos)
 
     def _count(self, c: Committed) -> None:
         m, written = self.metrics, c.written
@@ -450,5 +490,10 @@ class IngestService:
         observe_many(m.lag_seconds, c.lags)
         if self.on_commit is not None:
             self.on_commit(c)
-        log.debug("ingest_batch_committed messages=%s stored=%s duplicates=%s dead_letters=%s",
-                  c.messages, written.sets, written.duplicates, written.dead_letters)
+        log.debug(
+            "ingest_batch_committed messages=%s stored=%s duplicates=%s dead_letters=%s",
+            c.messages,
+            written.sets,
+            written.duplicates,
+            written.dead_letters,
+        )

@@ -18,10 +18,12 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import psycopg
-from coffeetrace.ingest.validate import Prepared, Reject
 from psycopg.rows import tuple_row
 
+from coffeetrace.ingest.validate import Prepared, Reject
 from coffeetrace.sql import load_queries
+
+SQL = load_queries("coffeetrace.ingest", "queries.sql")
 
 
 @dataclass(frozen=True)
@@ -36,8 +38,9 @@ class Written:
     dead_letters_dropped: int = 0  # beyond the per-device hourly cap: counted, no row
 
     def __add__(self, other: Written) -> Written:
-        return Written(**{f.name: getattr(self, f.name) + getattr(other, f.name)
-                          for f in fields(self)})
+        return Written(
+            **{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)}
+        )
 
 
 # column types of copy_readings and copy_ledger, in order
@@ -45,16 +48,13 @@ READING_TYPES = ["timestamptz", "text", "uuid", "uuid", "text", "float8"]
 LEDGER_TYPES = ["text", "text", "text", "int4"]
 
 
-def _q(name: str) -> str:
-    return load_queries("coffeetrace.ingest")[name]
-
-
-def _claim(conn: psycopg.Connection[Any], ledger: list[tuple[str, str, str, int]],
-           expect_duplicates: bool) -> set[tuple[str, str]] | None:
+def _claim(
+    conn: psycopg.Connection[Any], ledger: list[tuple[str, str, str, int]], expect_duplicates: bool
+) -> set[tuple[str, str]] | None:
     """Claim the ledger keys; the set of keys newly claimed, or None when all of them were."""
     if not expect_duplicates:
         try:
-            with conn.transaction(), conn.cursor().copy(_q("copy_ledger")) as copy:
+            with conn.transaction(), conn.cursor().copy(SQL["copy_ledger"]) as copy:
                 copy.set_types(LEDGER_TYPES)
                 for row in ledger:
                     copy.write_row(row)
@@ -62,14 +62,21 @@ def _claim(conn: psycopg.Connection[Any], ledger: list[tuple[str, str, str, int]
         except psycopg.errors.UniqueViolation:
             pass  # a key seen before: the savepoint is rolled back, claim key by key
     device_ids, msg_ids, kinds, counts = zip(*ledger, strict=True)
-    cur = conn.cursor(row_factory=tuple_row).execute(_q("claim_messages"), {
-        "device_ids": "\n".join(device_ids), "msg_ids": "\n".join(msg_ids),
-        "kinds": "\n".join(kinds), "readings": "\n".join(map(str, counts))})
+    cur = conn.cursor(row_factory=tuple_row).execute(
+        SQL["claim_messages"],
+        {
+            "device_ids": "\n".join(device_ids),
+            "msg_ids": "\n".join(msg_ids),
+            "kinds": "\n".join(kinds),
+            "readings": "\n".join(map(str, counts)),
+        },
+    )
     return set(cur.fetchall())
 
 
-def _dead_letters_to_keep(conn: psycopg.Connection[Any], rejects: list[Reject],
-                          cap: int | None) -> tuple[list[Reject], list[Reject]]:
+def _dead_letters_to_keep(
+    conn: psycopg.Connection[Any], rejects: list[Reject], cap: int | None
+) -> tuple[list[Reject], list[Reject]]:
     """(kept, dropped): every reject is counted in dead_letter_hours, but per device and
     hour only the first `cap` get a row (None: no cap)."""
     if cap is None:
@@ -78,9 +85,19 @@ def _dead_letters_to_keep(conn: psycopg.Connection[Any], rejects: list[Reject],
     for r in rejects:
         by_device.setdefault(r.device_id or "", []).append(r)
     ids = sorted(by_device)  # one lock order for every consumer: no deadlocks between them
-    rows = conn.cursor(row_factory=tuple_row).execute(_q("count_dead_letters"), {
-        "device_ids": ids, "counts": [len(by_device[d]) for d in ids],
-        "reasons": [by_device[d][-1].code for d in ids], "cap": cap}).fetchall()
+    rows = (
+        conn.cursor(row_factory=tuple_row)
+        .execute(
+            SQL["count_dead_letters"],
+            {
+                "device_ids": ids,
+                "counts": [len(by_device[d]) for d in ids],
+                "reasons": [by_device[d][-1].code for d in ids],
+                "cap": cap,
+            },
+        )
+        .fetchall()
+    )
     kept: list[Reject] = []
     dropped: list[Reject] = []
     for device_id, share in rows:
@@ -90,8 +107,13 @@ def _dead_letters_to_keep(conn: psycopg.Connection[Any], rejects: list[Reject],
     return kept, dropped
 
 
-def write_batch(conn: psycopg.Connection[Any], batch: Prepared, *,
-                expect_duplicates: bool = False, dead_letter_cap: int | None = None) -> Written:
+def write_batch(
+    conn: psycopg.Connection[Any],
+    batch: Prepared,
+    *,
+    expect_duplicates: bool = False,
+    dead_letter_cap: int | None = None,
+) -> Written:
     """Store `batch` inside one transaction of `conn` (committed on return).
 
     `batch.rejects` is narrowed to the dead letters that got a row; `batch.dropped` holds
@@ -105,40 +127,59 @@ def write_batch(conn: psycopg.Connection[Any], batch: Prepared, *,
         new_keys = len(batch.ledger) if claimed is None else len(claimed)
         readings = 0
         if new_keys and batch.readings:
-            with conn.cursor().copy(_q("copy_readings")) as copy:
+            with conn.cursor().copy(SQL["copy_readings"]) as copy:
                 copy.set_types(READING_TYPES)
                 for key, rows in batch.readings.items():
                     if claimed is None or key in claimed:
                         for row in rows:
                             copy.write_row(row)
                         readings += len(rows)
-        harvests = [row for key, row in batch.harvests.items()
-                    if claimed is None or key in claimed]
+        harvests = [row for key, row in batch.harvests.items() if claimed is None or key in claimed]
         if harvests:
-            with conn.cursor().copy(_q("copy_harvests")) as copy:
+            with conn.cursor().copy(SQL["copy_harvests"]) as copy:
                 for row in harvests:
                     copy.write_row(row)
         if batch.statuses:
             ids = list(batch.statuses)
             values = [batch.statuses[i] for i in ids]
-            conn.execute(_q("upsert_device_status"), {
-                "device_ids": ids, "online": [v[0] for v in values],
-                "battery": [v[1] for v in values], "firmware": [v[2] for v in values],
-                "updated_at": [v[3] for v in values]})
+            conn.execute(
+                SQL["upsert_device_status"],
+                {
+                    "device_ids": ids,
+                    "online": [v[0] for v in values],
+                    "battery": [v[1] for v in values],
+                    "firmware": [v[2] for v in values],
+                    "updated_at": [v[3] for v in values],
+                },
+            )
         if batch.rejects:
             kept, dropped = _dead_letters_to_keep(conn, batch.rejects, dead_letter_cap)
             if kept:
                 # every text field was made safe when the reject was made (decode.safe_text)
-                with conn.cursor().copy(_q("copy_dead_letters")) as copy:
+                with conn.cursor().copy(SQL["copy_dead_letters"]) as copy:
                     for r in kept:
-                        copy.write_row((r.topic, r.device_id, r.msg_id, r.reason, r.payload,
-                                        r.payload_size, r.encoding))
+                        copy.write_row(
+                            (
+                                r.topic,
+                                r.device_id,
+                                r.msg_id,
+                                r.reason,
+                                r.payload,
+                                r.payload_size,
+                                r.encoding,
+                            )
+                        )
     # only once committed: a retried transaction starts again from every reject
     batch.rejects = kept
     batch.dropped = [r.code for r in dropped]
     known = len(batch.ledger) - new_keys
-    return Written(sets=new_keys, readings=readings + len(harvests),
-                   duplicates=known + batch.in_batch_duplicates,
-                   dead_letters=len(batch.rejects), statuses=len(batch.statuses),
-                   harvests=len(harvests), known_keys=known,
-                   dead_letters_dropped=len(dropped))
+    return Written(
+        sets=new_keys,
+        readings=readings + len(harvests),
+        duplicates=known + batch.in_batch_duplicates,
+        dead_letters=len(batch.rejects),
+        statuses=len(batch.statuses),
+        harvests=len(harvests),
+        known_keys=known,
+        dead_letters_dropped=len(dropped),
+    )

@@ -33,7 +33,7 @@ def parse_topic(prefix: str, topic: str) -> TopicInfo | None:
     head = f"{prefix}/devices/"
     if not topic.startswith(head):
         return None
-    rest = topic[len(head):].split("/")
+    rest = topic[len(head) :].split("/")
     if len(rest) != 2 or rest[1] not in KINDS or not _DEVICE_ID.match(rest[0]):
         return None
     return TopicInfo(device_id=rest[0], kind=rest[1])
@@ -42,8 +42,8 @@ def parse_topic(prefix: str, topic: str) -> TopicInfo | None:
 class Incoming(NamedTuple):
     """A message as it left the broker: the only type that crosses the paho boundary.
 
-    A named tuple: the paho callback builds plain tuples of these fields (cheapest on the
-    thread that also parses packets) and they become Incoming without copying."""
+    A named tuple: cheap to build on the thread that also parses packets, and one compact
+    pickle on its way to the worker process."""
 
     topic: str
     payload: bytes

@@ -12,13 +12,14 @@ from typing import Any, cast
 from uuid import UUID
 
 import psycopg
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from coffeetrace.errors import first_line
 from coffeetrace.ingest import decode
 from coffeetrace.ingest.devices import DeviceCache, DeviceInfo, TreeInfo
 from coffeetrace.ingest.limits import DeviceLimiter, Limits
 from coffeetrace.ingest.models import DeviceStatus, HarvestEvent, TelemetrySet, error_text
 from coffeetrace.ingest.topics import Incoming, parse_topic
-from pydantic import BaseModel, TypeAdapter, ValidationError
-
 from coffeetrace.settings import Settings
 
 # Rejected items of one message that get a dead-letter row each; the rest of that
@@ -52,7 +53,8 @@ class Prepared:
     readings: dict[tuple[str, str], list[tuple[Any, ...]]] = field(default_factory=dict)
     harvests: dict[tuple[str, str], tuple[Any, ...]] = field(default_factory=dict)
     statuses: dict[str, tuple[bool, float | None, str | None, datetime]] = field(
-        default_factory=dict)
+        default_factory=dict
+    )
     rejects: list[Reject] = field(default_factory=list)
     in_batch_duplicates: int = 0
     newest_ts: list[datetime] = field(default_factory=list)  # one per message with data
@@ -79,8 +81,10 @@ class ScreenedBatch:
     rejects: list[Reject]
 
 
-_LISTS: dict[str, TypeAdapter[Any]] = {"telemetry": TypeAdapter(list[TelemetrySet]),
-                                       "harvest": TypeAdapter(list[HarvestEvent])}
+_LISTS: dict[str, TypeAdapter[Any]] = {
+    "telemetry": TypeAdapter(list[TelemetrySet]),
+    "harvest": TypeAdapter(list[HarvestEvent]),
+}
 
 
 def _raw_key(raw: Any) -> str | None:
@@ -108,9 +112,18 @@ class Preparer:
     itself) and `bind` (registry lookups through the cache, then rows). `prepare` is both.
     """
 
-    def __init__(self, topic_prefix: str, cache: DeviceCache, *, max_payload_bytes: int,
-                 clock_skew_s: float, payload_chars: int = 4096, max_json_depth: int = 8,
-                 max_sets_per_message: int = 1000, limits: Limits | None = None) -> None:
+    def __init__(
+        self,
+        topic_prefix: str,
+        cache: DeviceCache,
+        *,
+        max_payload_bytes: int,
+        clock_skew_s: float,
+        payload_chars: int = 4096,
+        max_json_depth: int = 8,
+        max_sets_per_message: int = 1000,
+        limits: Limits | None = None,
+    ) -> None:
         self.prefix = topic_prefix
         self.cache = cache
         self.max_payload_bytes = max_payload_bytes
@@ -122,37 +135,55 @@ class Preparer:
 
     @classmethod
     def from_settings(cls, s: Settings) -> Preparer:
-        return cls(s.topic_prefix, DeviceCache(ttl_s=s.ingest_device_cache_ttl_s),
-                   max_payload_bytes=s.ingest_max_payload_bytes,
-                   clock_skew_s=s.ingest_clock_skew_s,
-                   payload_chars=s.ingest_dead_letter_payload_chars,
-                   max_json_depth=s.ingest_max_json_depth,
-                   max_sets_per_message=s.ingest_max_sets_per_message,
-                   limits=Limits(msgs_per_s=s.ingest_device_msgs_per_s,
-                                 msgs_burst=s.ingest_device_msgs_burst,
-                                 sets_per_s=s.ingest_device_sets_per_s,
-                                 sets_burst=s.ingest_device_sets_burst))
+        return cls(
+            s.topic_prefix,
+            DeviceCache(ttl_s=s.ingest_device_cache_ttl_s),
+            max_payload_bytes=s.ingest_max_payload_bytes,
+            clock_skew_s=s.ingest_clock_skew_s,
+            payload_chars=s.ingest_dead_letter_payload_chars,
+            max_json_depth=s.ingest_max_json_depth,
+            max_sets_per_message=s.ingest_max_sets_per_message,
+            limits=Limits(
+                msgs_per_s=s.ingest_device_msgs_per_s,
+                msgs_burst=s.ingest_device_msgs_burst,
+                sets_per_s=s.ingest_device_sets_per_s,
+                sets_burst=s.ingest_device_sets_burst,
+            ),
+        )
 
-    def reject(self, msg: Incoming, device_id: str | None, raw: Any, reason: str, *,
-               find_key: bool = True) -> Reject:
+    def reject(
+        self, msg: Incoming, device_id: str | None, raw: Any, reason: str, *, find_key: bool = True
+    ) -> Reject:
         """A dead letter for `msg` (or one `raw` item of it), its payload stored safely."""
         key = _raw_key(raw) if find_key else None
         if isinstance(raw, BaseModel):  # an item parsed on a fast path
             raw = raw.model_dump_json(exclude_none=True)
         encoding, text = decode.safe_text(raw, self.payload_chars)
-        return Reject(topic=decode.safe_text(msg.topic, 1024)[1], device_id=device_id,
-                      msg_id=key, reason=decode.safe_text(reason, 1024)[1],
-                      payload=text, payload_size=len(msg.payload), encoding=encoding)
+        return Reject(
+            topic=decode.safe_text(msg.topic, 1024)[1],
+            device_id=device_id,
+            msg_id=key,
+            reason=decode.safe_text(reason, 1024)[1],
+            payload=text,
+            payload_size=len(msg.payload),
+            encoding=encoding,
+        )
 
     def _reject_item(self, out: list[Reject], s: Screened, raw: Any, reason: str) -> None:
         s.rejected_items += 1
         if s.rejected_items <= MAX_REJECTS_PER_MESSAGE:
             out.append(self.reject(s.msg, s.device_id, raw, reason))
         elif s.rejected_items == MAX_REJECTS_PER_MESSAGE + 1:
-            out.append(self.reject(s.msg, s.device_id, s.msg.payload,
-                                   f"{reason.split(':', 1)[0]}: more than "
-                                   f"{MAX_REJECTS_PER_MESSAGE} items of this message "
-                                   f"rejected; the rest are not listed (last: {reason})"))
+            out.append(
+                self.reject(
+                    s.msg,
+                    s.device_id,
+                    s.msg.payload,
+                    f"{reason.split(':', 1)[0]}: more than "
+                    f"{MAX_REJECTS_PER_MESSAGE} items of this message "
+                    f"rejected; the rest are not listed (last: {reason})",
+                )
+            )
 
     # ------------------------------------------------------------------ screen
 
@@ -164,11 +195,15 @@ class Preparer:
             try:
                 screened = self._screen_one(msg, out.rejects)
             except Exception as exc:  # a payload that breaks the code: its own dead letter
-                info = parse_topic(self.prefix, msg.topic) if isinstance(msg.topic, str) \
-                    else None
-                out.rejects.append(self.reject(
-                    msg, info.device_id if info else None, msg.payload,
-                    f"unprocessable: {type(exc).__name__}: {_first_line(exc)}"))
+                info = parse_topic(self.prefix, msg.topic) if isinstance(msg.topic, str) else None
+                out.rejects.append(
+                    self.reject(
+                        msg,
+                        info.device_id if info else None,
+                        msg.payload,
+                        f"unprocessable: {type(exc).__name__}: {first_line(exc)}",
+                    )
+                )
                 continue
             if screened is not None:
                 out.messages.append(screened)
@@ -177,38 +212,57 @@ class Preparer:
     def _screen_one(self, msg: Incoming, rejects: list[Reject]) -> Screened | None:
         info = parse_topic(self.prefix, msg.topic)
         if info is None:
-            rejects.append(self.reject(msg, None, msg.payload,
-                                       "bad_topic: expected {prefix}/devices/{device_id}/"
-                                       "telemetry|harvest|status"))
+            rejects.append(
+                self.reject(
+                    msg,
+                    None,
+                    msg.payload,
+                    "bad_topic: expected {prefix}/devices/{device_id}/telemetry|harvest|status",
+                )
+            )
             return None
         if self.limiter is not None:
-            limited = self.limiter.admit_message(info.device_id, msg.received_at,
-                                                 msg.generation)
+            limited = self.limiter.admit_message(info.device_id, msg.received_at, msg.generation)
             if limited is not None:  # a flood: spend nothing more on it
-                rejects.append(self.reject(msg, info.device_id, msg.payload, limited,
-                                           find_key=False))
+                rejects.append(
+                    self.reject(msg, info.device_id, msg.payload, limited, find_key=False)
+                )
                 return None
         if len(msg.payload) > self.max_payload_bytes:
-            rejects.append(self.reject(msg, info.device_id, msg.payload,
-                                       f"payload_too_large: {len(msg.payload)} bytes > "
-                                       f"{self.max_payload_bytes}"))
+            rejects.append(
+                self.reject(
+                    msg,
+                    info.device_id,
+                    msg.payload,
+                    f"payload_too_large: {len(msg.payload)} bytes > {self.max_payload_bytes}",
+                )
+            )
             return None
         screened = self._decode(msg, info.device_id, info.kind, rejects)
         if screened is None:
             return None
         if self.limiter is not None and info.kind != "status":
-            limited = self.limiter.admit_sets(info.device_id,
-                                              len(screened.items) + screened.rejected_items,
-                                              msg.received_at, msg.generation)
+            limited = self.limiter.admit_sets(
+                info.device_id,
+                len(screened.items) + screened.rejected_items,
+                msg.received_at,
+                msg.generation,
+            )
             if limited is not None:
                 rejects.append(self.reject(msg, info.device_id, msg.payload, limited))
                 return None
         return screened
 
-    def _decode(self, msg: Incoming, device_id: str, kind: str,
-                rejects: list[Reject]) -> Screened | None:
-        model: type[BaseModel]
-        model = {"status": DeviceStatus, "telemetry": TelemetrySet}.get(kind, HarvestEvent)
+    def _decode(
+        self, msg: Incoming, device_id: str, kind: str, rejects: list[Reject]
+    ) -> Screened | None:
+        model: type[BaseModel] = (
+            DeviceStatus
+            if kind == "status"
+            else TelemetrySet
+            if kind == "telemetry"
+            else HarvestEvent
+        )
         first = msg.payload[:1]
         # Fast paths for well-formed payloads: pydantic parses the JSON itself (the models
         # bound every string and number, so nothing unsafe passes). Anything it refuses
@@ -216,16 +270,18 @@ class Preparer:
         if first == b"{":
             try:
                 item = model.model_validate_json(msg.payload)
-                return Screened(msg=msg, device_id=device_id, kind=kind,
-                                items=[(item, msg.payload)])
+                return Screened(
+                    msg=msg, device_id=device_id, kind=kind, items=[(item, msg.payload)]
+                )
             except ValidationError:
                 pass
         elif first == b"[" and kind != "status":
             try:
                 many = _LISTS[kind].validate_json(msg.payload)
                 if 0 < len(many) <= self.max_sets:
-                    return Screened(msg=msg, device_id=device_id, kind=kind,
-                                    items=[(m, m) for m in many])
+                    return Screened(
+                        msg=msg, device_id=device_id, kind=kind, items=[(m, m) for m in many]
+                    )
             except ValidationError:
                 pass
         try:
@@ -239,15 +295,21 @@ class Preparer:
             elements = doc if isinstance(doc, list) else [doc]
             if not elements or len(elements) > self.max_sets:
                 code = "too_many_sets" if elements else "invalid"
-                rejects.append(self.reject(
-                    msg, device_id, msg.payload,
-                    f"{code}: an array needs 1..{self.max_sets} items (got {len(elements)})"))
+                rejects.append(
+                    self.reject(
+                        msg,
+                        device_id,
+                        msg.payload,
+                        f"{code}: an array needs 1..{self.max_sets} items (got {len(elements)})",
+                    )
+                )
                 return None
         screened = Screened(msg=msg, device_id=device_id, kind=kind, items=[])
         for element in elements:
             if not isinstance(element, dict):
-                self._reject_item(rejects, screened, element,
-                                  "invalid: each item must be a JSON object")
+                self._reject_item(
+                    rejects, screened, element, "invalid: each item must be a JSON object"
+                )
                 continue
             try:
                 screened.items.append((model.model_validate(element), element))
@@ -257,13 +319,18 @@ class Preparer:
 
     # ------------------------------------------------------------------ bind
 
-    def prepare(self, conn: psycopg.Connection[Any], messages: Sequence[Incoming],
-                now: datetime | None = None) -> Prepared:
+    def prepare(
+        self,
+        conn: psycopg.Connection[Any],
+        messages: Sequence[Incoming],
+        now: datetime | None = None,
+    ) -> Prepared:
         """Everything of `messages` that can be stored, and the rest as rejects."""
         return self.bind(conn, self.screen(messages), now)
 
-    def bind(self, conn: psycopg.Connection[Any], batch: ScreenedBatch,
-             now: datetime | None = None) -> Prepared:
+    def bind(
+        self, conn: psycopg.Connection[Any], batch: ScreenedBatch, now: datetime | None = None
+    ) -> Prepared:
         """Registry checks (through the cache) and rows of a screened batch."""
         out = Prepared(rejects=list(batch.rejects))
         self.cache.load_devices(conn, {d.device_id for d in batch.messages})
@@ -284,15 +351,19 @@ class Preparer:
             self._bind(d, out, now, seen)
         return out
 
-    def _bind(self, d: Screened, out: Prepared, now: datetime,
-              seen: set[tuple[str, str]]) -> None:
+    def _bind(self, d: Screened, out: Prepared, now: datetime, seen: set[tuple[str, str]]) -> None:
         device = self.cache.device(d.device_id)
         if device is None or not device.active:
             code = "unknown_device" if device is None else "inactive_device"
             if d.items:  # one row per message, however many sets it holds
-                out.rejects.append(self.reject(
-                    d.msg, d.device_id, d.msg.payload,
-                    f"{code}: {d.device_id!r} is not an active registered device"))
+                out.rejects.append(
+                    self.reject(
+                        d.msg,
+                        d.device_id,
+                        d.msg.payload,
+                        f"{code}: {d.device_id!r} is not an active registered device",
+                    )
+                )
             return
         if d.kind == "status":
             for model, _raw in d.items:
@@ -325,48 +396,61 @@ class Preparer:
             if newest is None or ts > newest:
                 newest = ts
             if telemetry:
+                assert isinstance(model, TelemetrySet)  # as the topic says (see above)
                 plot_id = tree.plot_id if tree else device.plot_id
                 tree_id = tree.id if tree else None
-                rows = [(ts, device.id, plot_id, tree_id, metric, value)
-                        for metric, value in model.values.items()]
+                rows = [
+                    (ts, device.id, plot_id, tree_id, metric, value)
+                    for metric, value in model.values.items()
+                ]
                 out.readings[key] = rows
                 out.ledger.append((device.id, msg_key, "telemetry", len(rows)))
             else:
-                assert tree is not None  # a harvest event always names its tree
-                out.harvests[key] = (ts, device.id, msg_key, device.cooperative_id,
-                                     tree.farm_id, tree.plot_id, tree.id, model.cherry_kg,
-                                     model.ripeness_pct, model.picker)
+                assert isinstance(model, HarvestEvent) and tree is not None  # it names its tree
+                out.harvests[key] = (
+                    ts,
+                    device.id,
+                    msg_key,
+                    device.cooperative_id,
+                    tree.farm_id,
+                    tree.plot_id,
+                    tree.id,
+                    model.cherry_kg,
+                    model.ripeness_pct,
+                    model.picker,
+                )
                 out.ledger.append((device.id, msg_key, "harvest", 1))
         if newest is not None:
             out.newest_ts.append(newest)
 
     def _time_problem(self, ts: datetime, device: DeviceInfo, now: datetime) -> str:
         if ts > now + self.skew:
-            return (f"future_timestamp: {ts.isoformat()} is more than "
-                    f"{self.skew.total_seconds():g} s ahead of the server clock")
+            return (
+                f"future_timestamp: {ts.isoformat()} is more than "
+                f"{self.skew.total_seconds():g} s ahead of the server clock"
+            )
         # the same tolerance applies on this side: a device's clock may run a little behind
-        return (f"before_registration: {ts.isoformat()} is before the device was "
-                f"registered ({device.registered_at.isoformat()})")
+        return (
+            f"before_registration: {ts.isoformat()} is before the device was "
+            f"registered ({device.registered_at.isoformat()})"
+        )
 
-    def _check_tree(self, model: TelemetrySet | HarvestEvent, device: DeviceInfo
-                    ) -> tuple[TreeInfo | None, str | None]:
+    def _check_tree(
+        self, model: TelemetrySet | HarvestEvent, device: DeviceInfo
+    ) -> tuple[TreeInfo | None, str | None]:
         tag = model.tree
         if not tag:
             if device.plot_id is None:
-                return None, ("no_plot: the device is bound to no plot or tree; "
-                              "name the tree (\"tree\": tag code)")
+                return None, (
+                    "no_plot: the device is bound to no plot or tree; "
+                    'name the tree ("tree": tag code)'
+                )
             return None, None
         tree = self.cache.tree(device.cooperative_id, tag)
         if tree is None:
             return None, f"unknown_tree: no tree tagged {tag!r} in the device's cooperative"
         if device.tree_id is not None and tree.id != device.tree_id:
             return None, f"tree_not_bound: the device is bound to another tree than {tag!r}"
-        if device.tree_id is None and device.plot_id is not None and \
-                tree.plot_id != device.plot_id:
+        if device.tree_id is None and device.plot_id is not None and tree.plot_id != device.plot_id:
             return None, f"tree_not_bound: tree {tag!r} is not on the device's plot"
         return tree, None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else ""

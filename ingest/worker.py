@@ -8,7 +8,7 @@ it answers each batch with "committed" (the paho process then acknowledges it on
 connection that delivered it) or with nothing (the broker redelivers it later).
 
 Protocol on one duplex pipe (each item one pickle):
-  parent -> worker: ("batch", id, [(topic, payload, mid, qos, generation, received_at), ...])
+  parent -> worker: ("batch", id, [Incoming, ...])
                     ("stop", seconds)  commit what was received, give up after `seconds`
   worker -> parent: ("ready",) | ("error", text)                      once, after start
                     ("done", id, Written, {reason: dead letters}, {reason: dropped},
@@ -38,11 +38,12 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import psycopg
+
+from coffeetrace import db
+from coffeetrace.errors import first_line
 from coffeetrace.ingest.store import Written, write_batch
 from coffeetrace.ingest.topics import Incoming, parse_topic
 from coffeetrace.ingest.validate import Prepared, Preparer, ScreenedBatch
-
-from coffeetrace import db
 from coffeetrace.settings import Settings
 
 log = logging.getLogger("coffeetrace.ingest.worker")
@@ -71,6 +72,7 @@ def is_content_error(exc: BaseException) -> bool:
 class _Isolate(Exception):
     """Raised inside a retried step: this batch must be split to find a bad message."""
 
+
 class Worker:
     def __init__(self, pipe: Connection, settings: Settings) -> None:
         self.pipe = pipe
@@ -82,8 +84,9 @@ class Worker:
         self._send_lock = threading.Lock()  # the writer and the retry loops both send
         self._inbox: queue.SimpleQueue[tuple[int, list[Incoming]] | None] = queue.SimpleQueue()
         # stage 1 -> stage 2; None = no more batches. A None batch asks stage 2 to isolate.
-        self._handoff: queue.Queue[tuple[int, ScreenedBatch, Prepared | None] | None] = \
-            queue.Queue(1)
+        self._handoff: queue.Queue[tuple[int, ScreenedBatch, Prepared | None] | None] = queue.Queue(
+            1
+        )
         self._give_up_at = float("inf")
         self._abandon = threading.Event()
         self._expect_duplicates = False  # the last batch had keys the ledger knew
@@ -107,7 +110,7 @@ class Worker:
                 return
             if item[0] == "batch":
                 _, bid, rows = item
-                self._inbox.put((bid, [Incoming._make(r) for r in rows]))
+                self._inbox.put((bid, rows))
             else:  # "stop"
                 self._give_up_at = time.monotonic() + float(item[1])
                 self._inbox.put(None)
@@ -162,14 +165,22 @@ class Worker:
             committed = time.time()
             # lags as an array: one compact pickle, no datetime objects for the parent to build
             lags = array("d", [max(0.0, committed - ts.timestamp()) for ts in prepared.newest_ts])
-            self.send(("done", bid, written, dict(Counter(r.code for r in prepared.rejects)),
-                       dict(Counter(prepared.dropped)), lags, time.monotonic() - started,
-                       committed))
+            self.send(
+                (
+                    "done",
+                    bid,
+                    written,
+                    dict(Counter(r.code for r in prepared.rejects)),
+                    dict(Counter(prepared.dropped)),
+                    lags,
+                    time.monotonic() - started,
+                    committed,
+                )
+            )
 
     # ------------------------------------------------------------------ database
 
-    def _retrying(self, step: str, messages: int,
-                  work: Callable[..., Any], *args: Any) -> Any:
+    def _retrying(self, step: str, messages: int, work: Callable[..., Any], *args: Any) -> Any:
         """`work(conn, *args)`, retried with backoff while the database fails by itself;
         None when stopping before it succeeds (nothing is acknowledged then). A failure
         caused by the batch's content raises _Isolate."""
@@ -184,20 +195,36 @@ class Worker:
                 raise
             except psycopg.Error as exc:
                 if is_content_error(exc):  # raised outside write_batch's own handling
-                    log.warning("ingest_batch_refused step=%s messages=%s error=%s",
-                                step, messages, _first_line(exc))
+                    log.warning(
+                        "ingest_batch_refused step=%s messages=%s error=%s",
+                        step,
+                        messages,
+                        first_line(exc),
+                    )
                     raise _Isolate from exc
                 self.send(("db_error",))
-                log.warning("ingest_db_unavailable step=%s messages=%s retry_in_s=%.1f "
-                            "sqlstate=%s error=%s", step, messages, delay, exc.sqlstate,
-                            _first_line(exc))
+                log.warning(
+                    "ingest_db_unavailable step=%s messages=%s retry_in_s=%.1f "
+                    "sqlstate=%s error=%s",
+                    step,
+                    messages,
+                    delay,
+                    exc.sqlstate,
+                    first_line(exc),
+                )
             except Exception as exc:  # noqa: BLE001  # unclassified: find the message
-                log.warning("ingest_batch_failed step=%s messages=%s error=%s: %s",
-                            step, messages, type(exc).__name__, _first_line(exc))
+                log.warning(
+                    "ingest_batch_failed step=%s messages=%s error=%s: %s",
+                    step,
+                    messages,
+                    type(exc).__name__,
+                    first_line(exc),
+                )
                 raise _Isolate from exc
             if time.monotonic() + delay > self._give_up_at or self._abandon.is_set():
-                log.error("ingest_stop_without_commit messages=%s (the broker keeps them)",
-                          messages)
+                log.error(
+                    "ingest_stop_without_commit messages=%s (the broker keeps them)", messages
+                )
                 return None
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
@@ -206,10 +233,13 @@ class Worker:
     def _bind(self, conn: psycopg.Connection[Any], screened: ScreenedBatch) -> Prepared:
         return self.preparer.bind(conn, screened)
 
-    def _write(self, conn: psycopg.Connection[Any], prepared: Prepared
-               ) -> tuple[Prepared, Written]:
-        written = write_batch(conn, prepared, expect_duplicates=self._expect_duplicates,
-                              dead_letter_cap=self.dead_letter_cap)
+    def _write(self, conn: psycopg.Connection[Any], prepared: Prepared) -> tuple[Prepared, Written]:
+        written = write_batch(
+            conn,
+            prepared,
+            expect_duplicates=self._expect_duplicates,
+            dead_letter_cap=self.dead_letter_cap,
+        )
         # resends come in runs (a redelivered in-flight window, a device's whole buffer):
         # after a batch with keys seen before, claim the next one key by key at once
         self._expect_duplicates = written.known_keys > 0
@@ -223,8 +253,9 @@ class Worker:
         except Exception as exc:  # the database may still be down: the next try tells
             log.debug("ingest_pool_check_failed error=%s", exc)
 
-    def _isolate(self, conn: psycopg.Connection[Any], batch: ScreenedBatch
-                 ) -> tuple[Prepared, Written]:
+    def _isolate(
+        self, conn: psycopg.Connection[Any], batch: ScreenedBatch
+    ) -> tuple[Prepared, Written]:
         """Store `batch` in parts: halves, recursively, until each message that fails on
         its own is alone; that one is dead-lettered with the reason, the others commit.
         Database failures of its own still propagate (and are retried by the caller)."""
@@ -243,58 +274,67 @@ class Worker:
                 if not is_content_error(exc):
                     raise
                 # not expected (every text was made safe): keep only what cannot fail
-                log.error("ingest_dead_letter_refused error=%s", _first_line(exc))
+                log.error("ingest_dead_letter_refused error=%s", first_line(exc))
                 return self._write(conn, self._dead_letter(batch, error, bare=True))
         half = len(batch.messages) // 2
         first = ScreenedBatch(messages=batch.messages[:half], rejects=batch.rejects)
         second = ScreenedBatch(messages=batch.messages[half:], rejects=[])
         parts = [self._isolate(conn, first), self._isolate(conn, second)]
-        merged = Prepared(rejects=parts[0][0].rejects + parts[1][0].rejects,
-                          newest_ts=parts[0][0].newest_ts + parts[1][0].newest_ts,
-                          dropped=parts[0][0].dropped + parts[1][0].dropped)
+        merged = Prepared(
+            rejects=parts[0][0].rejects + parts[1][0].rejects,
+            newest_ts=parts[0][0].newest_ts + parts[1][0].newest_ts,
+            dropped=parts[0][0].dropped + parts[1][0].dropped,
+        )
         return merged, parts[0][1] + parts[1][1]
 
-    def _dead_letter(self, batch: ScreenedBatch, error: BaseException, *,
-                     bare: bool = False) -> Prepared:
+    def _dead_letter(
+        self, batch: ScreenedBatch, error: BaseException, *, bare: bool = False
+    ) -> Prepared:
         """The batch's screening rejects, plus its one message dead-lettered for `error`;
         `bare`: every row reduced to ASCII reasons and hex payloads."""
         out = Prepared(rejects=list(batch.rejects))
         for s in batch.messages:
-            reason = (f"store_refused: the database refused this message "
-                      f"(SQLSTATE {error.sqlstate}): {_first_line(error)}"
-                      if isinstance(error, psycopg.Error) else
-                      f"unprocessable: {type(error).__name__}: {_first_line(error)}")
+            reason = (
+                f"store_refused: the database refused this message "
+                f"(SQLSTATE {error.sqlstate}): {first_line(error)}"
+                if isinstance(error, psycopg.Error)
+                else f"unprocessable: {type(error).__name__}: {first_line(error)}"
+            )
             log.error("ingest_message_dead_lettered topic=%s reason=%s", s.msg.topic, reason)
             info = parse_topic(self.preparer.prefix, s.msg.topic)
-            out.rejects.append(self.preparer.reject(
-                s.msg, info.device_id if info else None, s.msg.payload, reason))
+            out.rejects.append(
+                self.preparer.reject(s.msg, info.device_id if info else None, s.msg.payload, reason)
+            )
         if bare:
             chars = self.settings.ingest_dead_letter_payload_chars
-            out.rejects = [dataclasses.replace(
-                r, topic=r.topic.encode("ascii", "replace").decode(), msg_id=None,
-                reason=r.reason.encode("ascii", "replace").decode(), encoding="hex",
-                payload=r.payload.encode("utf-8", "replace")[: chars // 2].hex())
-                for r in out.rejects]
+            out.rejects = [
+                dataclasses.replace(
+                    r,
+                    topic=r.topic.encode("ascii", "replace").decode(),
+                    msg_id=None,
+                    reason=r.reason.encode("ascii", "replace").decode(),
+                    encoding="hex",
+                    payload=r.payload.encode("utf-8", "replace")[: chars // 2].hex(),
+                )
+                for r in out.rejects
+            ]
         return out
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
 def _guarded(target: Callable[[], None], worker: Worker) -> Callable[[], None]:
     """`target` as a thread body that cannot die quietly: an unexpected error is logged in
     one line, reported to the parent and ends this process (nothing more is committed, so
     nothing more is acknowledged; the parent exits non-zero and the broker redelivers)."""
+
     def run() -> None:
         try:
             target()
         except BaseException as exc:
-            text = f"{threading.current_thread().name}: {type(exc).__name__}: {_first_line(exc)}"
+            text = f"{threading.current_thread().name}: {type(exc).__name__}: {first_line(exc)}"
             log.critical("ingest_worker_failed %s", text, exc_info=True)
             worker.send(("fatal", text))
             os._exit(FATAL_EXIT)
+
     return run
 
 
@@ -304,21 +344,20 @@ def main(pipe: Connection, settings: Settings, log_level: int) -> None:
     # it flushes through this process, so this process must not die first.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    logging.basicConfig(level=log_level,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     worker = Worker(pipe, settings)
     try:
-        worker.pool = db.open_pool(settings, settings.effective_database_url(),
-                                   name="ingest")
+        worker.pool = db.open_pool(settings, settings.effective_database_url(), name="ingest")
     except Exception as exc:
         worker.send(("error", str(exc)))
         return
     # A process that runs ingest alone: see service.tune_gc.
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
-    threads = [threading.Thread(target=_guarded(t, worker), name=f"ingest-{t.__name__}",
-                                daemon=True)
-               for t in (worker.read_loop, worker.prepare_loop, worker.write_loop)]
+    threads = [
+        threading.Thread(target=_guarded(t, worker), name=f"ingest-{t.__name__}", daemon=True)
+        for t in (worker.read_loop, worker.prepare_loop, worker.write_loop)
+    ]
     for t in threads:
         t.start()
     worker.send(("ready",))

@@ -17,8 +17,14 @@ from dataclasses import dataclass, field, replace
 from coffeetrace.simulators.streams import DeviceFaults, Outgoing, dumps
 
 # Each of these is unusable as a whole message under the MQTT contract (docs/mqtt.md).
-TELEMETRY_MALFORMED = ("truncated_json", "not_utf8", "not_an_object", "missing_id",
-                       "bad_timestamp", "values_not_object")
+TELEMETRY_MALFORMED = (
+    "truncated_json",
+    "not_utf8",
+    "not_an_object",
+    "missing_id",
+    "bad_timestamp",
+    "values_not_object",
+)
 HARVEST_MALFORMED = TELEMETRY_MALFORMED[:-1] + ("negative_cherry_kg", "unknown_tree")
 
 
@@ -37,9 +43,15 @@ class FaultConfig:
     def all_on(cls, scale: float = 1.0) -> FaultConfig:
         """Every fault at a rate that shows up in a small run (scaled by `scale`)."""
         return cls(
-            device=DeviceFaults(offline_rate=min(1.0, 0.08 * scale), repeat_rate=0.5,
-                                skew_share=0.4, max_skew_s=120, flush_batch=24),
-            duplicate_rate=0.03 * scale, reorder_rate=0.03 * scale,
+            device=DeviceFaults(
+                offline_rate=min(1.0, 0.08 * scale),
+                repeat_rate=0.5,
+                skew_share=0.4,
+                max_skew_s=120,
+                flush_batch=24,
+            ),
+            duplicate_rate=0.03 * scale,
+            reorder_rate=0.03 * scale,
             malformed_rate=0.01 * scale,
         )
 
@@ -114,14 +126,26 @@ def apply_faults(stream: Iterator[Outgoing], config: FaultConfig, seed: int) -> 
             yield from release()
         # a held message is not duplicated: its copy would overtake the original
         if not hold and config.duplicate_rate and rng.random() < config.duplicate_rate:
-            yield Sent(replace(msg, records=(), repeats=len(msg.records) + msg.repeats),
-                       "duplicate")
+            yield Sent(
+                replace(msg, records=(), repeats=len(msg.records) + msg.repeats), "duplicate"
+            )
         if config.malformed_rate and rng.random() < config.malformed_rate:
             kinds = HARVEST_MALFORMED if msg.channel == "harvest" else TELEMETRY_MALFORMED
             kind = kinds[n_bad % len(kinds)]
             n_bad += 1
             payload = malformed_payload(rng, kind, msg, n_bad)
-            yield Sent(replace(msg, payload=payload, records=(), repeats=0, readings=0,
-                               harvest_kg=0.0, flushed=0), "malformed", malformed_kind=kind)
+            yield Sent(
+                replace(
+                    msg,
+                    payload=payload,
+                    records=(),
+                    repeats=0,
+                    readings=0,
+                    harvest_kg=0.0,
+                    flushed=0,
+                ),
+                "malformed",
+                malformed_kind=kind,
+            )
     for item in held:
         yield item[1]  # type: ignore[misc]

@@ -49,8 +49,11 @@ class FleetRun:
     def messages(self) -> Iterator[Sent]:
         """Everything the fleet publishes, in publishing order (deterministic)."""
         wanted = set(self.devices())
-        streams = [device_stream(d, self.plan, self.timing, self.faults.device)
-                   for d in self.plan.devices if d.id in wanted]
+        streams = [
+            device_stream(d, self.plan, self.timing, self.faults.device)
+            for d in self.plan.devices
+            if d.id in wanted
+        ]
         merged: Iterator[Outgoing] = heapq.merge(*streams, key=lambda o: o.send_at)
         return apply_faults(merged, self.faults, self.plan.spec.seed)
 
@@ -92,9 +95,14 @@ def count(stats: SimStats, sent: Sent) -> None:
         stats.last_ts = last if stats.last_ts is None else max(stats.last_ts, last)
 
 
-def publish_run(run: FleetRun, publisher: Publisher, *, stop: threading.Event | None = None,
-                stats: SimStats | None = None,
-                on_progress: Callable[[float, SimStats], None] | None = None) -> SimStats:
+def publish_run(
+    run: FleetRun,
+    publisher: Publisher,
+    *,
+    stop: threading.Event | None = None,
+    stats: SimStats | None = None,
+    on_progress: Callable[[float, SimStats], None] | None = None,
+) -> SimStats:
     """Publish a run through connected devices; returns (and updates) the counters."""
     stats = stats or SimStats()
     stop = stop or threading.Event()
@@ -128,21 +136,32 @@ def publish_run(run: FleetRun, publisher: Publisher, *, stop: threading.Event | 
         if on_progress is not None and time.monotonic() - last_report > 0.2:
             last_report = time.monotonic()
             done = (pacing.duration_s and (last_report - wall0) / pacing.duration_s) or (
-                (sent.message.send_at - sim0).total_seconds() / span)
+                (sent.message.send_at - sim0).total_seconds() / span
+            )
             on_progress(min(1.0, max(0.0, done)), stats)
     stats.skewed_devices = max(stats.skewed_devices, len(skewed))
     stats.devices = max(stats.devices, len(run.devices()))
     if on_progress is not None:
         on_progress(1.0, stats)
-    log.info("fleet_run_published published=%d unique_records=%d malformed=%d",
-             stats.published, stats.unique_records, stats.malformed_messages)
+    log.info(
+        "fleet_run_published published=%d unique_records=%d malformed=%d",
+        stats.published,
+        stats.unique_records,
+        stats.malformed_messages,
+    )
     return stats
 
 
-def run_fleet(broker_url: str, topic_prefix: str, run: FleetRun, credentials: dict[str, str], *,
-              stop: threading.Event | None = None,
-              on_progress: Callable[[float, SimStats], None] | None = None,
-              ack_timeout_s: float = 120.0) -> SimStats:
+def run_fleet(
+    broker_url: str,
+    topic_prefix: str,
+    run: FleetRun,
+    credentials: dict[str, str],
+    *,
+    stop: threading.Event | None = None,
+    on_progress: Callable[[float, SimStats], None] | None = None,
+    ack_timeout_s: float = 120.0,
+) -> SimStats:
     """Connect the run's devices, publish everything, wait for the broker's acks."""
     publisher = Publisher(broker_url, topic_prefix, credentials)
     publisher.connect(run.devices())

@@ -101,8 +101,9 @@ class PlotShape:
         for j in range(ny):
             y = y0 + j * inrow
             ys, yc = y * s, y * c
-            out.extend(f"{lon0 + (x * c - ys) * klon:.7f}\t{lat0 + (x * s + yc) * klat:.7f}"
-                       for x in xs)
+            out.extend(
+                f"{lon0 + (x * c - ys) * klon:.7f}\t{lat0 + (x * s + yc) * klat:.7f}" for x in xs
+            )
             if len(out) >= limit:
                 break
         return out[:limit]
@@ -126,8 +127,9 @@ def random_plot_shape(rng: random.Random, district: District, area_ha: float) ->
     bulge = rng.uniform(0.0, 0.12) * height
     # the bulge triangle adds width*bulge/2; shrink the rectangle so the total matches
     scale = math.sqrt(area_ha * 10_000 / (width * height + width * bulge / 2))
-    return PlotShape(lon, lat, width * scale, height * scale, rng.uniform(0, math.pi),
-                     bulge * scale)
+    return PlotShape(
+        lon, lat, width * scale, height * scale, rng.uniform(0, math.pi), bulge * scale
+    )
 
 
 def gs1_check_digit(digits: str) -> int:

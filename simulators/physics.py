@@ -19,12 +19,35 @@ from functools import lru_cache
 LOCAL = timezone(timedelta(hours=7), "ICT")
 
 # month -> (probability of a rainy day, mean rain on a rainy day in mm)
-RAIN = {1: (0.05, 4.0), 2: (0.05, 5.0), 3: (0.10, 8.0), 4: (0.22, 7.0), 5: (0.55, 12.0),
-        6: (0.62, 11.0), 7: (0.68, 12.0), 8: (0.74, 13.5), 9: (0.74, 14.0), 10: (0.60, 12.5),
-        11: (0.35, 9.0), 12: (0.15, 6.0)}
+RAIN = {
+    1: (0.05, 4.0),
+    2: (0.05, 5.0),
+    3: (0.10, 8.0),
+    4: (0.22, 7.0),
+    5: (0.55, 12.0),
+    6: (0.62, 11.0),
+    7: (0.68, 12.0),
+    8: (0.74, 13.5),
+    9: (0.74, 14.0),
+    10: (0.60, 12.5),
+    11: (0.35, 9.0),
+    12: (0.15, 6.0),
+}
 # month -> mean air temperature at 500 m, degC
-TEMP_MEAN = {1: 21.3, 2: 22.9, 3: 24.8, 4: 26.0, 5: 25.6, 6: 24.6, 7: 24.0, 8: 23.9,
-             9: 23.6, 10: 23.1, 11: 22.4, 12: 21.3}
+TEMP_MEAN = {
+    1: 21.3,
+    2: 22.9,
+    3: 24.8,
+    4: 26.0,
+    5: 25.6,
+    6: 24.6,
+    7: 24.0,
+    8: 23.9,
+    9: 23.6,
+    10: 23.1,
+    11: 22.4,
+    12: 21.3,
+}
 LAPSE_C_PER_M = 0.006
 
 
@@ -115,7 +138,8 @@ class Weather:
             d = district_day(self.seed, self.district, day)
             if d.rain_mm > 0:
                 start = datetime(day.year, day.month, day.day, tzinfo=LOCAL) + timedelta(
-                    hours=d.rain_start_h)
+                    hours=d.rain_start_h
+                )
                 end = start + timedelta(hours=d.rain_hours)
                 lo, hi = max(start, t0), min(end, t1)
                 if hi > lo:
@@ -160,8 +184,9 @@ class SoilBucket:
     WILTING = 17.0
     ROOT_ZONE_MM = 300.0  # 1 % VWC = 3 mm of water in the layer
 
-    def __init__(self, weather: Weather, start: datetime, rng: random.Random,
-                 initial: float | None = None) -> None:
+    def __init__(
+        self, weather: Weather, start: datetime, rng: random.Random, initial: float | None = None
+    ) -> None:
         self.weather = weather
         self.t = start
         self.rng = rng
@@ -177,15 +202,24 @@ class SoilBucket:
             self.vwc += infiltrated / (self.ROOT_ZONE_MM / 100)
             if self.vwc > self.FIELD_CAPACITY:
                 self.vwc -= (self.vwc - self.FIELD_CAPACITY) * (1 - math.exp(-hours / 8))
-            et_mm_h = max(0.0, 0.0009 * self.weather.solar_radiation(self.t)
-                          * (0.5 + self.weather.temperature(self.t) / 50))
-            stress = max(0.0, min(1.0, (self.vwc - self.WILTING) / (self.FIELD_CAPACITY
-                                                                     - self.WILTING)))
+            et_mm_h = max(
+                0.0,
+                0.0009
+                * self.weather.solar_radiation(self.t)
+                * (0.5 + self.weather.temperature(self.t) / 50),
+            )
+            stress = max(
+                0.0, min(1.0, (self.vwc - self.WILTING) / (self.FIELD_CAPACITY - self.WILTING))
+            )
             self.vwc -= et_mm_h * hours * stress / (self.ROOT_ZONE_MM / 100)
             self.vwc = min(self.SATURATION, max(self.WILTING - 4, self.vwc))
             lt = step_end.astimezone(LOCAL)
-            if (lt.month in (1, 2, 3, 4, 12) and self.vwc < self.WILTING + 4 and 7 <= lt.hour < 8
-                    and self.rng.random() < 0.5):
+            if (
+                lt.month in (1, 2, 3, 4, 12)
+                and self.vwc < self.WILTING + 4
+                and 7 <= lt.hour < 8
+                and self.rng.random() < 0.5
+            ):
                 self.vwc += 60 / (self.ROOT_ZONE_MM / 100)  # an irrigation round, ~60 mm
             self.t = step_end
         return self.vwc
@@ -219,8 +253,9 @@ def age_factor(age_years: float) -> float:
     return max(0.45, 1.0 - 0.03 * (age_years - 20))
 
 
-def season_yield_kg(rng: random.Random, cultivar: str, planted_on: date, season_year: int,
-                    management: float) -> float:
+def season_yield_kg(
+    rng: random.Random, cultivar: str, planted_on: date, season_year: int, management: float
+) -> float:
     age = season_year + 0.85 - (planted_on.year + (planted_on.month - 1) / 12)
     base = CULTIVAR_YIELD_KG.get(cultivar, 10.0) * age_factor(age) * management
     # alternate bearing and tree-to-tree spread
@@ -244,7 +279,8 @@ def harvest_rounds(seed: int, farm_code: str, season_year: int) -> list[Round]:
     rounds = []
     day = first
     for i in range(n):
-        rounds.append(Round(i + 1, day, rng.randint(2, 4), ROUND_SHARES[n][i],
-                            ROUND_RIPENESS[n][i]))
+        rounds.append(
+            Round(i + 1, day, rng.randint(2, 4), ROUND_SHARES[n][i], ROUND_RIPENESS[n][i])
+        )
         day += timedelta(days=rng.randint(17, 24))
     return rounds

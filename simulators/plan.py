@@ -27,13 +27,55 @@ from coffeetrace.simulators.geography import (
 CULTIVARS: tuple[str, ...] = ("TR4", "TR9", "TR11", "TRS1")
 CULTIVAR_WEIGHTS: tuple[float, ...] = (0.35, 0.25, 0.2, 0.2)
 
-FAMILY = ("Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Võ", "Đặng", "Bùi", "Niê", "Êban", "Mlô",
-          "Byă", "Ksor", "Adrơng")
+FAMILY = (
+    "Nguyễn",
+    "Trần",
+    "Lê",
+    "Phạm",
+    "Hoàng",
+    "Võ",
+    "Đặng",
+    "Bùi",
+    "Niê",
+    "Êban",
+    "Mlô",
+    "Byă",
+    "Ksor",
+    "Adrơng",
+)
 MIDDLE = ("Văn", "Thị", "Đình", "Hữu", "Minh", "Ngọc", "Quang", "Thanh")
-GIVEN = ("Hùng", "Lan", "Mai", "Tuấn", "Thảo", "Dũng", "Hoa", "Phúc", "Hạnh", "Khánh", "Sương",
-         "Bình", "Y Phôn", "H'Linh", "Thuận", "Nhung")
-COMMUNES = ("Ea Tu", "Hòa Thuận", "Ea Kiết", "Quảng Tiến", "Ea Yông", "Ea Sol", "Phú Lộc",
-            "Ea Bhốk", "Pơng Drang", "Cư Huê", "Ea Kênh", "Hòa Đông")
+GIVEN = (
+    "Hùng",
+    "Lan",
+    "Mai",
+    "Tuấn",
+    "Thảo",
+    "Dũng",
+    "Hoa",
+    "Phúc",
+    "Hạnh",
+    "Khánh",
+    "Sương",
+    "Bình",
+    "Y Phôn",
+    "H'Linh",
+    "Thuận",
+    "Nhung",
+)
+COMMUNES = (
+    "Ea Tu",
+    "Hòa Thuận",
+    "Ea Kiết",
+    "Quảng Tiến",
+    "Ea Yông",
+    "Ea Sol",
+    "Phú Lộc",
+    "Ea Bhốk",
+    "Pơng Drang",
+    "Cư Huê",
+    "Ea Kênh",
+    "Hòa Đông",
+)
 DISPLAY_PREFIX = ("Vườn", "Nông trại", "Rẫy")
 
 
@@ -109,10 +151,10 @@ class PlotPlan:
         others = [c for c in CULTIVARS if c != self.cultivar]
         # planting happens early in the rainy season: May-July, or June-July for replants
         first = min(max(self.planted_year + 3, 2014), 2022)
-        original = [f"{self.planted_year}-{m:02d}-{d:02d}" for m in (5, 6, 7)
-                    for d in range(1, 29)]
-        replant = [f"{y}-{m:02d}-{d:02d}" for y in range(first, 2023) for m in (6, 7)
-                   for d in range(1, 29)]
+        original = [f"{self.planted_year}-{m:02d}-{d:02d}" for m in (5, 6, 7) for d in range(1, 29)]
+        replant = [
+            f"{y}-{m:02d}-{d:02d}" for y in range(first, 2023) for m in (6, 7) for d in range(1, 29)
+        ]
         prefix = f"T-{self.index:05d}-"
         for n, coords in enumerate(self.shape.grid_coords(self.grid, self.tree_count), start=1):
             if draw() < 0.18:  # replanted or grafted with a newer clone
@@ -129,8 +171,9 @@ class PlotPlan:
         """The plot's trees (the same as `tree_rows`, as values)."""
         for tag, coords, cultivar, planted, status in self.tree_rows():
             lon, lat = coords.split("\t")
-            yield TreePlan(tag, float(lon), float(lat), cultivar, date.fromisoformat(planted),
-                           status)
+            yield TreePlan(
+                tag, float(lon), float(lat), cultivar, date.fromisoformat(planted), status
+            )
 
     def harvest_sample(self) -> list[int]:
         """1-based tree numbers that get per-tree harvest records."""
@@ -216,15 +259,21 @@ def make_plan(spec: WorldSpec) -> WorldPlan:
     f = 0
     while f < n_farms and (target is None or total_trees < target):
         f += 1
-        district = districts[(f - 1) % len(districts)] if f <= len(districts) else rng.choice(
-            districts)
+        district = (
+            districts[(f - 1) % len(districts)] if f <= len(districts) else rng.choice(districts)
+        )
         # an exact share of consenting farms, spread along the list
         consent = int(f * spec.consent_share) > int((f - 1) * spec.consent_share)
         owner = _person(rng)
         display = f"{rng.choice(DISPLAY_PREFIX)} {owner.split()[-1]}" if consent else None
         farm = FarmPlan(
-            index=f, code=f"FM-{f:04d}", display_name=display, consent=consent,
-            district=district, commune=rng.choice(COMMUNES), owner_name=owner,
+            index=f,
+            code=f"FM-{f:04d}",
+            display_name=display,
+            consent=consent,
+            district=district,
+            commune=rng.choice(COMMUNES),
+            owner_name=owner,
             phone=f"+8490{rng.randrange(10**7):07d}",
             pickers=tuple(f"PK-{f:04d}{k}" for k in range(1, rng.randint(2, 4) + 1)),
         )
@@ -242,13 +291,21 @@ def make_plan(spec: WorldSpec) -> WorldPlan:
             if target is not None:
                 count = min(count, target - total_trees)
             plot = PlotPlan(
-                code=f"{farm.code}-{chr(ord('A') + p)}", farm_code=farm.code, index=plot_index,
-                district=district, shape=shape, area_ha=round(shape.area_ha(), 4),
-                altitude_m=rng.randint(lo, hi), grid=grid,
+                code=f"{farm.code}-{chr(ord('A') + p)}",
+                farm_code=farm.code,
+                index=plot_index,
+                district=district,
+                shape=shape,
+                area_ha=round(shape.area_ha(), 4),
+                altitude_m=rng.randint(lo, hi),
+                grid=grid,
                 cultivar=rng.choices(CULTIVARS, CULTIVAR_WEIGHTS)[0],
-                planted_year=rng.choice(range(1996, 2021)), management=management,
+                planted_year=rng.choice(range(1996, 2021)),
+                management=management,
                 growing_area_code=f"VN-66-{district.short}-{plot_index:05d}",
-                tree_count=count, seed=spec.seed, sample_size=spec.harvest_trees_per_plot,
+                tree_count=count,
+                seed=spec.seed,
+                sample_size=spec.harvest_trees_per_plot,
             )
             farm.plots.append(plot)
             total_trees += count
@@ -256,8 +313,9 @@ def make_plan(spec: WorldSpec) -> WorldPlan:
             if target is not None and total_trees >= target:
                 break
         kind = "phone" if rng.random() < spec.phone_share else "harvest_scale"
-        devices.append(_device(rng, spec, kind, "ph" if kind == "phone" else "hs", farm,
-                               farm.plots[0]))
+        devices.append(
+            _device(rng, spec, kind, "ph" if kind == "phone" else "hs", farm, farm.plots[0])
+        )
         farms.append(farm)
     # one weather station per district in use, on that district's first plot
     seen: set[str] = set()
@@ -268,20 +326,27 @@ def make_plan(spec: WorldSpec) -> WorldPlan:
     # GTINs are unique across the database: item references follow the cooperative code
     item = (zlib.crc32(spec.coop_code.encode()) % 9000 + 1000) * 10
     products = [
-        ProductPlan("Robusta Đắk Lắk green, screen 16", "green",
-                    gtin14(spec.gs1_company_prefix, item + 1)),
-        ProductPlan("Robusta Đắk Lắk green, 60 kg bag", "packed",
-                    gtin14(spec.gs1_company_prefix, item + 2)),
+        ProductPlan(
+            "Robusta Đắk Lắk green, screen 16", "green", gtin14(spec.gs1_company_prefix, item + 1)
+        ),
+        ProductPlan(
+            "Robusta Đắk Lắk green, 60 kg bag", "packed", gtin14(spec.gs1_company_prefix, item + 2)
+        ),
     ]
     return WorldPlan(spec=spec, farms=farms, devices=devices, products=products)
 
 
-def _device(rng: random.Random, spec: WorldSpec, kind: str, tag: str, farm: FarmPlan,
-            plot: PlotPlan) -> DevicePlan:
+def _device(
+    rng: random.Random, spec: WorldSpec, kind: str, tag: str, farm: FarmPlan, plot: PlotPlan
+) -> DevicePlan:
     suffix = plot.code.rsplit("-", 1)[-1] if kind in ("soil_node", "weather_station") else ""
     return DevicePlan(
-        id=f"{spec.coop_code}-{tag}-{farm.index:04d}{suffix}", kind=kind, farm_code=farm.code,
-        plot_code=plot.code, district=plot.district.name, altitude_m=plot.altitude_m,
+        id=f"{spec.coop_code}-{tag}-{farm.index:04d}{suffix}",
+        kind=kind,
+        farm_code=farm.code,
+        plot_code=plot.code,
+        district=plot.district.name,
+        altitude_m=plot.altitude_m,
         ts_format=rng.choice(("iso", "iso", "epoch_ms")),
         firmware=rng.choice(("1.2.0", "1.2.0", "1.3.1", "2.0.4")),
     )

@@ -21,8 +21,9 @@ log = logging.getLogger(__name__)
 
 
 class Publisher:
-    def __init__(self, broker_url: str, topic_prefix: str, credentials: dict[str, str], *,
-                 qos: int = 1) -> None:
+    def __init__(
+        self, broker_url: str, topic_prefix: str, credentials: dict[str, str], *, qos: int = 1
+    ) -> None:
         self.addr = parse_broker_url(broker_url)
         self.prefix = topic_prefix
         self.credentials = credentials
@@ -39,15 +40,21 @@ class Publisher:
         connected = threading.Semaphore(0)
         refused: list[str] = []
 
-        def on_connect(client: paho.Client, userdata: str, flags: object, rc: object,
-                       props: object = None) -> None:
+        def on_connect(
+            client: paho.Client, userdata: str, flags: object, rc: object, props: object = None
+        ) -> None:
             if getattr(rc, "is_failure", False):
                 refused.append(f"{userdata}: {rc}")
             connected.release()
 
         for device_id in ids:
-            addr = BrokerAddress(self.addr.host, self.addr.port, device_id,
-                                 self.credentials.get(device_id), self.addr.tls)
+            addr = BrokerAddress(
+                self.addr.host,
+                self.addr.port,
+                device_id,
+                self.credentials.get(device_id),
+                self.addr.tls,
+            )
             client = new_client(addr, device_id)
             client.user_data_set(device_id)
             client.max_inflight_messages_set(1000)
@@ -57,26 +64,32 @@ class Publisher:
             try:
                 client.connect_async(self.addr.host, self.addr.port, keepalive=60)
             except OSError as exc:
-                raise ConfigError(f"cannot connect device {device_id} to the broker at "
-                                  f"{self.addr.redacted()}: {exc}") from exc
+                raise ConfigError(
+                    f"cannot connect device {device_id} to the broker at "
+                    f"{self.addr.redacted()}: {exc}"
+                ) from exc
             client.loop_start()
             self.clients[device_id] = client
         deadline = time.monotonic() + timeout_s
         for _ in ids:
             if not connected.acquire(timeout=max(0.0, deadline - time.monotonic())):
                 self.close(graceful=False)
-                raise ConfigError(f"devices could not connect to the broker at "
-                                  f"{self.addr.redacted()} within {timeout_s:g} s")
+                raise ConfigError(
+                    f"devices could not connect to the broker at "
+                    f"{self.addr.redacted()} within {timeout_s:g} s"
+                )
         if refused:
             self.close(graceful=False)
-            raise ConfigError(f"the broker refused {len(refused)} device(s), e.g. {refused[0]}; "
-                              "are the device credentials in the broker's password file?")
-        log.info("simulated_devices_connected devices=%d broker=%s", len(ids),
-                 self.addr.redacted())
+            raise ConfigError(
+                f"the broker refused {len(refused)} device(s), e.g. {refused[0]}; "
+                "are the device credentials in the broker's password file?"
+            )
+        log.info("simulated_devices_connected devices=%d broker=%s", len(ids), self.addr.redacted())
 
     def publish(self, device_id: str, channel: str, payload: bytes) -> None:
-        info = self.clients[device_id].publish(self.topic(device_id, channel), payload,
-                                               qos=self.qos)
+        info = self.clients[device_id].publish(
+            self.topic(device_id, channel), payload, qos=self.qos
+        )
         with self._lock:
             self._pending.append(info)
             # keep the deque short: drop the already-acknowledged head

@@ -18,18 +18,18 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, LiteralString, cast
 from uuid import UUID
 
 import psycopg
-from coffeetrace.simulators.physics import LOCAL
-from coffeetrace.simulators.plan import PlotPlan, WorldPlan
-from coffeetrace.trace import registry
 from psycopg import sql
 
-from coffeetrace.credentials import verify_mosquitto_hash
+from coffeetrace.credentials import new_device_secret, verify_mosquitto_hash
 from coffeetrace.errors import Conflict
+from coffeetrace.simulators.physics import LOCAL
+from coffeetrace.simulators.plan import PlotPlan, WorldPlan
 from coffeetrace.sql import load_queries
+from coffeetrace.trace import registry
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +40,7 @@ BULK_THRESHOLD = 20_000  # more trees than this: COPY instead of one insert per 
 SPECIES = "Coffea canephora"
 
 
-def q(name: str) -> str:
-    return load_queries("coffeetrace.simulators", "simulators.sql")[name]
+SQL = load_queries("coffeetrace.simulators", "simulators.sql")
 
 
 @dataclass
@@ -66,9 +65,14 @@ def installed_at(plan: WorldPlan) -> datetime:
     return datetime(plan.spec.season_year, 4, 1, tzinfo=LOCAL)
 
 
-def seed_world(conn: Conn, plan: WorldPlan, *, bulk: bool | None = None,
-               progress: Callable[[int], None] | None = None,
-               known_passwords: dict[str, str] | None = None) -> SeededWorld:
+def seed_world(
+    conn: Conn,
+    plan: WorldPlan,
+    *,
+    bulk: bool | None = None,
+    progress: Callable[[int], None] | None = None,
+    known_passwords: dict[str, str] | None = None,
+) -> SeededWorld:
     """Create (or find) the plan's cooperative; the caller owns the transaction.
 
     `known_passwords` (device id -> password from an earlier run) are kept when they
@@ -79,25 +83,44 @@ def seed_world(conn: Conn, plan: WorldPlan, *, bulk: bool | None = None,
     if existing is not None:
         return _existing(conn, plan, existing["id"], known_passwords or {})
     t0 = time.perf_counter()
-    coop = registry.create_cooperative(conn, spec.coop_code, spec.coop_name,
-                                       gs1_company_prefix=spec.gs1_company_prefix)
+    coop = registry.create_cooperative(
+        conn, spec.coop_code, spec.coop_name, gs1_company_prefix=spec.gs1_company_prefix
+    )
     coop_id = coop["id"]
-    products = {p.kind: registry.create_product(conn, coop_id, p.name, kind=p.kind,
-                                                gtin=p.gtin)["id"] for p in plan.products}
+    products = {
+        p.kind: registry.create_product(conn, coop_id, p.name, kind=p.kind, gtin=p.gtin)["id"]
+        for p in plan.products
+    }
     farm_ids: dict[str, UUID] = {}
     plot_ids: dict[str, UUID] = {}
     for farm in plan.farms:
         row = registry.create_farm(
-            conn, coop_id, farm.code, display_name=farm.display_name,
-            display_name_consent=farm.consent, district=farm.district.name, commune=farm.commune,
-            private={"owner_name": farm.owner_name, "phone": farm.phone,
-                     "data_consent": farm.consent})
+            conn,
+            coop_id,
+            farm.code,
+            display_name=farm.display_name,
+            display_name_consent=farm.consent,
+            district=farm.district.name,
+            commune=farm.commune,
+            private={
+                "owner_name": farm.owner_name,
+                "phone": farm.phone,
+                "data_consent": farm.consent,
+            },
+        )
         farm_ids[farm.code] = row["id"]
         for plot in farm.plots:
             plot_ids[plot.code] = registry.create_plot(
-                conn, coop_id, row["id"], plot.code, plot.geometry, plot.area_ha,
-                altitude_m=plot.altitude_m, growing_area_code=plot.growing_area_code,
-                district=plot.district.name)["id"]
+                conn,
+                coop_id,
+                row["id"],
+                plot.code,
+                plot.geometry,
+                plot.area_ha,
+                altitude_m=plot.altitude_m,
+                growing_area_code=plot.growing_area_code,
+                district=plot.district.name,
+            )["id"]
     t1 = time.perf_counter()
     use_bulk = bulk if bulk is not None else plan.tree_count > BULK_THRESHOLD
     if use_bulk:
@@ -106,9 +129,17 @@ def seed_world(conn: Conn, plan: WorldPlan, *, bulk: bool | None = None,
         trees = 0
         for plot in plan.plots:
             for tree in plot.trees():
-                registry.create_tree(conn, coop_id, plot_ids[plot.code], tree.tag_code,
-                                     lon=tree.lon, lat=tree.lat, cultivar=tree.cultivar,
-                                     planted_on=tree.planted_on, status=tree.status)
+                registry.create_tree(
+                    conn,
+                    coop_id,
+                    plot_ids[plot.code],
+                    tree.tag_code,
+                    lon=tree.lon,
+                    lat=tree.lat,
+                    cultivar=tree.cultivar,
+                    planted_on=tree.planted_on,
+                    status=tree.status,
+                )
                 trees += 1
             if progress is not None:
                 progress(plot.tree_count)
@@ -116,58 +147,103 @@ def seed_world(conn: Conn, plan: WorldPlan, *, bulk: bool | None = None,
     credentials = {}
     for device in plan.devices:
         # scales and phones weigh for the whole farm: bound to no plot, they name each tree
-        plot_id = plot_ids[device.plot_code] if device.kind in ("soil_node",
-                                                                "weather_station") else None
-        issued = registry.register_device(conn, coop_id, device.kind, plot_id=plot_id,
-                                          device_id=device.id)
+        plot_id = (
+            plot_ids[device.plot_code] if device.kind in ("soil_node", "weather_station") else None
+        )
+        issued = registry.register_device(
+            conn,
+            coop_id,
+            device.kind,
+            plot_id=plot_id,
+            device_id=device.id,
+            secret=new_device_secret(),
+        )
         credentials[device.id] = issued.password
-    conn.execute(q("backdate_devices"), dict(cooperative_id=coop_id, ids=list(credentials),
-                                             installed_at=installed_at(plan)))
+    conn.execute(
+        SQL["backdate_devices"],
+        dict(cooperative_id=coop_id, ids=list(credentials), installed_at=installed_at(plan)),
+    )
     t3 = time.perf_counter()
-    log.info("world_seeded cooperative=%s farms=%d plots=%d trees=%d devices=%d bulk=%s",
-             spec.coop_code, len(farm_ids), len(plot_ids), trees, len(credentials), use_bulk)
-    return SeededWorld(plan, coop_id, farm_ids, plot_ids, products, credentials, True, trees,
-                       {"registry_s": t1 - t0, "trees_s": t2 - t1, "devices_s": t3 - t2})
+    log.info(
+        "world_seeded cooperative=%s farms=%d plots=%d trees=%d devices=%d bulk=%s",
+        spec.coop_code,
+        len(farm_ids),
+        len(plot_ids),
+        trees,
+        len(credentials),
+        use_bulk,
+    )
+    return SeededWorld(
+        plan,
+        coop_id,
+        farm_ids,
+        plot_ids,
+        products,
+        credentials,
+        True,
+        trees,
+        {"registry_s": t1 - t0, "trees_s": t2 - t1, "devices_s": t3 - t2},
+    )
 
 
-def _existing(conn: Conn, plan: WorldPlan, coop_id: UUID,
-              known_passwords: dict[str, str]) -> SeededWorld:
-    farms = {r["code"]: r["id"] for r in conn.execute(q("farms_of_cooperative"),
-                                                      {"cooperative_id": coop_id})}
-    plots = {r["code"]: r["id"] for r in conn.execute(q("plots_of_cooperative"),
-                                                      {"cooperative_id": coop_id})}
-    products = {r["kind"]: r["id"] for r in conn.execute(q("products_of_cooperative"),
-                                                         {"cooperative_id": coop_id})}
-    known = {r["id"]: r["credential_hash"] for r in conn.execute(
-        q("device_ids_of_cooperative"), {"cooperative_id": coop_id})}
+def _existing(
+    conn: Conn, plan: WorldPlan, coop_id: UUID, known_passwords: dict[str, str]
+) -> SeededWorld:
+    farms = {
+        r["code"]: r["id"]
+        for r in conn.execute(SQL["farms_of_cooperative"], {"cooperative_id": coop_id})
+    }
+    plots = {
+        r["code"]: r["id"]
+        for r in conn.execute(SQL["plots_of_cooperative"], {"cooperative_id": coop_id})
+    }
+    products = {
+        r["kind"]: r["id"]
+        for r in conn.execute(SQL["products_of_cooperative"], {"cooperative_id": coop_id})
+    }
+    known = {
+        r["id"]: r["credential_hash"]
+        for r in conn.execute(SQL["device_ids_of_cooperative"], {"cooperative_id": coop_id})
+    }
     missing = [d.code for f in plan.farms for d in f.plots if d.code not in plots]
     if missing:
         raise Conflict(
             f"cooperative {plan.spec.coop_code!r} exists but was seeded from another plan "
             f"(plots {', '.join(missing[:3])} are missing); use another --coop code",
-            constraint="cooperatives_code_key")
+            constraint="cooperatives_code_key",
+        )
     credentials = {}
     for device in plan.devices:
         old = known_passwords.get(device.id)
         if device.id in known and old and verify_mosquitto_hash(old, known[device.id]):
             credentials[device.id] = old
         elif device.id in known:
-            credentials[device.id] = registry.rotate_device_credential(conn, coop_id,
-                                                                       device.id).password
+            credentials[device.id] = registry.rotate_device_credential(
+                conn, coop_id, device.id, secret=new_device_secret()
+            ).password
         else:
-            plot_id = plots[device.plot_code] if device.kind in ("soil_node",
-                                                                 "weather_station") else None
+            plot_id = (
+                plots[device.plot_code] if device.kind in ("soil_node", "weather_station") else None
+            )
             credentials[device.id] = registry.register_device(
-                conn, coop_id, device.kind, plot_id=plot_id, device_id=device.id).password
-    conn.execute(q("backdate_devices"), dict(cooperative_id=coop_id, ids=list(credentials),
-                                             installed_at=installed_at(plan)))
-    trees = sum(r["n"] for r in conn.execute(q("trees_per_plot"), {"cooperative_id": coop_id}))
-    log.info("world_found cooperative=%s farms=%d trees=%d", plan.spec.coop_code, len(farms),
-             trees)
+                conn,
+                coop_id,
+                device.kind,
+                plot_id=plot_id,
+                device_id=device.id,
+                secret=new_device_secret(),
+            ).password
+    conn.execute(
+        SQL["backdate_devices"],
+        dict(cooperative_id=coop_id, ids=list(credentials), installed_at=installed_at(plan)),
+    )
+    trees = sum(r["n"] for r in conn.execute(SQL["trees_per_plot"], {"cooperative_id": coop_id}))
+    log.info("world_found cooperative=%s farms=%d trees=%d", plan.spec.coop_code, len(farms), trees)
     return SeededWorld(plan, coop_id, farms, plots, products, credentials, False, trees)
 
 
 # ------------------------------------------------------------------ bulk trees
+
 
 class TreeIds:
     """Time-ordered UUIDs (version 7 layout) for bulk-loaded trees.
@@ -199,7 +275,7 @@ def public_ids(n: int) -> list[str]:
     b32encode call per id."""
     body = os.urandom(25 * n).translate(_FULL).decode()
     last = os.urandom(n).translate(_LAST).decode()
-    return [body[i * 25:(i + 1) * 25] + last[i] for i in range(n)]
+    return [body[i * 25 : (i + 1) * 25] + last[i] for i in range(n)]
 
 
 def tree_copy_lines(coop_id: UUID, plot: PlotPlan, plot_id: UUID, ids: TreeIds) -> bytes:
@@ -214,9 +290,16 @@ def tree_copy_lines(coop_id: UUID, plot: PlotPlan, plot_id: UUID, ids: TreeIds) 
     return "".join(lines).encode()
 
 
-def copy_trees(conn: Conn, coop_id: UUID, plots: Iterable[PlotPlan],
-               plot_ids: dict[str, UUID], *, progress: Callable[[int], None] | None = None,
-               keep: list[bytes] | None = None, rebuild: bool | None = None) -> int:
+def copy_trees(
+    conn: Conn,
+    coop_id: UUID,
+    plots: Iterable[PlotPlan],
+    plot_ids: dict[str, UUID],
+    *,
+    progress: Callable[[int], None] | None = None,
+    keep: list[bytes] | None = None,
+    rebuild: bool | None = None,
+) -> int:
     """Bulk-load the plots' trees with COPY; returns the number of trees.
 
     rebuild (default: when the trees table is empty, as in a fresh benchmark database):
@@ -229,33 +312,45 @@ def copy_trees(conn: Conn, coop_id: UUID, plots: Iterable[PlotPlan],
     `keep` collects the bytes sent, so a benchmark can COPY the very same rows elsewhere.
     """
     if rebuild is None:
-        rebuild = bool(cast(dict[str, Any], conn.execute(q("trees_empty")).fetchone())["empty"])
-    restore: list[str] = []
+        rebuild = bool(cast(dict[str, Any], conn.execute(SQL["trees_empty"]).fetchone())["empty"])
+    restore: list[sql.Composed | sql.SQL] = []
     if rebuild:
-        conn.execute(q("lock_trees"))
-        keys = conn.execute(q("trees_keys")).fetchall()
+        conn.execute(SQL["lock_trees"])
+        keys = conn.execute(SQL["trees_keys"]).fetchall()
         for row in keys:
-            table = sql.Identifier(row["table_name"]).as_string(conn)
-            name = sql.Identifier(row["name"]).as_string(conn)
-            conn.execute(f"alter table {table} drop constraint {name}")  # type: ignore[arg-type]
+            # Composed: table and constraint names are identifiers, never parameters.
+            conn.execute(
+                sql.SQL("alter table {} drop constraint {}").format(
+                    sql.Identifier(row["table_name"]), sql.Identifier(row["name"])
+                )
+            )
         for row in keys:
-            table = sql.Identifier(row["table_name"]).as_string(conn)
-            name = sql.Identifier(row["name"]).as_string(conn)
-            restore.append(f"alter table {table} add constraint {name} {row['definition']}")
-        for row in conn.execute(q("trees_plain_indexes")).fetchall():
-            name = sql.Identifier(row["name"]).as_string(conn)
-            conn.execute(f"drop index {name}")  # type: ignore[arg-type]
-            restore.append(row["definition"])
+            # The definition is pg_get_constraintdef()'s text for the very key just dropped
+            # (catalog output, not input), put back as it was.
+            restore.append(
+                sql.SQL("alter table {} add constraint {} {}").format(
+                    sql.Identifier(row["table_name"]),
+                    sql.Identifier(row["name"]),
+                    sql.SQL(cast(LiteralString, row["definition"])),
+                )
+            )
+        for row in conn.execute(SQL["trees_plain_indexes"]).fetchall():
+            conn.execute(sql.SQL("drop index {}").format(sql.Identifier(row["name"])))
+            # pg_get_indexdef()'s text for the index just dropped (catalog output)
+            restore.append(sql.SQL(cast(LiteralString, row["definition"])))
     ids = TreeIds()
     n = 0
     started = time.perf_counter()
     plot_list = list(plots)
     # rows of the next plot are generated in a second thread while this one waits for
     # the socket: the COPY stream never idles on Python work
-    with ThreadPoolExecutor(1, thread_name_prefix="tree-rows") as pool, \
-            conn.cursor().copy(q("copy_trees")) as copy:  # type: ignore[arg-type]
-        pending = [pool.submit(tree_copy_lines, coop_id, p, plot_ids[p.code], ids)
-                   for p in plot_list[:2]]
+    with (
+        ThreadPoolExecutor(1, thread_name_prefix="tree-rows") as pool,
+        conn.cursor().copy(SQL["copy_trees"]) as copy,
+    ):
+        pending = [
+            pool.submit(tree_copy_lines, coop_id, p, plot_ids[p.code], ids) for p in plot_list[:2]
+        ]
         for i, plot in enumerate(plot_list):
             data = pending.pop(0).result()
             if i + 2 < len(plot_list):
@@ -270,18 +365,27 @@ def copy_trees(conn: Conn, coop_id: UUID, plots: Iterable[PlotPlan],
     copied = time.perf_counter()
     if restore:
         # the index builds sort in memory rather than in temporary files (this transaction only)
-        conn.execute("set local maintenance_work_mem = '256MB'")
+        conn.execute(SQL["seed_maintenance_work_mem"])
     for statement in restore:
         t = time.perf_counter()
-        conn.execute(statement)  # type: ignore[arg-type]
-        log.debug("trees_key_restored statement=%r s=%.3f", statement, time.perf_counter() - t)
-    log.info("trees_copied trees=%d copy_s=%.3f rebuilt_keys=%d rebuild_s=%.3f", n,
-             copied - started, len(restore), time.perf_counter() - copied)
+        conn.execute(statement)
+        log.debug(
+            "trees_key_restored statement=%r s=%.3f",
+            statement.as_string(conn),
+            time.perf_counter() - t,
+        )
+    log.info(
+        "trees_copied trees=%d copy_s=%.3f rebuilt_keys=%d rebuild_s=%.3f",
+        n,
+        copied - started,
+        len(restore),
+        time.perf_counter() - copied,
+    )
     return n
 
 
 def count_store(conn: Conn, device_ids: list[str]) -> dict[str, Any]:
-    """What the store holds for these devices (see the `store_counts` query)."""
-    row = conn.execute(q("store_counts"), {"ids": device_ids}).fetchone()
+    """What the store holds for these devices (see the `seeded_store_counts` query)."""
+    row = conn.execute(SQL["seeded_store_counts"], {"ids": device_ids}).fetchone()
     assert row is not None
     return dict(row)

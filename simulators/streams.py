@@ -122,7 +122,8 @@ class _Device:
             at = self.next_offline_check
             self.next_offline_check = at + timedelta(days=1)
             if (self.offline_until is None or self.offline_until <= at) and (
-                    self.rng.random() < self.faults.offline_rate):
+                self.rng.random() < self.faults.offline_rate
+            ):
                 hours = self.rng.uniform(*self.faults.offline_hours)
                 self.offline_until = at + timedelta(hours=hours)
         return self.offline_until is not None and self.offline_until > t
@@ -149,27 +150,49 @@ class _Device:
         back = self.came_back
         if back and self.sent_tail and self.rng.random() < self.faults.repeat_rate:
             # the device never saw the broker's acknowledgement of its last records
-            repeat = self.sent_tail[-self.rng.randint(1, len(self.sent_tail)):]
+            repeat = self.sent_tail[-self.rng.randint(1, len(self.sent_tail)) :]
         batch = max(1, self.faults.flush_batch)
         for i in range(0, len(pending), batch):
-            chunk = pending[i:i + batch]
-            msg = self._message(now, channel, chunk, flushed=len(chunk) if back else 0,
-                                repeat=repeat if i == 0 else [], offline_period=back and i == 0)
+            chunk = pending[i : i + batch]
+            msg = self._message(
+                now,
+                channel,
+                chunk,
+                flushed=len(chunk) if back else 0,
+                repeat=repeat if i == 0 else [],
+                offline_period=back and i == 0,
+            )
             yield msg
         self.came_back = False
 
-    def _message(self, now: datetime, channel: str, recs: list[_Record], *, flushed: int,
-                 repeat: list[_Record] | None = None, offline_period: bool = False) -> Outgoing:
+    def _message(
+        self,
+        now: datetime,
+        channel: str,
+        recs: list[_Record],
+        *,
+        flushed: int,
+        repeat: list[_Record] | None = None,
+        offline_period: bool = False,
+    ) -> Outgoing:
         repeat = repeat or []
         bodies = [self.stamp(r) for r in repeat + recs]
         payload = dumps(bodies[0] if len(bodies) == 1 else bodies)
         self.sent_tail = (self.sent_tail + recs)[-3:]
         return Outgoing(
-            send_at=now, device_id=self.plan.id, channel=channel,
-            payload=payload, records=tuple(r.seq for r in recs), repeats=len(repeat),
-            readings=sum(r.readings for r in recs), harvest_kg=sum(r.kg for r in recs),
-            flushed=flushed, skewed=bool(self.skew), offline_period=offline_period,
-            first_ts=recs[0].t, last_ts=recs[-1].t,
+            send_at=now,
+            device_id=self.plan.id,
+            channel=channel,
+            payload=payload,
+            records=tuple(r.seq for r in recs),
+            repeats=len(repeat),
+            readings=sum(r.readings for r in recs),
+            harvest_kg=sum(r.kg for r in recs),
+            flushed=flushed,
+            skewed=bool(self.skew),
+            offline_period=offline_period,
+            first_ts=recs[0].t,
+            last_ts=recs[-1].t,
         )
 
     def status(self, t: datetime, battery: float) -> Outgoing:
@@ -177,8 +200,9 @@ class _Device:
         return Outgoing(send_at=t, device_id=self.plan.id, channel="status", payload=dumps(body))
 
 
-def _new_device(plan: DevicePlan, world: WorldPlan, timing: Timing,
-                faults: DeviceFaults) -> _Device:
+def _new_device(
+    plan: DevicePlan, world: WorldPlan, timing: Timing, faults: DeviceFaults
+) -> _Device:
     rng = random.Random(f"{world.spec.seed}:device:{plan.kind}:{plan.plot_code}:{timing.seq_start}")
     skew = timedelta(0)
     if rng.random() < faults.skew_share:
@@ -186,8 +210,9 @@ def _new_device(plan: DevicePlan, world: WorldPlan, timing: Timing,
     return _Device(plan, timing, faults, rng, skew)
 
 
-def _ticks(rng: random.Random, start: datetime, end: datetime | None,
-           interval_s: int) -> Iterator[datetime]:
+def _ticks(
+    rng: random.Random, start: datetime, end: datetime | None, interval_s: int
+) -> Iterator[datetime]:
     """Reporting times: the interval with a little jitter (devices sleep imprecisely)."""
     t = start + timedelta(seconds=rng.uniform(0, interval_s))
     while end is None or t < end:
@@ -195,8 +220,9 @@ def _ticks(rng: random.Random, start: datetime, end: datetime | None,
         t += timedelta(seconds=interval_s * rng.uniform(0.97, 1.03))
 
 
-def sensor_stream(plan: DevicePlan, world: WorldPlan, timing: Timing,
-                  faults: DeviceFaults) -> Iterator[Outgoing]:
+def sensor_stream(
+    plan: DevicePlan, world: WorldPlan, timing: Timing, faults: DeviceFaults
+) -> Iterator[Outgoing]:
     dev = _new_device(plan, world, timing, faults)
     weather = Weather(world.spec.seed, plan.district, plan.altitude_m)
     soil = SoilBucket(weather, timing.start, dev.rng)
@@ -214,13 +240,16 @@ def sensor_stream(plan: DevicePlan, world: WorldPlan, timing: Timing,
             next_status = t + timedelta(seconds=timing.status_every_s)
         if plan.kind == "soil_node":
             vwc = soil.advance(t)
-            values = {"soilMoistureVwc": round(vwc + noise(0, 0.3), 2),
-                      "soilTemperature": round(soil.soil_temperature(t) + noise(0, 0.15), 2)}
+            values = {
+                "soilMoistureVwc": round(vwc + noise(0, 0.3), 2),
+                "soilTemperature": round(soil.soil_temperature(t) + noise(0, 0.15), 2),
+            }
         else:
             values = {
                 "temperature": round(weather.temperature(t) + noise(0, 0.2), 2),
-                "relativeHumidity": round(min(100.0, weather.relative_humidity(t)
-                                              + noise(0, 1.0)), 1),
+                "relativeHumidity": round(
+                    min(100.0, weather.relative_humidity(t) + noise(0, 1.0)), 1
+                ),
                 "precipitation": round(weather.rain_between(last, t), 1),
                 "solarRadiation": round(weather.solar_radiation(t), 1),
                 "windSpeed": round(weather.wind_speed(t) + abs(noise(0, 0.3)), 2),
@@ -234,8 +263,9 @@ def sensor_stream(plan: DevicePlan, world: WorldPlan, timing: Timing,
         yield from dev.flush(max(timing.end, dev.offline_until or timing.end), "telemetry")
 
 
-def harvest_stream(plan: DevicePlan, world: WorldPlan, timing: Timing,
-                   faults: DeviceFaults) -> Iterator[Outgoing]:
+def harvest_stream(
+    plan: DevicePlan, world: WorldPlan, timing: Timing, faults: DeviceFaults
+) -> Iterator[Outgoing]:
     """A farm's scale or phone: one weighing per sampled tree per picking round."""
     dev = _new_device(plan, world, timing, faults)
     farm = world.farm(plan.farm_code)
@@ -262,16 +292,21 @@ def harvest_stream(plan: DevicePlan, world: WorldPlan, timing: Timing,
                 continue
             picked = round(max(0.05, kg * rnd.share * rng.uniform(0.85, 1.15)), 3)
             ripeness = round(min(100.0, max(40.0, rng.gauss(rnd.ripeness, 4.0))), 1)
-            body = {"tree": tree.tag_code, "cherry_kg": picked, "ripeness_pct": ripeness,
-                    "picker": farm.pickers[i % len(farm.pickers)]}
+            body = {
+                "tree": tree.tag_code,
+                "cherry_kg": picked,
+                "ripeness_pct": ripeness,
+                "picker": farm.pickers[i % len(farm.pickers)],
+            }
             rec = _Record(dev.next_seq(), t, body, kg=picked)
             yield from dev.emit(rec, "harvest")
     end = timing.end or datetime.now(tz=LOCAL)
     yield from dev.flush(max(end, dev.offline_until or end), "harvest")
 
 
-def device_stream(plan: DevicePlan, world: WorldPlan, timing: Timing,
-                  faults: DeviceFaults) -> Iterator[Outgoing]:
+def device_stream(
+    plan: DevicePlan, world: WorldPlan, timing: Timing, faults: DeviceFaults
+) -> Iterator[Outgoing]:
     if plan.kind in ("harvest_scale", "phone"):
         return harvest_stream(plan, world, timing, faults) if timing.harvest else iter(())
     return sensor_stream(plan, world, timing, faults) if timing.telemetry else iter(())

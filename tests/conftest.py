@@ -69,8 +69,11 @@ def template_db(pg_server: PgServer) -> Iterator[str]:
             # extension, and a database in use cannot be cloned; none starts where
             # connections are not allowed.
             admin.execute(f'alter database "{name}" with allow_connections false')
-            admin.execute("select pg_terminate_backend(pid) from pg_stat_activity"
-                          " where datname = %s and pid <> pg_backend_pid()", (name,))
+            admin.execute(
+                "select pg_terminate_backend(pid) from pg_stat_activity"
+                " where datname = %s and pid <> pg_backend_pid()",
+                (name,),
+            )
         yield name
     finally:
         with psycopg.connect(pg_server.admin_url, autocommit=True) as admin:

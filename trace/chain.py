@@ -1,11 +1,9 @@
-"""The per-cooperative hash chain of trace events, and verifying a lot against it.
+"""The per-cooperative hash chain of trace events: the hash rule and appending.
 
 Each event's hash is SHA-256 (hex) over the canonical JSON (sorted keys, no spaces,
 UTF-8) of {seq, cooperative_id, kind, lot_ids, occurred_at, payload, prev_hash};
 prev_hash is the hash of the cooperative's previous event (GENESIS for the first).
-Verification recomputes each hash, checks it against the stored one and against the
-neighbours' links, and compares the lot and transformation rows with what their
-events recorded, so an edit of either the log or the rows is named.
+Checking lots and chains against it is verification.py's.
 """
 
 from __future__ import annotations
@@ -15,274 +13,84 @@ import json
 import logging
 from collections.abc import Sequence
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-import psycopg
-from coffeetrace.trace import queries as q
-from coffeetrace.trace.jsonutil import canonical_json, iso_utc, jsonable
 from psycopg.types.json import Jsonb
 
-from coffeetrace.errors import NotFound
+from coffeetrace.db import DbConn, Row
+from coffeetrace.sql import load_queries
+from coffeetrace.trace import queries as q
+from coffeetrace.trace.jsonutil import canonical_json, iso_utc, jsonable
 
-Row = dict[str, Any]
+SQL = load_queries("coffeetrace.trace", "chain.sql")
+
 GENESIS = "0" * 64
 log = logging.getLogger(__name__)
 
 
-def _rows(conn: psycopg.Connection, name: str, params: dict[str, Any]) -> list[Row]:
-    return q.rows(conn, "chain", name, params)
-
-
-def _one(conn: psycopg.Connection, name: str, params: dict[str, Any]) -> Row | None:
-    return q.one(conn, "chain", name, params)
-
-
-def event_hash(*, seq: int, cooperative_id: UUID | str, kind: str,
-               lot_ids: Sequence[UUID | str], occurred_at: datetime, payload: Any,
-               prev_hash: str) -> str:
+def event_hash(
+    *,
+    seq: int,
+    cooperative_id: UUID | str,
+    kind: str,
+    lot_ids: Sequence[UUID | str],
+    occurred_at: datetime,
+    payload: Any,
+    prev_hash: str,
+) -> str:
     """SHA-256 hex of the event's canonical JSON."""
-    body = {"seq": int(seq), "cooperative_id": str(cooperative_id), "kind": kind,
-            "lot_ids": [str(x) for x in lot_ids], "occurred_at": iso_utc(occurred_at),
-            "payload": payload, "prev_hash": prev_hash}
+    body = {
+        "seq": int(seq),
+        "cooperative_id": str(cooperative_id),
+        "kind": kind,
+        "lot_ids": [str(x) for x in lot_ids],
+        "occurred_at": iso_utc(occurred_at),
+        "payload": payload,
+        "prev_hash": prev_hash,
+    }
     return hashlib.sha256(canonical_json(body)).hexdigest()
 
 
-def append_event(conn: psycopg.Connection, cooperative_id: UUID, kind: str,
-                 lot_ids: Sequence[UUID], occurred_at: datetime, payload: dict[str, Any]) -> Row:
+def append_event(
+    conn: DbConn,
+    cooperative_id: UUID,
+    kind: str,
+    lot_ids: Sequence[UUID],
+    occurred_at: datetime,
+    payload: dict[str, Any],
+) -> Row:
     """Append an event to the cooperative's chain; returns the stored row
     {"seq", "cooperative_id", "kind", "lot_ids", "occurred_at", "recorded_at", "payload",
     "prev_hash", "hash"}. Serialised per cooperative by an advisory lock."""
     # Round-trip through JSON first, so the hash covers exactly what jsonb gives back.
     stored_payload = json.loads(canonical_json(jsonable(payload)))
-    _one(conn, "lock_chain", {"cooperative_id": str(cooperative_id)})
-    head = _one(conn, "chain_head", {"cooperative_id": cooperative_id})
+    q.one(conn, SQL["lock_chain"], {"cooperative_id": str(cooperative_id)})
+    head = q.one(conn, SQL["chain_head"], {"cooperative_id": cooperative_id})
     prev_hash = head["hash"] if head else GENESIS
-    seq = _one(conn, "next_seq", {})["seq"]  # type: ignore[index]
-    digest = event_hash(seq=seq, cooperative_id=cooperative_id, kind=kind, lot_ids=lot_ids,
-                        occurred_at=occurred_at, payload=stored_payload, prev_hash=prev_hash)
-    row = _one(conn, "insert_event", dict(
-        seq=seq, cooperative_id=cooperative_id, kind=kind, lot_ids=list(lot_ids),
-        occurred_at=occurred_at, payload=Jsonb(stored_payload), prev_hash=prev_hash,
-        hash=digest))
+    seq = q.one(conn, SQL["next_seq"], {})["seq"]  # type: ignore[index]
+    digest = event_hash(
+        seq=seq,
+        cooperative_id=cooperative_id,
+        kind=kind,
+        lot_ids=lot_ids,
+        occurred_at=occurred_at,
+        payload=stored_payload,
+        prev_hash=prev_hash,
+    )
+    row = q.one(
+        conn,
+        SQL["insert_event"],
+        dict(
+            seq=seq,
+            cooperative_id=cooperative_id,
+            kind=kind,
+            lot_ids=list(lot_ids),
+            occurred_at=occurred_at,
+            payload=Jsonb(stored_payload),
+            prev_hash=prev_hash,
+            hash=digest,
+        ),
+    )
     log.debug("trace_event_appended seq=%s kind=%s", seq, kind)
     return row  # type: ignore[return-value]
-
-
-def _recomputed(row: Row) -> str:
-    return event_hash(seq=row["seq"], cooperative_id=row["cooperative_id"], kind=row["kind"],
-                      lot_ids=row["lot_ids"], occurred_at=row["occurred_at"],
-                      payload=row["payload"], prev_hash=row["prev_hash"])
-
-
-def _problem(row: Row | None, problem: str, detail: str) -> Row:  # row: the event named
-    return {"seq": row["seq"] if row else None, "kind": row["kind"] if row else None,
-            "problem": problem, "detail": detail}
-
-
-def _check_links(row: Row) -> list[Row]:
-    """Hash and chain-link problems of one event row (with pred_/succ_ columns)."""
-    problems = []
-    if _recomputed(row) != row["hash"]:
-        problems.append(_problem(row, "hash_mismatch",
-                                 f"event {row['seq']} ({row['kind']}) was edited: its content no"
-                                 " longer gives its stored hash"))
-    expected_prev = row["pred_hash"] if row["pred_seq"] is not None else GENESIS
-    if row["prev_hash"] != expected_prev:
-        problems.append(_problem(row, "chain_broken",
-                                 f"event {row['seq']} ({row['kind']}) does not link to the"
-                                 f" event before it (seq {row['pred_seq']})"))
-    if row["succ_seq"] is not None and row["succ_prev_hash"] != row["hash"]:
-        problems.append(_problem(row, "chain_broken",
-                                 f"event {row['seq']} ({row['kind']}) has a stored hash that the"
-                                 f" next event (seq {row['succ_seq']}) did not chain to"))
-    return problems
-
-
-def _dec(value: Any) -> Decimal | None:
-    return None if value is None else Decimal(str(value))
-
-
-def _compare_lot(event: Row, lot: Row, *, key: str = "lot") -> list[str]:
-    """Differences between a lot row and the lot as its event recorded it."""
-    recorded = event["payload"].get(key) if key else None
-    if not isinstance(recorded, dict):
-        return ["the event does not describe the lot"]
-    diffs = []
-    for field in ("code", "public_id", "kind"):
-        if recorded.get(field) != lot[field]:
-            diffs.append(f"{field} {recorded.get(field)!r} became {lot[field]!r}")
-    if _dec(recorded.get("quantity_kg")) != lot["quantity_kg"]:
-        diffs.append(f"quantity_kg {recorded.get('quantity_kg')} became {lot['quantity_kg']}")
-    if _dec(recorded.get("cherry_equiv_kg")) != lot["cherry_equiv_kg"]:
-        diffs.append(f"cherry_equiv_kg {recorded.get('cherry_equiv_kg')} became"
-                     f" {lot['cherry_equiv_kg']}")
-    product = str(lot["product_id"]) if lot["product_id"] else None
-    if recorded.get("product_id") != product:
-        diffs.append(f"product_id {recorded.get('product_id')} became {product}")
-    return diffs
-
-
-def verify_lot(conn: psycopg.Connection, lot_id: UUID) -> Row:
-    """Check every event about the lot and its upstream lots, and the rows they describe.
-
-    Returns {"ok": bool, "lot_id", "public_id", "code", "checked_events": int,
-      "checked_lots": int, "chain_head": {"seq", "hash"} | None,
-      "problems": [{"seq": int|None, "kind": str|None, "problem": "hash_mismatch" |
-        "chain_broken" | "row_mismatch" | "missing_event", "detail": str}]}.
-    A problem's seq/kind name the stored event concerned (None when the event is missing).
-    """
-    from coffeetrace.trace.genealogy import upstream_lot_ids
-
-    target = q.one(conn, "lots", "lot_brief", {"id": lot_id})
-    if target is None:
-        raise NotFound("no such lot", lot_id=str(lot_id))
-    lot_ids = upstream_lot_ids(conn, lot_id)
-    lots = _rows(conn, "lots_for_verify", {"lot_ids": lot_ids})
-    # the events the rows point at, found even if an edit took the lot out of their lot_ids
-    seqs = sorted({s for r in lots for s in (r["event_seq"], r["step_event_seq"]) if s})
-    events = _rows(conn, "events_for_lots", {"lot_ids": lot_ids, "seqs": seqs})
-    problems: list[Row] = []
-    for row in events:
-        problems.extend(_check_links(row))
-    problems.extend(_check_rows(conn, lot_ids, lots, events))
-    head = _one(conn, "chain_head", {"cooperative_id": target["cooperative_id"]})
-    result = {"ok": not problems, "lot_id": target["id"], "public_id": target["public_id"],
-              "code": target["code"], "checked_events": len(events),
-              "checked_lots": len(lot_ids),
-              "chain_head": {"seq": head["seq"], "hash": head["hash"]} if head else None,
-              "problems": problems}
-    log.info("lot_verified lot_id=%s ok=%s events=%s problems=%s", lot_id, result["ok"],
-             len(events), len(problems))
-    return result
-
-
-def _check_rows(conn: psycopg.Connection, lot_ids: list[UUID], lot_rows: list[Row],
-                events: list[Row]) -> list[Row]:
-    """Do the lot, harvest and transformation rows still say what their events said?"""
-    problems: list[Row] = []
-    lots = {r["id"]: r for r in lot_rows}
-    by_seq = {ev["seq"]: ev for ev in events}
-    created: dict[str, Row] = {}
-    steps: dict[str, Row] = {}
-    for ev in events:
-        payload = ev["payload"] if isinstance(ev["payload"], dict) else {}
-        if ev["kind"] == "lot_created" and isinstance(payload.get("lot"), dict):
-            created.setdefault(str(payload["lot"].get("id")), ev)
-        elif ev["kind"] == "transformation" and payload.get("transformation_id"):
-            steps.setdefault(str(payload["transformation_id"]), ev)
-    harvests: dict[str, dict[str, Decimal]] = {}
-    for r in _rows(conn, "lot_harvests_for_lots", {"lot_ids": lot_ids}):
-        harvests.setdefault(str(r["lot_id"]), {})[str(r["harvest_id"])] = r["kg"]
-    produced_by = {lot["produced_by"] for lot in lots.values() if lot["produced_by"]}
-    transformations = {str(r["id"]): r for r in _rows(conn, "transformations_by_ids",
-                                                        {"ids": list(produced_by)})}
-
-    for lot in lots.values():
-        lid = str(lot["id"])
-        if lot["remaining_kg"] != lot["quantity_kg"] - lot["consumed_kg"]:
-            named = created.get(lid) or steps.get(str(lot["produced_by"]))
-            problems.append(_problem(named, "row_mismatch",
-                                     f"lot {lot['code']}: remaining_kg {lot['remaining_kg']} is not"
-                                     f" quantity {lot['quantity_kg']} less consumed"
-                                     f" {lot['consumed_kg']}"))
-        if lot["produced_by"] is None:
-            event = created.get(lid)
-            if event is None:
-                pointed = by_seq.get(lot["event_seq"])
-                problems.append(
-                    _problem(pointed, "row_mismatch",
-                             f"event {pointed['seq']} ({pointed['kind']}) no longer describes"
-                             f" cherry lot {lot['code']}") if pointed else
-                    _problem(None, "missing_event",
-                             f"cherry lot {lot['code']} has no lot_created event"))
-                continue
-            diffs = _compare_lot(event, lot)
-            recorded = {str(h): _dec(kg) for h, kg in event["payload"].get("harvests", [])}
-            if recorded != harvests.get(lid, {}):
-                diffs.append("its harvest kilograms differ from the recorded ones")
-            if diffs:
-                problems.append(_problem(event, "row_mismatch",
-                                         f"lot {lot['code']} no longer matches event"
-                                         f" {event['seq']} (lot_created): " + "; ".join(diffs)))
-        else:
-            tid = str(lot["produced_by"])
-            step_event = steps.get(tid)
-            if step_event is None:
-                pointed = by_seq.get(lot["step_event_seq"])
-                problems.append(
-                    _problem(pointed, "row_mismatch",
-                             f"event {pointed['seq']} ({pointed['kind']}) no longer describes"
-                             f" transformation {tid} of lot {lot['code']}") if pointed else
-                    _problem(None, "missing_event",
-                             f"lot {lot['code']} was made by transformation {tid}, which has"
-                             " no transformation event"))
-                continue
-            outs = {o.get("id"): o for o in step_event["payload"].get("outputs", [])}
-            lot_diffs = _compare_lot({"payload": {"lot": outs.get(lid)}}, lot)
-            if lot_diffs:
-                problems.append(_problem(step_event, "row_mismatch",
-                                         f"lot {lot['code']} no longer matches event"
-                                         f" {step_event['seq']} (transformation): "
-                                         + "; ".join(lot_diffs)))
-    for tid, ev in steps.items():
-        t = transformations.get(tid)
-        if t is None:
-            # the transformation of an upstream event that no lot in the set claims
-            if any(str(o.get("id")) in map(str, lots) for o in ev["payload"].get("outputs", [])):
-                problems.append(_problem(ev, "row_mismatch",
-                                         f"transformation {tid} of event {ev['seq']} is gone"))
-            continue
-        diffs = _compare_transformation(ev["payload"], t)
-        if diffs:
-            problems.append(_problem(ev, "row_mismatch",
-                                     f"transformation {t['step']} {tid} no longer matches event"
-                                     f" {ev['seq']}: " + "; ".join(diffs)))
-    return problems
-
-
-def _compare_transformation(recorded: Row, t: Row) -> list[str]:
-    diffs = []
-    for field in ("step", "place"):
-        if recorded.get(field) != t[field]:
-            diffs.append(f"{field} {recorded.get(field)!r} became {t[field]!r}")
-    if recorded.get("occurred_at") != iso_utc(t["occurred_at"]):
-        diffs.append(f"occurred_at {recorded.get('occurred_at')} became"
-                     f" {iso_utc(t['occurred_at'])}")
-    for field in ("measurements", "evidence"):
-        if canonical_json(recorded.get(field)) != canonical_json(t[field]):
-            diffs.append(f"{field} changed")
-    for field in ("input_kg", "output_kg"):
-        if _dec(recorded.get(field)) != t[field]:
-            diffs.append(f"{field} {recorded.get(field)} became {t[field]}")
-    for side in ("inputs", "outputs"):
-        stored = {str(x["lot_id"]): Decimal(x["kg"]) for x in t[side]}
-        key = "lot_id" if side == "inputs" else "id"
-        was = {str(x.get(key)): _dec(x.get("kg")) for x in recorded.get(side, [])}
-        if stored != was:
-            diffs.append(f"its {side} (lot, kg) differ from the recorded ones")
-    return diffs
-
-
-def verify_chain(conn: psycopg.Connection, cooperative_id: UUID, *, batch: int = 5000) -> Row:
-    """Walk a cooperative's whole chain: {"ok", "checked_events", "chain_head", "problems"}."""
-    problems: list[Row] = []
-    prev_hash, prev_seq, after, count = GENESIS, None, 0, 0
-    while True:
-        rows = _rows(conn, "chain_events", {"cooperative_id": cooperative_id, "after": after,
-                                            "limit": batch})
-        if not rows:
-            break
-        for row in rows:
-            count += 1
-            if _recomputed(row) != row["hash"]:
-                problems.append(_problem(row, "hash_mismatch",
-                                         f"event {row['seq']} ({row['kind']}) was edited"))
-            if row["prev_hash"] != prev_hash:
-                problems.append(_problem(row, "chain_broken",
-                                         f"event {row['seq']} does not link to seq {prev_seq}"))
-            prev_hash, prev_seq, after = row["hash"], row["seq"], row["seq"]
-    return {"ok": not problems, "checked_events": count,
-            "chain_head": {"seq": prev_seq, "hash": prev_hash} if prev_seq else None,
-            "problems": problems}

@@ -18,11 +18,13 @@ from typing import Any
 from urllib.parse import quote
 from uuid import UUID
 
-import psycopg
+from coffeetrace.db import DbConn, Row
+from coffeetrace.sql import load_queries
 from coffeetrace.trace import queries as q
 from coffeetrace.trace.genealogy import trace_backward
 
-Row = dict[str, Any]
+SQL = load_queries("coffeetrace.trace", "exports.sql")
+
 EPCIS_CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
 CBV_STEPS = {"packing": "packing", "shipping": "shipping", "receiving": "receiving"}
 GROWING_PERIOD = timedelta(days=365)
@@ -61,7 +63,7 @@ def _time(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def export_epcis(conn: psycopg.Connection, lot_id: UUID, base_url: str) -> dict[str, Any]:
+def export_epcis(conn: DbConn, lot_id: UUID, base_url: str) -> dict[str, Any]:
     """The EPCISDocument (JSON-LD dict, schemaVersion "2.0") of the lot and its upstream:
     harvests as ObjectEvents (ADD, bizStep commissioning, lot master data in ilmd),
     transformations as TransformationEvents, packing as AggregationEvents, growing-period
@@ -75,14 +77,15 @@ def export_epcis(conn: psycopg.Connection, lot_id: UUID, base_url: str) -> dict[
     trace = trace_backward(conn, lot_id)
     lot = trace["lot"]
     lot_ids = [r["lot_id"] for r in trace["lots"]]
-    ident = {r["id"]: r for r in q.rows(conn, "exports", "lot_identities", {"ids": lot_ids})}
-    coop = q.one(conn, "exports", "cooperative", {"id": lot["cooperative_id"]}) or {}
+    ident = {r["id"]: r for r in q.rows(conn, SQL["lot_identities"], {"ids": lot_ids})}
+    coop = q.one(conn, SQL["cooperative"], {"id": lot["cooperative_id"]}) or {}
     cherry = [r["lot_id"] for r in trace["lots"] if r["produced_by"] is None]
     events: list[Row] = []
-    for h in q.rows(conn, "exports", "harvest_details", {"lot_ids": cherry}):
+    for h in q.rows(conn, SQL["harvest_details"], {"lot_ids": cherry}):
         events.append(_harvest_event(h, ident[h["lot_id"]], base, coop))
-    steps = q.rows(conn, "exports", "transformation_details",
-                   {"ids": [t["id"] for t in trace["transformations"]]})
+    steps = q.rows(
+        conn, SQL["transformation_details"], {"ids": [t["id"] for t in trace["transformations"]]}
+    )
     for s in steps:
         events.extend(_step_events(s, ident, base, voc))
     events.extend(_sensor_events(conn, trace, ident, base))
@@ -98,11 +101,16 @@ def export_epcis(conn: psycopg.Connection, lot_id: UUID, base_url: str) -> dict[
 
 
 def _harvest_event(h: Row, lot: Row, base: str, coop: Row) -> Row:
-    ilmd: Row = {"cbvmda:lotNumber": lot["code"],
-                 "cbvmda:countryOfOrigin": coop.get("country") or "VN",
-                 "ct:treePublicId": h["tree_public_id"], "ct:treeTag": h["tag_code"],
-                 "ct:species": h["species"], "ct:farmCode": h["farm_code"],
-                 "ct:plotCode": h["plot_code"], "ct:harvestCherryKg": _kg(h["cherry_kg"])}
+    ilmd: Row = {
+        "cbvmda:lotNumber": lot["code"],
+        "cbvmda:countryOfOrigin": coop.get("country") or "VN",
+        "ct:treePublicId": h["tree_public_id"],
+        "ct:treeTag": h["tag_code"],
+        "ct:species": h["species"],
+        "ct:farmCode": h["farm_code"],
+        "ct:plotCode": h["plot_code"],
+        "ct:harvestCherryKg": _kg(h["cherry_kg"]),
+    }
     if h["cultivar"]:
         ilmd["ct:cultivar"] = h["cultivar"]
     if h["growing_area_code"]:
@@ -117,11 +125,11 @@ def _harvest_event(h: Row, lot: Row, base: str, coop: Row) -> Row:
         "action": "ADD",
         "bizStep": "commissioning",
         "disposition": "active",
-        "quantityList": [{"epcClass": lot_uri(base, lot), "quantity": _kg(h["kg"]),
-                          "uom": "KGM"}],
+        "quantityList": [{"epcClass": lot_uri(base, lot), "quantity": _kg(h["kg"]), "uom": "KGM"}],
         "readPoint": {"id": f"{base}/t/{h['tree_public_id']}"},
-        "bizLocation": {"id": f"urn:coffeetrace:plot:{coop.get('code')}:"
-                              f"{quote(h['plot_code'], safe='')}"},
+        "bizLocation": {
+            "id": f"urn:coffeetrace:plot:{coop.get('code')}:{quote(h['plot_code'], safe='')}"
+        },
         "ilmd": ilmd,
         "ct:harvestId": str(h["harvest_id"]),
     }
@@ -130,8 +138,11 @@ def _harvest_event(h: Row, lot: Row, base: str, coop: Row) -> Row:
 def _step_events(s: Row, ident: dict[UUID, Row], base: str, voc: str) -> list[Row]:
     inputs = [(ident.get(UUID(i["lot_id"])), i["kg"]) for i in s["inputs"] or []]
     outputs = [(ident.get(UUID(o["lot_id"])), o["kg"]) for o in s["outputs"] or []]
-    in_q: list[Row] = [{"epcClass": lot_uri(base, lot), "quantity": _kg(kg), "uom": "KGM"}
-            for lot, kg in inputs if lot]
+    in_q: list[Row] = [
+        {"epcClass": lot_uri(base, lot), "quantity": _kg(kg), "uom": "KGM"}
+        for lot, kg in inputs
+        if lot
+    ]
     common: Row = {"eventTime": _time(s["occurred_at"]), "eventTimeZoneOffset": "+00:00"}
     ext: Row = {"ct:step": s["step"]}
     if s["place"]:
@@ -146,23 +157,34 @@ def _step_events(s: Row, ident: dict[UUID, Row], base: str, voc: str) -> list[Ro
             if not lot:
                 continue
             part = _kg(kg) / total_out
-            events.append({
-                "type": "AggregationEvent",
-                "eventID": _event_id("packing", s["id"], lot["id"]), **common,
-                "parentID": lot_uri(base, lot),
-                "childQuantityList": [{**c, "quantity": round(float(c["quantity"]) * part, 3)}
-                                      for c in in_q],
-                "action": "ADD", "bizStep": "packing", "disposition": "in_progress",
-                **ext, "ct:packedKg": _kg(kg), **({"ct:measurements": measurements}
-                                                  if measurements else {}),
-            })
+            events.append(
+                {
+                    "type": "AggregationEvent",
+                    "eventID": _event_id("packing", s["id"], lot["id"]),
+                    **common,
+                    "parentID": lot_uri(base, lot),
+                    "childQuantityList": [
+                        {**c, "quantity": round(float(c["quantity"]) * part, 3)} for c in in_q
+                    ],
+                    "action": "ADD",
+                    "bizStep": "packing",
+                    "disposition": "in_progress",
+                    **ext,
+                    "ct:packedKg": _kg(kg),
+                    **({"ct:measurements": measurements} if measurements else {}),
+                }
+            )
         return events
     event: Row = {
         "type": "TransformationEvent",
-        "eventID": _event_id("transformation", s["id"]), **common,
+        "eventID": _event_id("transformation", s["id"]),
+        **common,
         "inputQuantityList": in_q,
-        "outputQuantityList": [{"epcClass": lot_uri(base, lot), "quantity": _kg(kg),
-                                "uom": "KGM"} for lot, kg in outputs if lot],
+        "outputQuantityList": [
+            {"epcClass": lot_uri(base, lot), "quantity": _kg(kg), "uom": "KGM"}
+            for lot, kg in outputs
+            if lot
+        ],
         "transformationID": f"urn:uuid:{s['id']}",
         "bizStep": CBV_STEPS.get(s["step"], f"{voc}bizstep/{s['step']}"),
         "disposition": "in_progress",
@@ -176,8 +198,7 @@ def _step_events(s: Row, ident: dict[UUID, Row], base: str, voc: str) -> list[Ro
     return [event]
 
 
-def _sensor_events(conn: psycopg.Connection, trace: Row, ident: dict[UUID, Row],
-                   base: str) -> list[Row]:
+def _sensor_events(conn: DbConn, trace: Row, ident: dict[UUID, Row], base: str) -> list[Row]:
     """One OBSERVE event per plot: its daily sensor summaries over the growing period
     (the year up to the lot's last harvest), against the cherry lots it fed."""
     lot = trace["lot"]
@@ -192,37 +213,59 @@ def _sensor_events(conn: psycopg.Connection, trace: Row, ident: dict[UUID, Row],
         lots_by_plot.setdefault(tree_plot[h["tree_id"]], set()).add(h["lot_id"])
     events = []
     for plot in trace["plots"]:
-        rows = q.rows(conn, "exports", "plot_sensor_summary",
-                      {"plot_id": plot["plot_id"], "since": since, "until": until})
+        rows = q.rows(
+            conn,
+            SQL["plot_sensor_summary"],
+            {"plot_id": plot["plot_id"], "since": since, "until": until},
+        )
         if not rows:
             continue
         elements = []
         for r in rows:
             kind, uom = SENSOR_TYPES.get(r["metric"], ("Dimensionless", "C62"))
-            report: Row = {"type": kind, "uom": uom, "ct:metric": r["metric"],
-                           "meanValue": round(float(r["mean"]), 4),
-                           "minValue": float(r["min"]), "maxValue": float(r["max"]),
-                           "ct:readings": int(r["n"])}
+            report: Row = {
+                "type": kind,
+                "uom": uom,
+                "ct:metric": r["metric"],
+                "meanValue": round(float(r["mean"]), 4),
+                "minValue": float(r["min"]),
+                "maxValue": float(r["max"]),
+                "ct:readings": int(r["n"]),
+            }
             if r["metric"] == "precipitation":
                 report["value"] = round(float(r["total"]), 3)  # rain adds up over the period
-            elements.append({"sensorMetadata": {"startTime": _time(r["first_day"]),
-                                                "endTime": _time(r["last_day"]
-                                                                 + timedelta(days=1)),
-                                                "dataProcessingMethod":
-                                                    f"{base}/voc/daily-summary"},
-                             "sensorReport": [report]})
+            elements.append(
+                {
+                    "sensorMetadata": {
+                        "startTime": _time(r["first_day"]),
+                        "endTime": _time(r["last_day"] + timedelta(days=1)),
+                        "dataProcessingMethod": f"{base}/voc/daily-summary",
+                    },
+                    "sensorReport": [report],
+                }
+            )
         cherry = sorted(lots_by_plot.get(plot["plot_id"], set()), key=str)
-        events.append({
-            "type": "ObjectEvent",
-            "eventID": _event_id("sensors", plot["plot_id"], lot["id"], since.date()),
-            "eventTime": _time(until - timedelta(microseconds=1000)),
-            "eventTimeZoneOffset": "+00:00",
-            "action": "OBSERVE",
-            "bizStep": "sensor_reporting",
-            "quantityList": [{"epcClass": lot_uri(base, ident[c]), "uom": "KGM",
-                              "quantity": _kg(ident[c]["quantity_kg"])} for c in cherry],
-            "readPoint": {"id": f"urn:coffeetrace:plot:{lot['cooperative_code']}:"
-                                f"{quote(plot['code'], safe='')}"},
-            "sensorElementList": elements,
-        })
+        events.append(
+            {
+                "type": "ObjectEvent",
+                "eventID": _event_id("sensors", plot["plot_id"], lot["id"], since.date()),
+                "eventTime": _time(until - timedelta(microseconds=1000)),
+                "eventTimeZoneOffset": "+00:00",
+                "action": "OBSERVE",
+                "bizStep": "sensor_reporting",
+                "quantityList": [
+                    {
+                        "epcClass": lot_uri(base, ident[c]),
+                        "uom": "KGM",
+                        "quantity": _kg(ident[c]["quantity_kg"]),
+                    }
+                    for c in cherry
+                ],
+                "readPoint": {
+                    "id": f"urn:coffeetrace:plot:{lot['cooperative_code']}:"
+                    f"{quote(plot['code'], safe='')}"
+                },
+                "sensorElementList": elements,
+            }
+        )
     return events

@@ -12,10 +12,14 @@ import re
 from typing import Any
 from uuid import UUID
 
-import psycopg
+from coffeetrace.db import DbConn
+from coffeetrace.errors import RuleViolation
+from coffeetrace.sql import load_queries
 from coffeetrace.trace import queries as q
 from coffeetrace.trace.genealogy import trace_backward
 from coffeetrace.trace.geometry import POINT_MAX_AREA_HA, validate_plot_geometry
+
+SQL = load_queries("coffeetrace.trace", "exports.sql")
 
 DECIMALS = 6
 
@@ -40,15 +44,27 @@ def plot_feature(plot: dict[str, Any], share: float | None = None) -> dict[str, 
     geometry = plot["geometry"]
     validate_plot_geometry(geometry, float(plot["area_ha"]))
     area = float(plot["area_ha"])
-    place = ", ".join(x for x in (plot["code"], plot["commune"], plot["district"]
-                                  or plot["farm_district"], plot["province"]) if x)
-    props: dict[str, Any] = {"ProducerName": producer_name(plot),
-                             "ProducerCountry": str(plot["country"]).strip().upper(),
-                             "ProductionPlace": place}
+    place = ", ".join(
+        x
+        for x in (
+            plot["code"],
+            plot["commune"],
+            plot["district"] or plot["farm_district"],
+            plot["province"],
+        )
+        if x
+    )
+    props: dict[str, Any] = {
+        "ProducerName": producer_name(plot),
+        "ProducerCountry": str(plot["country"]).strip().upper(),
+        "ProductionPlace": place,
+    }
     geom: dict[str, Any]
     if area > POINT_MAX_AREA_HA:
-        geom = {"type": "Polygon",
-                "coordinates": [[_round(p) for p in ring] for ring in geometry["coordinates"]]}
+        geom = {
+            "type": "Polygon",
+            "coordinates": [[_round(p) for p in ring] for ring in geometry["coordinates"]],
+        }
     else:
         if geometry["type"] == "Point":
             centre = _round(geometry["coordinates"])
@@ -64,7 +80,7 @@ def plot_feature(plot: dict[str, Any], share: float | None = None) -> dict[str, 
     return {"type": "Feature", "geometry": geom, "properties": props}
 
 
-def export_eudr(conn: psycopg.Connection, lot_id: UUID) -> dict[str, Any]:
+def export_eudr(conn: DbConn, lot_id: UUID) -> dict[str, Any]:
     """{"type": "FeatureCollection", "features": [{"type": "Feature",
       "geometry": Polygon (plots > 4 ha) or Point (centroid, plots <= 4 ha),
       "properties": {"ProducerName", "ProducerCountry" (ISO alpha-2), "ProductionPlace",
@@ -73,9 +89,11 @@ def export_eudr(conn: psycopg.Connection, lot_id: UUID) -> dict[str, Any]:
     Stored plots are re-checked against the geometry rules (RuleViolation otherwise)."""
     trace = trace_backward(conn, lot_id)
     shares = {p["plot_id"]: p["share"] for p in trace["plots"]}
-    plots = q.rows(conn, "exports", "plots_for_export", {"ids": list(shares)})
-    return {"type": "FeatureCollection",
-            "features": [plot_feature(p, shares[p["id"]]) for p in plots]}
+    plots = q.rows(conn, SQL["plots_for_export"], {"ids": list(shares)})
+    return {
+        "type": "FeatureCollection",
+        "features": [plot_feature(p, shares[p["id"]]) for p in plots],
+    }
 
 
 _COORD = re.compile(r'"__coord__(-?\d+(?:\.\d+)?(?:e-?\d+)?)"')
@@ -98,3 +116,28 @@ def dumps(collection: dict[str, Any], *, indent: int | None = None) -> str:
         features.append(dict(f, geometry=geom))
     text = json.dumps(dict(collection, features=features), ensure_ascii=False, indent=indent)
     return _COORD.sub(lambda m: m.group(1), text)
+
+
+def plots_status(plots: list[dict[str, Any]]) -> dict[str, Any]:
+    """Whether every plot of a lot has the geolocation the EUDR asks for (a polygon above
+    4 ha, a point or a polygon up to it: geometry.validate_plot_geometry's rule), for the
+    public page: {"ok", "plots", "polygons", "problems": [{"plot", "problem"}]}."""
+    problems = []
+    for plot in plots:
+        try:
+            validate_plot_geometry(plot["geometry"], plot["area_ha"])
+        except RuleViolation as exc:
+            problems.append(
+                {
+                    "plot": plot["code"],
+                    "problem": "polygon_required"
+                    if exc.rule == "polygon_required"
+                    else exc.message,
+                }
+            )
+    return {
+        "ok": bool(plots) and not problems,
+        "plots": len(plots),
+        "polygons": sum(1 for p in plots if p["geometry"].get("type") == "Polygon"),
+        "problems": problems,
+    }

@@ -14,21 +14,21 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-import psycopg
+from coffeetrace.db import DbConn, Row
+from coffeetrace.errors import ValidationFailed
+from coffeetrace.sql import load_queries
 from coffeetrace.trace import queries as q
 from coffeetrace.trace.lots import lot_by_id
 
-from coffeetrace.errors import ValidationFailed
-
-Row = dict[str, Any]
+SQL = load_queries("coffeetrace.trace", "genealogy.sql")
 
 
-def upstream_lot_ids(conn: psycopg.Connection, lot_id: UUID) -> list[UUID]:
+def upstream_lot_ids(conn: DbConn, lot_id: UUID) -> list[UUID]:
     """The lot and every lot upstream of it."""
-    return [r["lot_id"] for r in q.rows(conn, "genealogy", "upstream_lot_ids", {"lot_id": lot_id})]
+    return [r["lot_id"] for r in q.rows(conn, SQL["upstream_lot_ids"], {"lot_id": lot_id})]
 
 
-def trace_backward(conn: psycopg.Connection, lot_id: UUID) -> Row:
+def trace_backward(conn: DbConn, lot_id: UUID) -> Row:
     """Everything a lot came from.
 
     Returns {"lot": lot dict,
@@ -46,32 +46,75 @@ def trace_backward(conn: psycopg.Connection, lot_id: UUID) -> Row:
     NotFound when the lot does not exist. The caller checks tenancy (get_lot) first.
     """
     lot = lot_by_id(conn, lot_id)
-    lots = q.rows(conn, "genealogy", "upstream_lots", {"lot_id": lot_id})
+    lots = q.rows(conn, SQL["upstream_lots"], {"lot_id": lot_id})
     cherry = [r for r in lots if r["produced_by"] is None]
-    harvest_rows = q.rows(conn, "genealogy", "harvests_of_cherry_lots", {
-        "lot_ids": [r["lot_id"] for r in cherry], "fracs": [r["share"] for r in cherry]})
-    steps = q.rows(conn, "genealogy", "transformations_by_ids", {
-        "ids": list({r["produced_by"] for r in lots if r["produced_by"]})})
+    harvest_rows = q.rows(
+        conn,
+        SQL["harvests_of_cherry_lots"],
+        {"lot_ids": [r["lot_id"] for r in cherry], "fracs": [r["share"] for r in cherry]},
+    )
+    steps = q.rows(
+        conn,
+        SQL["transformations_by_ids"],
+        {"ids": list({r["produced_by"] for r in lots if r["produced_by"]})},
+    )
     total = lot["quantity_kg"]
     trees: dict[UUID, Row] = {}
     plots: dict[UUID, Row] = {}
     farms: dict[UUID, Row] = {}
     for h in harvest_rows:
         share = h["share"]
-        _add(trees, h["tree_id"], share, tree_id=h["tree_id"], public_id=h["tree_public_id"],
-             tag_code=h["tag_code"], plot_id=h["plot_id"])
-        _add(plots, h["plot_id"], share, plot_id=h["plot_id"], code=h["plot_code"],
-             farm_id=h["farm_id"], area_ha=h["area_ha"])
+        _add(
+            trees,
+            h["tree_id"],
+            share,
+            tree_id=h["tree_id"],
+            public_id=h["tree_public_id"],
+            tag_code=h["tag_code"],
+            plot_id=h["plot_id"],
+        )
+        _add(
+            plots,
+            h["plot_id"],
+            share,
+            plot_id=h["plot_id"],
+            code=h["plot_code"],
+            farm_id=h["farm_id"],
+            area_ha=h["area_ha"],
+        )
         _add(farms, h["farm_id"], share, farm_id=h["farm_id"], code=h["farm_code"])
     return {
         "lot": lot,
-        "lots": [{**{k: r[k] for k in ("lot_id", "public_id", "code", "kind", "quantity_kg",
-                                        "depth", "produced_by")}, "share": float(r["share"])}
-                 for r in lots],
+        "lots": [
+            {
+                **{
+                    k: r[k]
+                    for k in (
+                        "lot_id",
+                        "public_id",
+                        "code",
+                        "kind",
+                        "quantity_kg",
+                        "depth",
+                        "produced_by",
+                    )
+                },
+                "share": float(r["share"]),
+            }
+            for r in lots
+        ],
         "transformations": steps,
-        "harvests": [{"harvest_id": h["harvest_id"], "harvest_time": h["harvest_time"],
-                      "tree_id": h["tree_id"], "lot_id": h["lot_id"], "kg": h["kg"],
-                      "share": float(h["share"])} for h in harvest_rows],
+        "harvests": [
+            {
+                "harvest_id": h["harvest_id"],
+                "harvest_time": h["harvest_time"],
+                "tree_id": h["tree_id"],
+                "lot_id": h["lot_id"],
+                "kg": h["kg"],
+                "share": float(h["share"]),
+            }
+            for h in harvest_rows
+        ],
         "trees": _finish(trees, total),
         "plots": _finish(plots, total),
         "farms": _finish(farms, total),
@@ -92,9 +135,14 @@ def _finish(acc: dict[UUID, Row], total: Decimal) -> list[Row]:
     return out
 
 
-def trace_forward(conn: psycopg.Connection, *, lot_id: UUID | None = None,
-                  tree_id: UUID | None = None, plot_id: UUID | None = None,
-                  farm_id: UUID | None = None) -> Row:
+def trace_forward(
+    conn: DbConn,
+    *,
+    lot_id: UUID | None = None,
+    tree_id: UUID | None = None,
+    plot_id: UUID | None = None,
+    farm_id: UUID | None = None,
+) -> Row:
     """Every lot downstream of exactly one of lot/tree/plot/farm (for recalls).
 
     Returns {"source": {"kind": "lot"|"tree"|"plot"|"farm", "id": UUID},
@@ -105,11 +153,15 @@ def trace_forward(conn: psycopg.Connection, *, lot_id: UUID | None = None,
     The QR/lot page of each lot is {public_base_url}/l/{public_id}. Lots are ordered by
     depth, then code. The caller checks tenancy of the source first.
     """
-    given = [(k, v) for k, v in (("lot", lot_id), ("tree", tree_id), ("plot", plot_id),
-                                 ("farm", farm_id)) if v is not None]
+    given = [
+        (k, v)
+        for k, v in (("lot", lot_id), ("tree", tree_id), ("plot", plot_id), ("farm", farm_id))
+        if v is not None
+    ]
     if len(given) != 1:
-        raise ValidationFailed("trace forward from exactly one of lot_id, tree_id, plot_id,"
-                               " farm_id", field="source")
+        raise ValidationFailed(
+            "trace forward from exactly one of lot_id, tree_id, plot_id, farm_id", field="source"
+        )
     kind, source = given[0]
     if kind == "lot":
         lot_by_id(conn, source)  # NotFound for an unknown lot
@@ -118,16 +170,19 @@ def trace_forward(conn: psycopg.Connection, *, lot_id: UUID | None = None,
         if kind == "tree":
             tree_ids = [source]
         elif kind == "plot":
-            tree_ids = [r["id"] for r in q.rows(conn, "genealogy", "trees_of_plots",
-                                                {"plot_ids": [source]})]
+            tree_ids = [
+                r["id"] for r in q.rows(conn, SQL["trees_of_plots"], {"plot_ids": [source]})
+            ]
         else:
-            tree_ids = [r["id"] for r in q.rows(conn, "genealogy", "trees_of_farm",
-                                                {"farm_id": source})]
-        starts = q.rows(conn, "genealogy", "cherry_lots_of_trees", {"tree_ids": tree_ids})
+            tree_ids = [r["id"] for r in q.rows(conn, SQL["trees_of_farm"], {"farm_id": source})]
+        starts = q.rows(conn, SQL["cherry_lots_of_trees"], {"tree_ids": tree_ids})
     if not starts:
         return {"source": {"kind": kind, "id": source}, "lots": []}
-    lots = q.rows(conn, "genealogy", "downstream_lots", {
-        "lot_ids": [s["lot_id"] for s in starts], "fracs": [s["frac"] for s in starts]})
+    lots = q.rows(
+        conn,
+        SQL["downstream_lots"],
+        {"lot_ids": [s["lot_id"] for s in starts], "fracs": [s["frac"] for s in starts]},
+    )
     for r in lots:
         r["share"] = float(r["share"])
     return {"source": {"kind": kind, "id": source}, "lots": lots}

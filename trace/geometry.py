@@ -23,21 +23,32 @@ EARTH_RADIUS_M = 6_371_008.8
 
 
 def _position(p: Any, where: str) -> tuple[float, float]:
-    if (not isinstance(p, list | tuple) or len(p) not in (2, 3)
-            or not all(isinstance(c, int | float) and not isinstance(c, bool) for c in p)):
-        raise RuleViolation("position_shape", f"{where}: a position is [longitude, latitude]",
-                            position=repr(p)[:60])
+    if (
+        not isinstance(p, list | tuple)
+        or len(p) not in (2, 3)
+        or not all(isinstance(c, int | float) and not isinstance(c, bool) for c in p)
+    ):
+        raise RuleViolation(
+            "position_shape", f"{where}: a position is [longitude, latitude]", position=repr(p)[:60]
+        )
     lon, lat = float(p[0]), float(p[1])
     if not (math.isfinite(lon) and math.isfinite(lat)):
         raise RuleViolation("coordinate_bounds", f"{where}: coordinates must be finite numbers")
     if not -180.0 <= lon <= 180.0 or not -90.0 <= lat <= 90.0:
-        raise RuleViolation("coordinate_bounds",
-                            f"{where}: [{lon}, {lat}] is outside longitude -180..180 /"
-                            " latitude -90..90 (GeoJSON order is [longitude, latitude])",
-                            lon=lon, lat=lat)
+        raise RuleViolation(
+            "coordinate_bounds",
+            f"{where}: [{lon}, {lat}] is outside longitude -180..180 /"
+            " latitude -90..90 (GeoJSON order is [longitude, latitude])",
+            lon=lon,
+            lat=lat,
+        )
     if lon == 0.0 and lat == 0.0:
-        raise RuleViolation("coordinate_sanity", f"{where}: [0, 0] is a missing position,"
-                            " not a plot", lon=lon, lat=lat)
+        raise RuleViolation(
+            "coordinate_sanity",
+            f"{where}: [0, 0] is a missing position, not a plot",
+            lon=lon,
+            lat=lat,
+        )
     return lon, lat
 
 
@@ -45,25 +56,34 @@ def _check_ring(ring: Any, where: str) -> list[tuple[float, float]]:
     if not isinstance(ring, list):
         raise RuleViolation("polygon_shape", f"{where} must be a list of positions")
     if len(ring) < 4:
-        raise RuleViolation("polygon_points",
-                            f"{where} needs at least 4 positions (a closed triangle), got"
-                            f" {len(ring)}", positions=len(ring))
+        raise RuleViolation(
+            "polygon_points",
+            f"{where} needs at least 4 positions (a closed triangle), got {len(ring)}",
+            positions=len(ring),
+        )
     pts = [_position(p, where) for p in ring]
     if pts[0] != pts[-1]:
-        raise RuleViolation("polygon_closed",
-                            f"{where} is not closed: the first position {list(pts[0])} differs"
-                            f" from the last {list(pts[-1])}")
+        raise RuleViolation(
+            "polygon_closed",
+            f"{where} is not closed: the first position {list(pts[0])} differs"
+            f" from the last {list(pts[-1])}",
+        )
     if len(set(pts[:-1])) < 3:
-        raise RuleViolation("polygon_points", f"{where} needs at least 3 distinct positions",
-                            distinct=len(set(pts[:-1])))
+        raise RuleViolation(
+            "polygon_points",
+            f"{where} needs at least 3 distinct positions",
+            distinct=len(set(pts[:-1])),
+        )
     lons = [p[0] for p in pts]
     lats = [p[1] for p in pts]
     span = max(max(lons) - min(lons), max(lats) - min(lats))
     if span > MAX_PLOT_SPAN_DEG:
-        raise RuleViolation("coordinate_sanity",
-                            f"{where} spans {span:.3f} degrees (more than {MAX_PLOT_SPAN_DEG}):"
-                            " not one plot; are longitude and latitude swapped or mistyped?",
-                            span_deg=round(span, 6))
+        raise RuleViolation(
+            "coordinate_sanity",
+            f"{where} spans {span:.3f} degrees (more than {MAX_PLOT_SPAN_DEG}):"
+            " not one plot; are longitude and latitude swapped or mistyped?",
+            span_deg=round(span, 6),
+        )
     # all positions on one line: no area, whatever the ring's shape
     if shapely.MultiPoint(pts).convex_hull.area == 0.0:
         raise RuleViolation("polygon_area", f"{where} encloses no area")
@@ -71,8 +91,9 @@ def _check_ring(ring: Any, where: str) -> list[tuple[float, float]]:
     if not ring.is_simple:
         # GEOS reports where the ring first meets itself
         where_at = shapely.validation.explain_validity(shapely.Polygon(ring))
-        raise RuleViolation("polygon_self_intersection",
-                            f"{where} crosses itself ({where_at})", detail=where_at)
+        raise RuleViolation(
+            "polygon_self_intersection", f"{where} crosses itself ({where_at})", detail=where_at
+        )
     if ring_area_m2(pts) <= 0.0:
         raise RuleViolation("polygon_area", f"{where} encloses no area")
     return pts
@@ -88,9 +109,12 @@ def validate_plot_geometry(geometry: dict[str, Any], area_ha: float | None = Non
     if kind == "Point":
         _position(coords, "the Point")
         if area_ha is not None and float(area_ha) > POINT_MAX_AREA_HA:
-            raise RuleViolation("polygon_required",
-                                f"a plot of {area_ha} ha needs a Polygon: EUDR allows a Point"
-                                f" only up to {POINT_MAX_AREA_HA} ha", area_ha=float(area_ha))
+            raise RuleViolation(
+                "polygon_required",
+                f"a plot of {area_ha} ha needs a Polygon: EUDR allows a Point"
+                f" only up to {POINT_MAX_AREA_HA} ha",
+                area_ha=float(area_ha),
+            )
         return
     if not isinstance(coords, list) or not coords:
         raise RuleViolation("polygon_shape", "Polygon coordinates must be a list of rings")

@@ -10,18 +10,18 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-import psycopg
+from coffeetrace.db import DbConn, Row
+from coffeetrace.settings import Settings
+from coffeetrace.sql import load_queries
 from coffeetrace.trace import queries as q
 from coffeetrace.trace.genealogy import trace_backward
 from coffeetrace.trace.jsonutil import iso_utc, jsonable
 from coffeetrace.trace.signing import sign
 
-from coffeetrace.settings import Settings
-
-Row = dict[str, Any]
+SQL = load_queries("coffeetrace.trace", "exports.sql")
 
 
-def provenance(conn: psycopg.Connection, lot_id: UUID, *, settings: Settings | None = None) -> Row:
+def provenance(conn: DbConn, lot_id: UUID, *, settings: Settings) -> Row:
     """Returns {"document": {...}, "signature": {"algorithm": "Ed25519", "key_id": str,
     "value": base64url (no padding) signature over canonical JSON of "document"}}.
 
@@ -39,59 +39,94 @@ def provenance(conn: psycopg.Connection, lot_id: UUID, *, settings: Settings | N
     decimals). Verify with signing.verify_signature(document, value, public_key).
     Key: settings.signing_key, else generated once under settings.data_dir (signing.py).
     """
-    if settings is None:
-        from coffeetrace.settings import get_settings
-
-        settings = get_settings()
     trace = trace_backward(conn, lot_id)
     lot = trace["lot"]
     lot_ids = [r["lot_id"] for r in trace["lots"]]
-    ident = {r["id"]: r for r in q.rows(conn, "exports", "lot_identities", {"ids": lot_ids})}
-    steps = q.rows(conn, "exports", "transformation_details",
-                   {"ids": [t["id"] for t in trace["transformations"]]})
-    coop = q.one(conn, "exports", "cooperative", {"id": lot["cooperative_id"]}) or {}
-    plots = {p["id"]: p for p in q.rows(conn, "exports", "plots_for_export",
-                                        {"ids": [p["plot_id"] for p in trace["plots"]]})}
-    events = q.rows(conn, "exports", "events_of_lots", {"lot_ids": lot_ids})
+    ident = {r["id"]: r for r in q.rows(conn, SQL["lot_identities"], {"ids": lot_ids})}
+    steps = q.rows(
+        conn, SQL["transformation_details"], {"ids": [t["id"] for t in trace["transformations"]]}
+    )
+    coop = q.one(conn, SQL["cooperative"], {"id": lot["cooperative_id"]}) or {}
+    plots = {
+        p["id"]: p
+        for p in q.rows(
+            conn, SQL["plots_for_export"], {"ids": [p["plot_id"] for p in trace["plots"]]}
+        )
+    }
+    events = q.rows(conn, SQL["events_of_lots"], {"lot_ids": lot_ids})
 
     def side(entries: list[Row] | None) -> list[Row]:
-        return [{"public_id": ident[UUID(e["lot_id"])]["public_id"],
-                 "code": ident[UUID(e["lot_id"])]["code"], "kg": e["kg"]}
-                for e in entries or [] if UUID(e["lot_id"]) in ident]
+        return [
+            {
+                "public_id": ident[UUID(e["lot_id"])]["public_id"],
+                "code": ident[UUID(e["lot_id"])]["code"],
+                "kg": e["kg"],
+            }
+            for e in entries or []
+            if UUID(e["lot_id"]) in ident
+        ]
 
     farms_by_id: dict[Any, Row] = {}
     for p in trace["plots"]:
         info = plots[p["plot_id"]]
-        farm = farms_by_id.setdefault(p["farm_id"], {
-            "code": info["farm_code"],
-            "display_name": info["display_name"] if info["display_name_consent"] else None,
-            "district": info["farm_district"], "share": 0.0})
+        farm = farms_by_id.setdefault(
+            p["farm_id"],
+            {
+                "code": info["farm_code"],
+                "display_name": info["display_name"] if info["display_name_consent"] else None,
+                "district": info["farm_district"],
+                "share": 0.0,
+            },
+        )
         farm["share"] += p["share"]
     document = {
-        "type": "coffeetrace.provenance", "version": 1,
-        "lot": {"public_id": lot["public_id"], "code": lot["code"], "kind": lot["kind"],
-                "quantity_kg": str(lot["quantity_kg"]), "product": lot["product_name"],
-                "gtin": lot["gtin"], "harvest_from": lot["harvest_from"],
-                "harvest_to": lot["harvest_to"]},
+        "type": "coffeetrace.provenance",
+        "version": 1,
+        "lot": {
+            "public_id": lot["public_id"],
+            "code": lot["code"],
+            "kind": lot["kind"],
+            "quantity_kg": str(lot["quantity_kg"]),
+            "product": lot["product_name"],
+            "gtin": lot["gtin"],
+            "harvest_from": lot["harvest_from"],
+            "harvest_to": lot["harvest_to"],
+        },
         "cooperative": {k: coop.get(k) for k in ("code", "name", "country", "province")},
-        "steps": [{"step": s["step"], "occurred_at": iso_utc(s["occurred_at"]),
-                   "place": s["place"], "measurements": s["measurements"],
-                   "evidence": s["evidence"], "inputs": side(s["inputs"]),
-                   "outputs": side(s["outputs"])} for s in steps],
+        "steps": [
+            {
+                "step": s["step"],
+                "occurred_at": iso_utc(s["occurred_at"]),
+                "place": s["place"],
+                "measurements": s["measurements"],
+                "evidence": s["evidence"],
+                "inputs": side(s["inputs"]),
+                "outputs": side(s["outputs"]),
+            }
+            for s in steps
+        ],
         "farms": [{**f, "share": round(f["share"], 9)} for f in farms_by_id.values()],
-        "plots": [{"code": plots[p["plot_id"]]["code"],
-                   "farm_code": plots[p["plot_id"]]["farm_code"],
-                   "district": plots[p["plot_id"]]["district"],
-                   "growing_area_code": plots[p["plot_id"]]["growing_area_code"],
-                   "altitude_m": plots[p["plot_id"]]["altitude_m"],
-                   "area_ha": str(plots[p["plot_id"]]["area_ha"]),
-                   "share": round(p["share"], 9)} for p in trace["plots"]],
-        "trees": [{"public_id": t["public_id"], "tag_code": t["tag_code"],
-                   "share": round(t["share"], 9)} for t in trace["trees"]],
-        "chain": {"head_seq": events[-1]["seq"] if events else None,
-                  "head_hash": events[-1]["hash"] if events else None,
-                  "events": [{"seq": e["seq"], "kind": e["kind"], "hash": e["hash"]}
-                             for e in events]},
+        "plots": [
+            {
+                "code": plots[p["plot_id"]]["code"],
+                "farm_code": plots[p["plot_id"]]["farm_code"],
+                "district": plots[p["plot_id"]]["district"],
+                "growing_area_code": plots[p["plot_id"]]["growing_area_code"],
+                "altitude_m": plots[p["plot_id"]]["altitude_m"],
+                "area_ha": str(plots[p["plot_id"]]["area_ha"]),
+                "share": round(p["share"], 9),
+            }
+            for p in trace["plots"]
+        ],
+        "trees": [
+            {"public_id": t["public_id"], "tag_code": t["tag_code"], "share": round(t["share"], 9)}
+            for t in trace["trees"]
+        ],
+        "chain": {
+            "head_seq": events[-1]["seq"] if events else None,
+            "head_hash": events[-1]["hash"] if events else None,
+            "events": [{"seq": e["seq"], "kind": e["kind"], "hash": e["hash"]} for e in events],
+        },
     }
     document = jsonable(document)
     return {"document": document, "signature": sign(document, settings)}

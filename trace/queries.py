@@ -1,31 +1,24 @@
-"""Running this package's named queries (trace/sql/*.sql) with dict rows."""
+"""Running one of this package's named queries (trace/sql/*.sql) with dict rows.
+
+The queries themselves come from each module's own `SQL = load_queries(...)`; these
+helpers only run one and type its rows.
+"""
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any, LiteralString, cast
 
-import psycopg
-
-from coffeetrace.sql import load_queries
-
-Row = dict[str, Any]
+from coffeetrace.db import DbConn, Row
 
 
-def sql(file: str, name: str) -> str:
-    return load_queries("coffeetrace.trace", f"{file}.sql")[name]
+def rows(conn: DbConn, query: LiteralString, params: dict[str, Any] | None = None) -> list[Row]:
+    return cast(list[Row], conn.execute(query, params or {}).fetchall())
 
 
-def rows(conn: psycopg.Connection, file: str, name: str,
-         params: dict[str, Any] | None = None) -> list[Row]:
-    return cast(list[Row], conn.execute(sql(file, name), params or {}).fetchall())  # type: ignore[arg-type]
+def one(conn: DbConn, query: LiteralString, params: dict[str, Any] | None = None) -> Row | None:
+    return cast(Row | None, conn.execute(query, params or {}).fetchone())
 
 
-def one(conn: psycopg.Connection, file: str, name: str,
-        params: dict[str, Any] | None = None) -> Row | None:
-    return cast(Row | None, conn.execute(sql(file, name), params or {}).fetchone())  # type: ignore[arg-type]
-
-
-def execute(conn: psycopg.Connection, file: str, name: str,
-            params: dict[str, Any] | None = None) -> int:
+def execute(conn: DbConn, query: LiteralString, params: dict[str, Any] | None = None) -> int:
     """Run a statement that returns no rows; the number of rows it touched."""
-    return conn.execute(sql(file, name), params or {}).rowcount  # type: ignore[arg-type]
+    return conn.execute(query, params or {}).rowcount

@@ -9,76 +9,130 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, LiteralString
 from uuid import UUID
 
 import psycopg
-from coffeetrace.trace import queries as q
 from psycopg.types.json import Jsonb
 
-from coffeetrace.credentials import mosquitto_hash, new_public_id, new_secret
+from coffeetrace.credentials import DeviceSecret, new_public_id
+from coffeetrace.db import DbConn, Row
 from coffeetrace.errors import Conflict, NotFound, ValidationFailed
+from coffeetrace.sql import load_queries
 
-Row = dict[str, Any]
+SQL = load_queries("coffeetrace.trace", "registry.sql")
+
 DEVICE_KINDS = ("soil_node", "weather_station", "harvest_scale", "phone")
 
 
-def _q(name: str) -> str:
-    return q.sql("registry", name)
-
-
-def _one(conn: psycopg.Connection, query: str, params: dict[str, Any]) -> Row:
+def _one(conn: DbConn, query: LiteralString, params: dict[str, Any]) -> Row:
     try:
-        row = conn.execute(_q(query), params).fetchone()  # type: ignore[arg-type]
+        row = conn.execute(query, params).fetchone()
     except psycopg.errors.UniqueViolation as exc:
         constraint = exc.diag.constraint_name or "unique key"
         raise Conflict(f"already registered ({constraint})", constraint=constraint) from exc
     except psycopg.errors.CheckViolation as exc:
         constraint = exc.diag.constraint_name or "check"
-        raise ValidationFailed(f"a value breaks the rule {constraint}; see the field's format "
-                               "in docs/api.md", constraint=constraint) from exc
+        raise ValidationFailed(
+            f"a value breaks the rule {constraint}; see the field's format in docs/api.md",
+            constraint=constraint,
+        ) from exc
     if row is None:
         raise NotFound("the farm or plot named does not exist in this cooperative")
-    return row  # type: ignore[return-value]
+    return row
 
 
-def create_cooperative(conn: psycopg.Connection, code: str, name: str, *, country: str = "VN",
-                       province: str | None = "Đắk Lắk",
-                       gs1_company_prefix: str | None = None) -> Row:
-    return _one(conn, "insert_cooperative", dict(code=code, name=name, country=country,
-                                                  province=province,
-                                                  gs1_company_prefix=gs1_company_prefix))
+def create_cooperative(
+    conn: DbConn,
+    code: str,
+    name: str,
+    *,
+    country: str = "VN",
+    province: str | None = "Đắk Lắk",
+    gs1_company_prefix: str | None = None,
+) -> Row:
+    return _one(
+        conn,
+        SQL["insert_cooperative"],
+        dict(
+            code=code,
+            name=name,
+            country=country,
+            province=province,
+            gs1_company_prefix=gs1_company_prefix,
+        ),
+    )
 
 
-def get_cooperative_by_code(conn: psycopg.Connection, code: str) -> Row | None:
-    return conn.execute(_q("get_cooperative_by_code"), {"code": code}).fetchone()  # type: ignore[arg-type,return-value]
+def get_cooperative_by_code(conn: DbConn, code: str) -> Row | None:
+    return conn.execute(SQL["get_cooperative_by_code"], {"code": code}).fetchone()
 
 
-def create_product(conn: psycopg.Connection, cooperative_id: UUID, name: str, *,
-                   kind: str = "green", gtin: str | None = None) -> Row:
-    return _one(conn, "insert_product", dict(cooperative_id=cooperative_id, name=name, kind=kind,
-                                              gtin=gtin))
+def create_product(
+    conn: DbConn,
+    cooperative_id: UUID,
+    name: str,
+    *,
+    kind: str = "green",
+    gtin: str | None = None,
+) -> Row:
+    return _one(
+        conn,
+        SQL["insert_product"],
+        dict(cooperative_id=cooperative_id, name=name, kind=kind, gtin=gtin),
+    )
 
 
-def create_farm(conn: psycopg.Connection, cooperative_id: UUID, code: str, *,
-                display_name: str | None = None, display_name_consent: bool = False,
-                district: str | None = None, commune: str | None = None,
-                private: dict[str, Any] | None = None) -> Row:
-    farm = _one(conn, "insert_farm", dict(cooperative_id=cooperative_id, code=code,
-                                          display_name=display_name,
-                                          display_name_consent=display_name_consent,
-                                          district=district, commune=commune))
+def create_farm(
+    conn: DbConn,
+    cooperative_id: UUID,
+    code: str,
+    *,
+    display_name: str | None = None,
+    display_name_consent: bool = False,
+    district: str | None = None,
+    commune: str | None = None,
+    private: dict[str, Any] | None = None,
+) -> Row:
+    farm = _one(
+        conn,
+        SQL["insert_farm"],
+        dict(
+            cooperative_id=cooperative_id,
+            code=code,
+            display_name=display_name,
+            display_name_consent=display_name_consent,
+            district=district,
+            commune=commune,
+        ),
+    )
     if private:
         set_farm_private(conn, farm["id"], **private)
     return farm
 
 
-def set_farm_private(conn: psycopg.Connection, farm_id: UUID, *, owner_name: str | None = None,
-                     phone: str | None = None, national_id: str | None = None,
-                     address: str | None = None, data_consent: bool = False) -> Row:
-    return _one(conn, "upsert_farm_private", dict(farm_id=farm_id, owner_name=owner_name,
-                                                   phone=phone, national_id=national_id,
-                                                   address=address, data_consent=data_consent))
+def set_farm_private(
+    conn: DbConn,
+    farm_id: UUID,
+    *,
+    owner_name: str | None = None,
+    phone: str | None = None,
+    national_id: str | None = None,
+    address: str | None = None,
+    data_consent: bool = False,
+) -> Row:
+    return _one(
+        conn,
+        SQL["upsert_farm_private"],
+        dict(
+            farm_id=farm_id,
+            owner_name=owner_name,
+            phone=phone,
+            national_id=national_id,
+            address=address,
+            data_consent=data_consent,
+        ),
+    )
 
 
 def geometry_centroid(geometry: dict[str, Any]) -> tuple[float, float]:
@@ -89,34 +143,78 @@ def geometry_centroid(geometry: dict[str, Any]) -> tuple[float, float]:
         return float(coords[0]), float(coords[1])
     if kind == "Polygon" and isinstance(coords, list) and coords and len(coords[0]) >= 4:
         ring = coords[0][:-1]
-        return (sum(float(p[0]) for p in ring) / len(ring),
-                sum(float(p[1]) for p in ring) / len(ring))
-    raise ValidationFailed("geometry must be a GeoJSON Point or Polygon with [lon, lat] positions",
-                           field="geometry")
+        return (
+            sum(float(p[0]) for p in ring) / len(ring),
+            sum(float(p[1]) for p in ring) / len(ring),
+        )
+    raise ValidationFailed(
+        "geometry must be a GeoJSON Point or Polygon with [lon, lat] positions", field="geometry"
+    )
 
 
-def create_plot(conn: psycopg.Connection, cooperative_id: UUID, farm_id: UUID, code: str,
-                geometry: dict[str, Any], area_ha: float, *, altitude_m: int | None = None,
-                growing_area_code: str | None = None, district: str | None = None) -> Row:
+def create_plot(
+    conn: DbConn,
+    cooperative_id: UUID,
+    farm_id: UUID,
+    code: str,
+    geometry: dict[str, Any],
+    area_ha: float,
+    *,
+    altitude_m: int | None = None,
+    growing_area_code: str | None = None,
+    district: str | None = None,
+) -> Row:
     from coffeetrace.trace.geometry import validate_plot_geometry
 
     validate_plot_geometry(geometry, area_ha)
     lon, lat = geometry_centroid(geometry)
-    return _one(conn, "insert_plot", dict(cooperative_id=cooperative_id, farm_id=farm_id, code=code,
-                                           geometry=Jsonb(geometry), area_ha=area_ha,
-                                           altitude_m=altitude_m,
-                                           growing_area_code=growing_area_code, district=district,
-                                           centroid_lon=lon, centroid_lat=lat))
+    return _one(
+        conn,
+        SQL["insert_plot"],
+        dict(
+            cooperative_id=cooperative_id,
+            farm_id=farm_id,
+            code=code,
+            geometry=Jsonb(geometry),
+            area_ha=area_ha,
+            altitude_m=altitude_m,
+            growing_area_code=growing_area_code,
+            district=district,
+            centroid_lon=lon,
+            centroid_lat=lat,
+        ),
+    )
 
 
-def create_tree(conn: psycopg.Connection, cooperative_id: UUID, plot_id: UUID, tag_code: str, *,
-                lon: float | None = None, lat: float | None = None,
-                species: str = "Coffea canephora", cultivar: str | None = None,
-                planted_on: date | None = None, status: str = "active") -> Row:
-    return _one(conn, "insert_tree", dict(public_id=new_public_id(), tag_code=tag_code,
-                                           cooperative_id=cooperative_id, plot_id=plot_id, lon=lon,
-                                           lat=lat, species=species, cultivar=cultivar,
-                                           planted_on=planted_on, status=status))
+def create_tree(
+    conn: DbConn,
+    cooperative_id: UUID,
+    plot_id: UUID,
+    tag_code: str,
+    *,
+    lon: float | None = None,
+    lat: float | None = None,
+    species: str = "Coffea canephora",
+    cultivar: str | None = None,
+    planted_on: date | None = None,
+    status: str = "active",
+) -> Row:
+    return _one(
+        conn,
+        SQL["insert_tree"],
+        dict(
+            public_id=new_public_id(),
+            tag_code=tag_code,
+            cooperative_id=cooperative_id,
+            plot_id=plot_id,
+            lon=lon,
+            lat=lat,
+            species=species,
+            cultivar=cultivar,
+            planted_on=planted_on,
+            status=status,
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -132,61 +230,88 @@ def new_device_id(kind: str) -> str:
     return f"{kind.replace('_', '-')}-{secrets.token_hex(6)}"
 
 
-def register_device(conn: psycopg.Connection, cooperative_id: UUID, kind: str, *,
-                    plot_id: UUID | None = None, tree_id: UUID | None = None,
-                    device_id: str | None = None) -> IssuedDevice:
+def register_device(
+    conn: DbConn,
+    cooperative_id: UUID,
+    kind: str,
+    *,
+    secret: DeviceSecret,
+    plot_id: UUID | None = None,
+    tree_id: UUID | None = None,
+    device_id: str | None = None,
+) -> IssuedDevice:
+    """Register a device with `secret` (made by the caller: the broker's hash format is
+    not the domain's business)."""
     if kind not in DEVICE_KINDS:
-        raise ValidationFailed(f"device kind must be one of {', '.join(DEVICE_KINDS)}",
-                               field="kind")
+        raise ValidationFailed(
+            f"device kind must be one of {', '.join(DEVICE_KINDS)}", field="kind"
+        )
     if plot_id is None and tree_id is None and kind in ("soil_node", "weather_station"):
         raise ValidationFailed(f"a {kind} must be bound to a plot (plot_id)", field="plot_id")
     _check_owned(conn, cooperative_id, plot_id=plot_id, tree_id=tree_id)
     device_id = device_id or new_device_id(kind)
-    password = new_secret()
-    device = _one(conn, "insert_device", dict(id=device_id, cooperative_id=cooperative_id,
-                                              kind=kind, plot_id=plot_id, tree_id=tree_id,
-                                              credential_hash=mosquitto_hash(password)))
-    return IssuedDevice(device=device, username=device_id, password=password)
+    device = _one(
+        conn,
+        SQL["insert_device"],
+        dict(
+            id=device_id,
+            cooperative_id=cooperative_id,
+            kind=kind,
+            plot_id=plot_id,
+            tree_id=tree_id,
+            credential_hash=secret.hash,
+        ),
+    )
+    return IssuedDevice(device=device, username=device_id, password=secret.password)
 
 
-def rotate_device_credential(conn: psycopg.Connection, cooperative_id: UUID,
-                             device_id: str) -> IssuedDevice:
-    password = new_secret()
-    row = conn.execute(_q("update_device_credential"),  # type: ignore[arg-type]
-                       dict(id=device_id, cooperative_id=cooperative_id,
-                            credential_hash=mosquitto_hash(password))).fetchone()
+def rotate_device_credential(
+    conn: DbConn, cooperative_id: UUID, device_id: str, *, secret: DeviceSecret
+) -> IssuedDevice:
+    row = conn.execute(
+        SQL["update_device_credential"],
+        dict(id=device_id, cooperative_id=cooperative_id, credential_hash=secret.hash),
+    ).fetchone()
     if row is None:
         raise NotFound(f"device {device_id!r} does not exist in this cooperative")
-    device = conn.execute("select id, cooperative_id, kind, plot_id, tree_id, active, registered_at"
-                          " from devices where id = %s", (device_id,)).fetchone()
-    return IssuedDevice(device=device, username=device_id, password=password)  # type: ignore[arg-type]
+    device = conn.execute(SQL["registered_device"], {"id": device_id}).fetchone()
+    return IssuedDevice(device=device, username=device_id, password=secret.password)  # type: ignore[arg-type]
 
 
-def set_device_active(conn: psycopg.Connection, cooperative_id: UUID, device_id: str,
-                      active: bool) -> Row:
+def set_device_active(conn: DbConn, cooperative_id: UUID, device_id: str, active: bool) -> Row:
     """Disable or enable a device of this cooperative (its credential is kept)."""
-    row = conn.execute(_q("set_device_active"),  # type: ignore[arg-type]
-                       dict(id=device_id, cooperative_id=cooperative_id, active=active)).fetchone()
+    row = conn.execute(
+        SQL["set_device_active"], dict(id=device_id, cooperative_id=cooperative_id, active=active)
+    ).fetchone()
     if row is None:
         raise NotFound(f"device {device_id!r} does not exist in this cooperative")
-    return row  # type: ignore[return-value]
+    return row
 
 
-def get_device_cooperative(conn: psycopg.Connection, device_id: str) -> Row:
+def get_device_cooperative(conn: DbConn, device_id: str) -> Row:
     """The device's cooperative (id and code) and state, whichever cooperative it is in."""
-    row = conn.execute(_q("get_device_cooperative"), {"id": device_id}).fetchone()  # type: ignore[arg-type]
+    row = conn.execute(SQL["get_device_cooperative"], {"id": device_id}).fetchone()
     if row is None:
         raise NotFound(f"no device has the id {device_id!r}")
-    return row  # type: ignore[return-value]
+    return row
 
 
-def _check_owned(conn: psycopg.Connection, cooperative_id: UUID, *, plot_id: UUID | None,
-                 tree_id: UUID | None) -> None:
-    if plot_id is not None and conn.execute(
-        "select 1 from plots where id = %s and cooperative_id = %s", (plot_id, cooperative_id)
-    ).fetchone() is None:
+def _check_owned(
+    conn: DbConn, cooperative_id: UUID, *, plot_id: UUID | None, tree_id: UUID | None
+) -> None:
+    if (
+        plot_id is not None
+        and conn.execute(
+            SQL["plot_is_of_cooperative"], {"id": plot_id, "cooperative_id": cooperative_id}
+        ).fetchone()
+        is None
+    ):
         raise NotFound("plot_id does not name a plot of this cooperative", field="plot_id")
-    if tree_id is not None and conn.execute(
-        "select 1 from trees where id = %s and cooperative_id = %s", (tree_id, cooperative_id)
-    ).fetchone() is None:
+    if (
+        tree_id is not None
+        and conn.execute(
+            SQL["tree_is_of_cooperative"], {"id": tree_id, "cooperative_id": cooperative_id}
+        ).fetchone()
+        is None
+    ):
         raise NotFound("tree_id does not name a tree of this cooperative", field="tree_id")

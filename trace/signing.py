@@ -15,13 +15,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from coffeetrace.trace.jsonutil import canonical_json
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from coffeetrace.errors import ConfigError
 from coffeetrace.settings import Settings
+from coffeetrace.trace.jsonutil import canonical_json
 
 log = logging.getLogger(__name__)
 KEY_FILE = "signing-key.pem"
@@ -45,9 +45,11 @@ def _from_setting(value: str) -> Ed25519PrivateKey:
         raw = base64.b64decode(value.strip() + "=" * (-len(value.strip()) % 4), altchars=b"-_")
         return Ed25519PrivateKey.from_private_bytes(raw)
     except (ValueError, TypeError, binascii.Error) as exc:
-        raise ConfigError("COFFEETRACE_SIGNING_KEY must be an Ed25519 private key: PEM, or"
-                          f" base64 of the raw 32 bytes ({exc})",
-                          setting="COFFEETRACE_SIGNING_KEY") from exc
+        raise ConfigError(
+            "COFFEETRACE_SIGNING_KEY must be an Ed25519 private key: PEM, or"
+            f" base64 of the raw 32 bytes ({exc})",
+            setting="COFFEETRACE_SIGNING_KEY",
+        ) from exc
 
 
 def _from_file(data_dir: Path) -> Ed25519PrivateKey:
@@ -55,8 +57,10 @@ def _from_file(data_dir: Path) -> Ed25519PrivateKey:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         pem = Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption())
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
         try:  # O_EXCL: two processes starting together keep the first key written
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as fh:
@@ -91,18 +95,26 @@ def public_key_document(settings: Settings) -> dict[str, Any]:
     "signed": "canonical JSON (sorted keys, no whitespace, UTF-8) of the document"}."""
     public = private_key(settings).public_key()
     raw = _raw_public(public)
-    pem = public.public_bytes(serialization.Encoding.PEM,
-                              serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-    return {"algorithm": "Ed25519", "key_id": key_id(raw), "public_key": b64url(raw),
-            "public_key_pem": pem,
-            "signed": "canonical JSON (sorted keys, no whitespace, UTF-8) of the document"}
+    pem = public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+    return {
+        "algorithm": "Ed25519",
+        "key_id": key_id(raw),
+        "public_key": b64url(raw),
+        "public_key_pem": pem,
+        "signed": "canonical JSON (sorted keys, no whitespace, UTF-8) of the document",
+    }
 
 
 def sign(document: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """{"algorithm": "Ed25519", "key_id", "value": base64url signature} over the document."""
     key = private_key(settings)
-    return {"algorithm": "Ed25519", "key_id": key_id(_raw_public(key.public_key())),
-            "value": b64url(key.sign(canonical_json(document)))}
+    return {
+        "algorithm": "Ed25519",
+        "key_id": key_id(_raw_public(key.public_key())),
+        "value": b64url(key.sign(canonical_json(document))),
+    }
 
 
 def verify_signature(document: dict[str, Any], signature_b64: str, public_key_b64: str) -> bool:

@@ -24,35 +24,10 @@ where cooperative_id = %(cooperative_id)s and id = any(%(ids)s) and registered_a
 copy trees (id, public_id, tag_code, cooperative_id, plot_id, lon, lat, species, cultivar,
             planted_on, status) from stdin
 
--- name: create_copy_bare
--- Raw ceiling 1 of the seeding benchmark: the trees table's columns and defaults only,
--- without keys, foreign keys, checks or indexes.
-create table simulators_copy_bare (like trees including defaults)
-
--- name: create_copy_shaped
--- Raw ceiling 2: a scratch copy of trees with its columns, defaults, checks, keys and
--- indexes, and the same two foreign keys: what one COPY of the rows into a table of
--- that shape costs.
-create table simulators_copy_shaped (like trees including all);
-alter table simulators_copy_shaped
-    add foreign key (cooperative_id) references cooperatives (id),
-    add foreign key (plot_id) references plots (id)
-
--- name: copy_bare
-copy simulators_copy_bare (id, public_id, tag_code, cooperative_id, plot_id, lon, lat,
-                           species, cultivar, planted_on, status) from stdin
-
--- name: copy_shaped
-copy simulators_copy_shaped (id, public_id, tag_code, cooperative_id, plot_id, lon, lat,
-                             species, cultivar, planted_on, status) from stdin
-
--- name: drop_copy_scratch
-drop table if exists simulators_copy_bare, simulators_copy_shaped
-
 -- name: trees_per_plot
 select plot_id, count(*) as n from trees where cooperative_id = %(cooperative_id)s group by 1;
 
--- name: store_counts
+-- name: seeded_store_counts
 -- What ingest stored for the given devices, to reconcile with the simulator's counters.
 select
   (select count(*) from ingest_messages where device_id = any(%(ids)s)
@@ -100,3 +75,8 @@ where i.schemaname = current_schema() and i.tablename = 'trees'
   and not exists (select 1 from pg_constraint c
                   where c.conrelid = 'trees'::regclass and c.conname = i.indexname)
 order by 1;
+
+-- name: seed_maintenance_work_mem
+-- the index builds after a bulk COPY sort in memory rather than in temporary files
+-- (this transaction only)
+set local maintenance_work_mem = '256MB';

@@ -6,10 +6,10 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from coffeetrace.api.app import create_app
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from coffeetrace.api.app import create_app
 from coffeetrace.settings import Settings
 from tests.api.builders import Tenant, make_tenant
 

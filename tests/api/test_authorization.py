@@ -7,36 +7,48 @@ import re
 from typing import Any
 
 import psycopg
-from coffeetrace.api.auth import create_api_key
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from coffeetrace.api.auth import create_api_key
 from tests.api.builders import Tenant
 from tests.factories import square
 
 
 def _ids(conn: psycopg.Connection, tenant: Tenant) -> dict[str, str]:
     coop = tenant.coop_id
-    transformation = conn.execute("select id from transformations where cooperative_id = %s"
-                                  " limit 1", (coop,)).fetchone()["id"]
+    transformation = conn.execute(
+        "select id from transformations where cooperative_id = %s limit 1", (coop,)
+    ).fetchone()["id"]
     spare_key = create_api_key(conn, coop, "read-only", "spare").row["id"]
     conn.commit()
-    return {"product_id": str(tenant.product["id"]), "farm_id": str(tenant.world.farm["id"]),
-            "plot_id": str(tenant.world.plot["id"]), "tree_id": str(tenant.world.trees[0]["id"]),
-            "device_id": tenant.world.devices["soil"].username, "key_id": str(spare_key),
-            "lot_id": str(tenant.green["id"]), "transformation_id": str(transformation),
-            "fmt": "png"}
+    return {
+        "product_id": str(tenant.product["id"]),
+        "farm_id": str(tenant.world.farm["id"]),
+        "plot_id": str(tenant.world.plot["id"]),
+        "tree_id": str(tenant.world.trees[0]["id"]),
+        "device_id": tenant.world.devices["soil"].username,
+        "key_id": str(spare_key),
+        "lot_id": str(tenant.green["id"]),
+        "transformation_id": str(transformation),
+        "fmt": "png",
+    }
 
 
 def _id_routes(app: FastAPI) -> list[tuple[str, str]]:
     """Every (method, path) of the cooperative API with an id in its path, from the OpenAPI."""
-    return sorted((method.upper(), path) for path, ops in app.openapi()["paths"].items()
-                  if path.startswith("/v1/") and "{" in path for method in ops)
+    return sorted(
+        (method.upper(), path)
+        for path, ops in app.openapi()["paths"].items()
+        if path.startswith("/v1/") and "{" in path
+        for method in ops
+    )
 
 
 BODIES: dict[tuple[str, str], Any] = {
     ("PUT", "/v1/farms/{farm_id}/private"): {"owner_name": "Intruder"},
 }
+
 
 # Endpoints without an id in their path whose query or body names B's objects.
 def _indirect(ids: dict[str, str]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -45,24 +57,42 @@ def _indirect(ids: dict[str, str]) -> list[tuple[str, str, dict[str, Any]]]:
         ("GET", "/v1/trace/forward", {"params": {"lot_id": ids["lot_id"]}}),
         ("GET", "/v1/trace/forward", {"params": {"plot_id": ids["plot_id"]}}),
         ("GET", "/v1/trace/forward", {"params": {"farm_id": ids["farm_id"]}}),
-        ("POST", "/v1/plots", {"json": {"farm_id": ids["farm_id"], "code": "X-1",
-                                        "geometry": square(108.3, 12.6), "area_ha": 1}}),
+        (
+            "POST",
+            "/v1/plots",
+            {
+                "json": {
+                    "farm_id": ids["farm_id"],
+                    "code": "X-1",
+                    "geometry": square(108.3, 12.6),
+                    "area_ha": 1,
+                }
+            },
+        ),
         ("POST", "/v1/trees", {"json": {"plot_id": ids["plot_id"], "tag_code": "X-1"}}),
         ("POST", "/v1/devices", {"json": {"kind": "soil_node", "plot_id": ids["plot_id"]}}),
         ("POST", "/v1/devices", {"json": {"kind": "phone", "tree_id": ids["tree_id"]}}),
         ("POST", "/v1/lots", {"json": {"code": "X-LOT", "plot_ids": [ids["plot_id"]]}}),
         ("POST", "/v1/lots", {"json": {"code": "X-LOT", "tree_ids": [ids["tree_id"]]}}),
-        ("POST", "/v1/transformations", {"json": {
-            "step": "grading", "occurred_at": "2026-01-10T08:00:00Z",
-            "inputs": [{"lot_id": ids["lot_id"], "kg": 1}],
-            "outputs": [{"code": "X-OUT", "kg": 1, "kind": "green"}]}}),
+        (
+            "POST",
+            "/v1/transformations",
+            {
+                "json": {
+                    "step": "grading",
+                    "occurred_at": "2026-01-10T08:00:00Z",
+                    "inputs": [{"lot_id": ids["lot_id"], "kg": 1}],
+                    "outputs": [{"code": "X-OUT", "kg": 1, "kind": "green"}],
+                }
+            },
+        ),
         ("POST", "/v1/labels", {"json": {"lot_ids": [ids["lot_id"]]}}),
     ]
 
 
-def test_cross_tenant_access_is_denied_everywhere(app: FastAPI, client: TestClient,
-                                                  conn: psycopg.Connection, tenant_a: Tenant,
-                                                  tenant_b: Tenant) -> None:
+def test_cross_tenant_access_is_denied_everywhere(
+    app: FastAPI, client: TestClient, conn: psycopg.Connection, tenant_a: Tenant, tenant_b: Tenant
+) -> None:
     ids_b = _ids(conn, tenant_b)
     routes = _id_routes(app)
     assert len(routes) >= 18, routes
@@ -77,21 +107,30 @@ def test_cross_tenant_access_is_denied_everywhere(app: FastAPI, client: TestClie
         r = client.request(method, path, headers=tenant_a.auth("admin"), **kwargs)
         assert r.status_code == 404, (method, path, kwargs, r.status_code, r.text)
     # lists never show the other cooperative's objects
-    for path in ("/v1/farms", "/v1/plots", "/v1/trees", "/v1/devices", "/v1/lots",
-                 "/v1/products", "/v1/transformations", "/v1/api-keys"):
+    for path in (
+        "/v1/farms",
+        "/v1/plots",
+        "/v1/trees",
+        "/v1/devices",
+        "/v1/lots",
+        "/v1/products",
+        "/v1/transformations",
+        "/v1/api-keys",
+    ):
         text = client.get(path, headers=tenant_a.auth("admin"), params={"limit": 500}).text
         assert all(v not in text for k, v in ids_b.items() if k != "fmt"), path
 
 
-def test_the_same_requests_succeed_for_the_owner(app: FastAPI, client: TestClient,
-                                                 conn: psycopg.Connection,
-                                                 tenant_b: Tenant) -> None:
+def test_the_same_requests_succeed_for_the_owner(
+    app: FastAPI, client: TestClient, conn: psycopg.Connection, tenant_b: Tenant
+) -> None:
     """The positive control: the matrix above fails for tenancy, not for broken URLs."""
     ids_b = _ids(conn, tenant_b)
     for method, path in _id_routes(app):
         url = re.sub(r"\{(\w+)\}", lambda m: ids_b[m.group(1)], path)
-        r = client.request(method, url, json=BODIES.get((method, path)),
-                           headers=tenant_b.auth("admin"))
+        r = client.request(
+            method, url, json=BODIES.get((method, path)), headers=tenant_b.auth("admin")
+        )
         assert r.status_code < 300, (method, path, r.status_code, r.text)
     for method, path, kwargs in _indirect(ids_b):
         if method == "POST" and path in ("/v1/lots", "/v1/transformations"):

@@ -19,8 +19,15 @@ from tests.api.server import serve
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 
 pytestmark = pytest.mark.browser
 
@@ -30,8 +37,10 @@ def browser():  # type: ignore[no-untyped-def]
     if not Path(CHROMIUM).exists():
         if os.environ.get("COFFEETRACE_REQUIRE_BROWSER"):
             pytest.fail(f"COFFEETRACE_REQUIRE_BROWSER is set but {CHROMIUM} is missing")
-        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium); "
-                    "the browser test needs it")
+        pytest.skip(
+            "Debian's chromium is not installed (apt-get install -y chromium); "
+            "the browser test needs it"
+        )
     playwright_api = pytest.importorskip("playwright.sync_api")
     with playwright_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
@@ -42,13 +51,21 @@ def browser():  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("lang", ["vi", "en"])
-def test_page_on_a_phone(browser, settings: Settings, conn: psycopg.Connection,  # type: ignore[no-untyped-def]
-                         lang: str) -> None:
+def test_page_on_a_phone(
+    browser,
+    settings: Settings,
+    conn: psycopg.Connection,  # type: ignore[no-untyped-def]
+    lang: str,
+) -> None:
     tenant = make_tenant(conn, trees=40)
     with serve(settings) as base:
-        context = browser.new_context(viewport={"width": 360, "height": 740},
-                                      locale="vi-VN" if lang == "vi" else "en-US",
-                                      device_scale_factor=2, is_mobile=True, has_touch=True)
+        context = browser.new_context(
+            viewport={"width": 360, "height": 740},
+            locale="vi-VN" if lang == "vi" else "en-US",
+            device_scale_factor=2,
+            is_mobile=True,
+            has_touch=True,
+        )
         page = context.new_page()
         errors: list[str] = []
         hosts: set[str] = set()
@@ -56,8 +73,9 @@ def test_page_on_a_phone(browser, settings: Settings, conn: psycopg.Connection, 
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.on("request", lambda r: hosts.add(urlsplit(r.url).netloc))
         # the URL a printed label carries, read by an ordinary QR reader, opened as a phone would
-        request = urllib.request.Request(f"{base}/v1/lots/{tenant.green['id']}/qr.png",
-                                         headers=tenant.auth("read-only"))
+        request = urllib.request.Request(
+            f"{base}/v1/lots/{tenant.green['id']}/qr.png", headers=tenant.auth("read-only")
+        )
         with urllib.request.urlopen(request, timeout=10) as answer:
             png = answer.read()
         scanned = zxingcpp.read_barcodes(Image.open(io.BytesIO(png)).convert("L"))[0].text
@@ -68,8 +86,9 @@ def test_page_on_a_phone(browser, settings: Settings, conn: psycopg.Connection, 
         title = page.locator("#lot-title")
         assert title.is_visible() and tenant.green["code"] in title.inner_text()
         assert page.locator("#tree-count").is_visible()
-        assert ("40 cây cà phê" if lang == "vi" else "40 coffee trees") in \
-            page.locator("#tree-count").inner_text()
+        assert ("40 cây cà phê" if lang == "vi" else "40 coffee trees") in page.locator(
+            "#tree-count"
+        ).inner_text()
         assert page.locator("svg.map").is_visible()
         assert page.locator("#verification").is_visible()
         assert page.locator("svg.chart").count() == 3
@@ -87,8 +106,9 @@ def test_page_on_a_phone(browser, settings: Settings, conn: psycopg.Connection, 
         assert page.locator("#tree-title").is_visible()
         context.close()
         # and the page needs no JavaScript at all
-        plain = browser.new_context(viewport={"width": 360, "height": 740},
-                                    java_script_enabled=False)
+        plain = browser.new_context(
+            viewport={"width": 360, "height": 740}, java_script_enabled=False
+        )
         no_js = plain.new_page()
         no_js.goto(scanned)
         assert no_js.locator("#tree-count").is_visible()

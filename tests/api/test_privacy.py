@@ -26,25 +26,37 @@ def public_responses(client: TestClient, tenant: Tenant) -> dict[str, str]:
         ("epcis", f"/l/{lot}/epcis", {}),
         ("linkset", f"/01/{GTIN}/10/{tenant.green['code']}?linkType=linkset", {}),
         ("dl_page", f"/01/{GTIN}/10/{tenant.green['code']}", {"Accept": "text/html"}),
-    ] + [(f"tree_{t['tag_code']}", f"/t/{t['public_id']}", {"Accept": "text/html"})
-         for t in tenant.world.trees]:
+    ] + [
+        (f"tree_{t['tag_code']}", f"/t/{t['public_id']}", {"Accept": "text/html"})
+        for t in tenant.world.trees
+    ]:
         r = client.get(url, headers=headers)
         assert r.status_code == 200, (name, r.status_code, r.text[:300])
         out[name] = r.text + "\n" + "\n".join(f"{k}: {v}" for k, v in r.headers.items())
     return out
 
 
-def test_no_personal_data_on_public_surfaces(client: TestClient, conn: psycopg.Connection,
-                                             tenant_a: Tenant) -> None:
+def test_no_personal_data_on_public_surfaces(
+    client: TestClient, conn: psycopg.Connection, tenant_a: Tenant
+) -> None:
     # a farm that did not consent to its display name being shown
-    conn.execute("update farms set display_name = 'Vườn Bà Hai', display_name_consent = false"
-                 " where id = %s", (tenant_a.world.farm["id"],))
+    conn.execute(
+        "update farms set display_name = 'Vườn Bà Hai', display_name_consent = false where id = %s",
+        (tenant_a.world.farm["id"],),
+    )
     conn.commit()
-    private = conn.execute("select owner_name, phone, national_id from farm_private"
-                           " where farm_id = %s", (tenant_a.world.farm["id"],)).fetchone()
+    private = conn.execute(
+        "select owner_name, phone, national_id from farm_private where farm_id = %s",
+        (tenant_a.world.farm["id"],),
+    ).fetchone()
     assert private["phone"] and private["national_id"] and private["owner_name"]
-    secrets = [private["owner_name"], private["phone"], private["phone"].replace("+84", "0"),
-               private["national_id"], "Vườn Bà Hai"]
+    secrets = [
+        private["owner_name"],
+        private["phone"],
+        private["phone"].replace("+84", "0"),
+        private["national_id"],
+        "Vườn Bà Hai",
+    ]
     for name, text in public_responses(client, tenant_a).items():
         for secret in secrets:
             assert secret not in text, (name, secret)
@@ -55,11 +67,11 @@ def test_no_personal_data_on_public_surfaces(client: TestClient, conn: psycopg.C
     assert tenant_a.world.farm["code"] in page.text
 
 
-def test_the_scan_can_fail(client: TestClient, conn: psycopg.Connection,
-                           tenant_a: Tenant) -> None:
+def test_the_scan_can_fail(client: TestClient, conn: psycopg.Connection, tenant_a: Tenant) -> None:
     """Control: a consented display name that looks like a phone number is caught."""
-    conn.execute("update farms set display_name = '0912345678' where id = %s",
-                 (tenant_a.world.farm["id"],))
+    conn.execute(
+        "update farms set display_name = '0912345678' where id = %s", (tenant_a.world.farm["id"],)
+    )
     conn.commit()
     texts = public_responses(client, tenant_a)
     assert PHONE.search(texts["page_en"])

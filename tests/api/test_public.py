@@ -6,9 +6,9 @@ import re
 from datetime import UTC, datetime
 
 import psycopg
-from coffeetrace.trace import processing
 from fastapi.testclient import TestClient
 
+from coffeetrace.trace import processing
 from tests.api.builders import GTIN, Tenant
 
 BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
@@ -49,8 +49,9 @@ def test_languages(client: TestClient, tenant_a: Tenant) -> None:
     assert "Accept-Language" in vi.headers["vary"]
 
 
-def test_etag_cache_control_and_invalidation(client: TestClient, conn: psycopg.Connection,
-                                             tenant_a: Tenant) -> None:
+def test_etag_cache_control_and_invalidation(
+    client: TestClient, conn: psycopg.Connection, tenant_a: Tenant
+) -> None:
     url = f"/l/{tenant_a.green['public_id']}?lang=en"
     first = client.get(url, headers=BROWSER)
     etag = first.headers["etag"]
@@ -60,9 +61,13 @@ def test_etag_cache_control_and_invalidation(client: TestClient, conn: psycopg.C
     assert client.get(url, headers=BROWSER).headers["etag"] == etag
     # a new chain event about the lot (it is graded) changes the page's chain head
     processing.record_transformation(
-        conn, tenant_a.coop_id, step="grading", occurred_at=datetime(2026, 1, 5, tzinfo=UTC),
+        conn,
+        tenant_a.coop_id,
+        step="grading",
+        occurred_at=datetime(2026, 1, 5, tzinfo=UTC),
         inputs=[(tenant_a.green["id"], 1)],
-        outputs=[{"code": "GR-1", "kg": 1, "kind": "green"}])
+        outputs=[{"code": "GR-1", "kg": 1, "kind": "green"}],
+    )
     conn.commit()
     changed = client.get(url, headers=BROWSER | {"If-None-Match": etag})
     assert changed.status_code == 200 and changed.headers["etag"] != etag
@@ -101,8 +106,7 @@ def test_digital_link_resolver(client: TestClient, tenant_a: Tenant) -> None:
     assert linkset.headers["content-type"] == "application/linkset+json"
     entry = linkset.json()["linkset"][0]
     assert entry["anchor"].endswith(dl(tenant_a))
-    assert entry["https://gs1.org/voc/pip"][0]["href"].endswith(
-        f"/l/{tenant_a.green['public_id']}")
+    assert entry["https://gs1.org/voc/pip"][0]["href"].endswith(f"/l/{tenant_a.green['public_id']}")
     assert "https://gs1.org/voc/epcis" in entry and "https://gs1.org/voc/defaultLink" in entry
     # GTIN-13 form of the same GTIN resolves the same lot
     short = client.get(f"/01/{GTIN[1:]}/10/{tenant_a.green['code']}", headers=BROWSER)
@@ -111,8 +115,9 @@ def test_digital_link_resolver(client: TestClient, tenant_a: Tenant) -> None:
 
 def test_resolver_errors(client: TestClient, tenant_a: Tenant) -> None:
     wrong = GTIN[:-1] + str((int(GTIN[-1]) + 1) % 10)
-    r = client.get(f"/01/{wrong}/10/{tenant_a.green['code']}",
-                   headers={"Accept": "application/json"})
+    r = client.get(
+        f"/01/{wrong}/10/{tenant_a.green['code']}", headers={"Accept": "application/json"}
+    )
     assert r.status_code == 400 and "check digit" in r.json()["message"]
     page = client.get(f"/01/{wrong}/10/{tenant_a.green['code']}", headers=BROWSER)
     assert page.status_code == 400 and "check digit" in page.text and "<html" in page.text
@@ -134,10 +139,15 @@ def test_tree_page(client: TestClient, tenant_a: Tenant) -> None:
     assert f"/l/{tenant_a.green['public_id']}" in html
 
 
-def test_public_ids_are_random_128_bit(client: TestClient, conn: psycopg.Connection,
-                                       tenant_a: Tenant, tenant_b: Tenant) -> None:
-    ids = [r["public_id"] for r in conn.execute(
-        "select public_id from lots union all select public_id from trees").fetchall()]
+def test_public_ids_are_random_128_bit(
+    client: TestClient, conn: psycopg.Connection, tenant_a: Tenant, tenant_b: Tenant
+) -> None:
+    ids = [
+        r["public_id"]
+        for r in conn.execute(
+            "select public_id from lots union all select public_id from trees"
+        ).fetchall()
+    ]
     assert len(ids) == len(set(ids)) >= 16
     for public_id in ids:
         assert re.fullmatch(r"[a-z2-7]{26}", public_id)  # 130 bits of base32 carry 128 random
@@ -147,12 +157,14 @@ def test_public_ids_are_random_128_bit(client: TestClient, conn: psycopg.Connect
     assert client.get(f"/l/{neighbour}", headers=BROWSER).status_code == 404
 
 
-def test_badge_reports_a_tampered_record(client: TestClient, conn: psycopg.Connection,
-                                         tenant_a: Tenant) -> None:
+def test_badge_reports_a_tampered_record(
+    client: TestClient, conn: psycopg.Connection, tenant_a: Tenant
+) -> None:
     url = f"/l/{tenant_a.green['public_id']}?lang=en"
     # someone edits the stored quantity behind the chain's back
-    conn.execute("update lots set quantity_kg = quantity_kg + 100 where id = %s",
-                 (tenant_a.green["id"],))
+    conn.execute(
+        "update lots set quantity_kg = quantity_kg + 100 where id = %s", (tenant_a.green["id"],)
+    )
     conn.commit()
     page = client.get(url, headers=BROWSER).text
     assert "Verification failed" in page and "tamper-evident chain and signed" not in page
@@ -164,8 +176,9 @@ def test_badge_on_an_intact_lot(client: TestClient, tenant_a: Tenant) -> None:
     assert "tamper-evident chain and signed" in page and "Verification failed" not in page
 
 
-def test_page_of_a_thousand_tree_lot_stays_small(client: TestClient,
-                                                 conn: psycopg.Connection) -> None:
+def test_page_of_a_thousand_tree_lot_stays_small(
+    client: TestClient, conn: psycopg.Connection
+) -> None:
     from tests.api.builders import make_tenant
 
     big = make_tenant(conn, trees=1000)

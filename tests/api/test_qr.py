@@ -12,10 +12,10 @@ from pathlib import Path
 
 import psycopg
 import zxingcpp
-from coffeetrace.api import qr
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from coffeetrace.api import qr
 from tests.api.builders import GTIN, Tenant, make_tenant
 
 
@@ -41,8 +41,9 @@ def test_lot_without_gtin_gets_a_short_uri(client: TestClient, tenant_a: Tenant)
     r = client.get(f"/v1/lots/{tenant_a.cherry['id']}/qr.svg", headers=tenant_a.auth("read-only"))
     assert r.headers["content-type"] == "image/svg+xml" and r.text.lstrip().startswith("<svg")
     assert r.headers["x-encoded-uri"] == f"http://testserver/l/{tenant_a.cherry['public_id']}"
-    png = client.get(f"/v1/lots/{tenant_a.cherry['id']}/qr.png",
-                     headers=tenant_a.auth("read-only")).content
+    png = client.get(
+        f"/v1/lots/{tenant_a.cherry['id']}/qr.png", headers=tenant_a.auth("read-only")
+    ).content
     url = decode(png)
     assert client.get(url, headers={"Accept": "text/html"}).status_code == 200
 
@@ -71,19 +72,29 @@ def test_print_grade_error_correction_and_quiet_zone() -> None:
 
 def test_labels_pdf(client: TestClient, conn: psycopg.Connection, tenant_a: Tenant) -> None:
     lots = [tenant_a.green["id"], tenant_a.cherry["id"]] * 5
-    r = client.post("/v1/labels", json={"lot_ids": [str(i) for i in lots]},
-                    headers=tenant_a.auth("read-only"))
+    r = client.post(
+        "/v1/labels", json={"lot_ids": [str(i) for i in lots]}, headers=tenant_a.auth("read-only")
+    )
     assert r.status_code == 200 and r.headers["content-type"] == "application/pdf"
     assert r.content.startswith(b"%PDF")
     assert len(re.findall(rb"/Type\s*/Page(?!s)", r.content)) == 2  # 10 labels, 8 a page
 
 
 def _cli(args: list[str], db_url: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, COFFEETRACE_DATABASE_URL=db_url,
-               COFFEETRACE_PUBLIC_BASE_URL="https://trace.example.vn",
-               COFFEETRACE_DATA_DIR=str(tmp_path / "data"))
-    return subprocess.run([sys.executable, "-m", "coffeetrace", *args], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
+    env = dict(
+        os.environ,
+        COFFEETRACE_DATABASE_URL=db_url,
+        COFFEETRACE_PUBLIC_BASE_URL="https://trace.example.vn",
+        COFFEETRACE_DATA_DIR=str(tmp_path / "data"),
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "coffeetrace", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_cli_qr_labels_and_apikey(db_url: str, conn: psycopg.Connection, tmp_path: Path) -> None:
@@ -92,12 +103,18 @@ def test_cli_qr_labels_and_apikey(db_url: str, conn: psycopg.Connection, tmp_pat
     assert done.returncode == 0, done.stderr
     png = (tmp_path / f"{tenant.green['code']}.png").read_bytes()
     assert decode(png) == f"https://trace.example.vn/01/{GTIN}/10/{tenant.green['code']}"
-    done = _cli(["labels", tenant.green["code"], tenant.cherry["public_id"], "--out", "l.pdf"],
-                db_url, tmp_path)
+    done = _cli(
+        ["labels", tenant.green["code"], tenant.cherry["public_id"], "--out", "l.pdf"],
+        db_url,
+        tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "l.pdf").read_bytes().startswith(b"%PDF")
-    done = _cli(["apikey", "create", "--coop", tenant.world.coop["code"], "--role", "operator"],
-                db_url, tmp_path)
+    done = _cli(
+        ["apikey", "create", "--coop", tenant.world.coop["code"], "--role", "operator"],
+        db_url,
+        tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     token = done.stdout.strip()
     from coffeetrace.api.auth import caller_for_token
@@ -109,15 +126,19 @@ def test_cli_qr_labels_and_apikey(db_url: str, conn: psycopg.Connection, tmp_pat
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
 
 
-def test_printed_label_sheet_decodes_to_the_right_pages(client: TestClient,
-                                                        tenant_a: Tenant) -> None:
+def test_printed_label_sheet_decodes_to_the_right_pages(
+    client: TestClient, tenant_a: Tenant
+) -> None:
     """Render the A4 sheet at print resolution, read every QR on it as a phone would, and
     follow each to its lot's page."""
     import pypdfium2
 
     lots = [tenant_a.green, tenant_a.cherry]
-    r = client.post("/v1/labels", json={"lot_ids": [str(lot["id"]) for lot in lots]},
-                    headers=tenant_a.auth("read-only"))
+    r = client.post(
+        "/v1/labels",
+        json={"lot_ids": [str(lot["id"]) for lot in lots]},
+        headers=tenant_a.auth("read-only"),
+    )
     assert r.status_code == 200
     pdf = pypdfium2.PdfDocument(r.content)
     page = pdf[0]
@@ -125,8 +146,10 @@ def test_printed_label_sheet_decodes_to_the_right_pages(client: TestClient,
     assert round(width_mm) == 210  # A4
     image = page.render(scale=300 / 72).to_pil().convert("L")  # 300 dpi, as printed
     found = zxingcpp.read_barcodes(image)
-    expected = {f"http://testserver/01/{GTIN}/10/{tenant_a.green['code']}": tenant_a.green,
-                f"http://testserver/l/{tenant_a.cherry['public_id']}": tenant_a.cherry}
+    expected = {
+        f"http://testserver/01/{GTIN}/10/{tenant_a.green['code']}": tenant_a.green,
+        f"http://testserver/l/{tenant_a.cherry['public_id']}": tenant_a.cherry,
+    }
     assert sorted(code.text for code in found) == sorted(expected)
     for url, lot in expected.items():
         assert lot["code"] in client.get(url, headers={"Accept": "text/html"}).text

@@ -18,8 +18,10 @@ def test_requests_without_a_valid_key_are_refused(client: TestClient, tenant_a: 
         assert r.status_code == 401
         body = r.json()
         assert body["error"] == "unauthorized" and "API key" in body["message"]
-    assert client.get("/v1/me", headers={"X-API-Key": tenant_a.keys["operator"]}).json()["role"] \
+    assert (
+        client.get("/v1/me", headers={"X-API-Key": tenant_a.keys["operator"]}).json()["role"]
         == "operator"
+    )
 
 
 def test_keys_are_stored_as_sha256_only(conn: psycopg.Connection, tenant_a: Tenant) -> None:
@@ -44,8 +46,11 @@ def test_roles(client: TestClient, tenant_a: Tenant) -> None:
     assert r.status_code == 403
     r = client.get(f"/v1/farms/{created['id']}/private", headers=tenant_a.auth("admin"))
     assert r.status_code == 200 and r.json()["owner_name"] == "Trần Thị B"
-    r = client.put(f"/v1/farms/{created['id']}/private", headers=tenant_a.auth("operator"),
-                   json={"owner_name": "Trần Thị C", "data_consent": True})
+    r = client.put(
+        f"/v1/farms/{created['id']}/private",
+        headers=tenant_a.auth("operator"),
+        json={"owner_name": "Trần Thị C", "data_consent": True},
+    )
     assert r.status_code == 204
     r = client.get(f"/v1/farms/{created['id']}/private", headers=tenant_a.auth("admin"))
     assert r.json()["owner_name"] == "Trần Thị C" and r.json()["phone"] is None
@@ -57,15 +62,32 @@ def test_roles(client: TestClient, tenant_a: Tenant) -> None:
 
 def test_registry_round_trip(client: TestClient, tenant_a: Tenant) -> None:
     op = tenant_a.auth("operator")
-    farm = client.post("/v1/farms", json={"code": "F-77", "district": "Cư M'gar"},
-                       headers=op).json()
-    plot = client.post("/v1/plots", headers=op, json={
-        "farm_id": farm["id"], "code": "P-77", "geometry": square(108.2, 12.7), "area_ha": 1.2,
-        "altitude_m": 520})
+    farm = client.post(
+        "/v1/farms", json={"code": "F-77", "district": "Cư M'gar"}, headers=op
+    ).json()
+    plot = client.post(
+        "/v1/plots",
+        headers=op,
+        json={
+            "farm_id": farm["id"],
+            "code": "P-77",
+            "geometry": square(108.2, 12.7),
+            "area_ha": 1.2,
+            "altitude_m": 520,
+        },
+    )
     assert plot.status_code == 201, plot.text
     plot_id = plot.json()["id"]
-    tree = client.post("/v1/trees", headers=op, json={
-        "plot_id": plot_id, "tag_code": "T-77-1", "cultivar": "TR9", "planted_on": "2015-05-01"})
+    tree = client.post(
+        "/v1/trees",
+        headers=op,
+        json={
+            "plot_id": plot_id,
+            "tag_code": "T-77-1",
+            "cultivar": "TR9",
+            "planted_on": "2015-05-01",
+        },
+    )
     assert tree.status_code == 201, tree.text
     public_id = tree.json()["public_id"]
     assert len(public_id) == 26
@@ -75,26 +97,38 @@ def test_registry_round_trip(client: TestClient, tenant_a: Tenant) -> None:
     dup = client.post("/v1/trees", headers=op, json={"plot_id": plot_id, "tag_code": "T-77-1"})
     assert dup.status_code == 409 and dup.json()["error"] == "conflict"
     # bad geometry -> 422 with a reason
-    bad = client.post("/v1/plots", headers=op, json={
-        "farm_id": farm["id"], "code": "P-78", "area_ha": 1,
-        "geometry": {"type": "Polygon", "coordinates": [[[108, 12], [108.1, 12], [108, 12.1]]]}})
+    bad = client.post(
+        "/v1/plots",
+        headers=op,
+        json={
+            "farm_id": farm["id"],
+            "code": "P-78",
+            "area_ha": 1,
+            "geometry": {"type": "Polygon", "coordinates": [[[108, 12], [108.1, 12], [108, 12.1]]]},
+        },
+    )
     assert bad.status_code == 422 and bad.json()["message"]
     missing = client.post("/v1/trees", headers=op, json={"tag_code": "x"})
     assert missing.status_code == 422
     assert missing.json()["error"] == "invalid" and "plot_id" in missing.json()["message"]
 
 
-def test_device_secret_is_returned_once(client: TestClient, conn: psycopg.Connection,
-                                        tenant_a: Tenant) -> None:
+def test_device_secret_is_returned_once(
+    client: TestClient, conn: psycopg.Connection, tenant_a: Tenant
+) -> None:
     op = tenant_a.auth("operator")
-    r = client.post("/v1/devices", headers=op,
-                    json={"kind": "soil_node", "plot_id": str(tenant_a.world.plot["id"])})
+    r = client.post(
+        "/v1/devices",
+        headers=op,
+        json={"kind": "soil_node", "plot_id": str(tenant_a.world.plot["id"])},
+    )
     assert r.status_code == 201, r.text
     issued = r.json()
     password = issued["mqtt_password"]
     assert issued["mqtt_username"] == issued["device"]["id"] and len(password) >= 20
-    stored = conn.execute("select credential_hash from devices where id = %s",
-                          (issued["device"]["id"],)).fetchone()["credential_hash"]
+    stored = conn.execute(
+        "select credential_hash from devices where id = %s", (issued["device"]["id"],)
+    ).fetchone()["credential_hash"]
     assert stored != password and verify_mosquitto_hash(password, stored)
     again = client.get(f"/v1/devices/{issued['device']['id']}", headers=op)
     assert again.status_code == 200 and password not in again.text
@@ -137,15 +171,21 @@ def test_unknown_route_uses_the_error_format(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
 
 
-def test_a_failed_request_leaves_nothing_behind(client: TestClient, conn: psycopg.Connection,
-                                                tenant_a: Tenant) -> None:
+def test_a_failed_request_leaves_nothing_behind(
+    client: TestClient, conn: psycopg.Connection, tenant_a: Tenant
+) -> None:
     """The request's transaction is rolled back: the farm row written before the failing
     personal-data row is gone too."""
-    r = client.post("/v1/farms", headers=tenant_a.auth("operator"),
-                    json={"code": "F-ROLLBACK", "private": {"phone": "09\u0000"}})
+    r = client.post(
+        "/v1/farms",
+        headers=tenant_a.auth("operator"),
+        json={"code": "F-ROLLBACK", "private": {"phone": "09\u0000"}},
+    )
     assert r.status_code == 422 and r.json()["error"] == "invalid"
-    assert conn.execute("select count(*) as n from farms where code = 'F-ROLLBACK'"
-                        ).fetchone()["n"] == 0
+    assert (
+        conn.execute("select count(*) as n from farms where code = 'F-ROLLBACK'").fetchone()["n"]
+        == 0
+    )
 
 
 def test_lots_and_steps_through_the_api(client: TestClient, conn: psycopg.Connection) -> None:
@@ -157,25 +197,44 @@ def test_lots_and_steps_through_the_api(client: TestClient, conn: psycopg.Connec
     add_harvests(conn, tenant.world, start=datetime(2025, 11, 20, 7, tzinfo=UTC))
     conn.commit()
     op = tenant.auth("operator")
-    lot = client.post("/v1/lots", headers=op, json={
-        "code": "C-API-1", "plot_ids": [str(tenant.world.plot["id"])]})
+    lot = client.post(
+        "/v1/lots", headers=op, json={"code": "C-API-1", "plot_ids": [str(tenant.world.plot["id"])]}
+    )
     assert lot.status_code == 201, lot.text
     cherry = lot.json()
     assert cherry["kind"] == "cherry" and cherry["quantity_kg"] > 0
-    again = client.post("/v1/lots", headers=op, json={
-        "code": "C-API-2", "plot_ids": [str(tenant.world.plot["id"])]})
+    again = client.post(
+        "/v1/lots", headers=op, json={"code": "C-API-2", "plot_ids": [str(tenant.world.plot["id"])]}
+    )
     assert again.status_code == 422 and again.json()["details"]["rule"] == "no_harvests"
-    too_much = client.post("/v1/transformations", headers=op, json={
-        "step": "drying", "occurred_at": "2025-12-01T08:00:00+07:00",
-        "inputs": [{"lot_id": cherry["id"], "kg": cherry["quantity_kg"]}],
-        "outputs": [{"code": "D-API-1", "kg": cherry["quantity_kg"], "kind": "dried_cherry"}]})
+    too_much = client.post(
+        "/v1/transformations",
+        headers=op,
+        json={
+            "step": "drying",
+            "occurred_at": "2025-12-01T08:00:00+07:00",
+            "inputs": [{"lot_id": cherry["id"], "kg": cherry["quantity_kg"]}],
+            "outputs": [{"code": "D-API-1", "kg": cherry["quantity_kg"], "kind": "dried_cherry"}],
+        },
+    )
     assert too_much.status_code == 422 and too_much.json()["details"]["rule"] == "mass_balance"
-    step = client.post("/v1/transformations", headers=op, json={
-        "step": "drying", "occurred_at": "2025-12-01T08:00:00+07:00",
-        "inputs": [{"lot_id": cherry["id"], "kg": cherry["quantity_kg"]}],
-        "outputs": [{"code": "D-API-1", "kg": round(cherry["quantity_kg"] * 0.5, 3),
-                     "kind": "dried_cherry"}],
-        "measurements": {"moisture_pct": 12.0}})
+    step = client.post(
+        "/v1/transformations",
+        headers=op,
+        json={
+            "step": "drying",
+            "occurred_at": "2025-12-01T08:00:00+07:00",
+            "inputs": [{"lot_id": cherry["id"], "kg": cherry["quantity_kg"]}],
+            "outputs": [
+                {
+                    "code": "D-API-1",
+                    "kg": round(cherry["quantity_kg"] * 0.5, 3),
+                    "kind": "dried_cherry",
+                }
+            ],
+            "measurements": {"moisture_pct": 12.0},
+        },
+    )
     assert step.status_code == 201, step.text
     dried = step.json()["outputs"][0]
     listed = client.get("/v1/lots", headers=op, params={"kind": "dried_cherry"}).json()["items"]
@@ -186,8 +245,9 @@ def test_lots_and_steps_through_the_api(client: TestClient, conn: psycopg.Connec
     back = client.get(f"/v1/lots/{dried['id']}/trace", headers=op).json()
     assert len(back["trees"]) == len(tenant.world.trees)
     assert abs(sum(t["share"] for t in back["trees"]) - 1) < 1e-6
-    forward = client.get("/v1/trace/forward", headers=op,
-                         params={"tree_id": str(tenant.world.trees[0]["id"])}).json()
+    forward = client.get(
+        "/v1/trace/forward", headers=op, params={"tree_id": str(tenant.world.trees[0]["id"])}
+    ).json()
     assert {x["code"] for x in forward["lots"]} >= {"C-API-1", "D-API-1"}
     assert client.get(f"/v1/lots/{dried['id']}/verify", headers=op).json()["ok"] is True
     eudr = client.get(f"/v1/lots/{dried['id']}/eudr", headers=op)
@@ -196,6 +256,9 @@ def test_lots_and_steps_through_the_api(client: TestClient, conn: psycopg.Connec
     epcis = client.get(f"/v1/lots/{dried['id']}/epcis", headers=op)
     assert epcis.headers["content-type"] == "application/ld+json"
     assert epcis.json()["type"] == "EPCISDocument"
-    both = client.get("/v1/trace/forward", headers=op, params={
-        "tree_id": str(tenant.world.trees[0]["id"]), "lot_id": cherry["id"]})
+    both = client.get(
+        "/v1/trace/forward",
+        headers=op,
+        params={"tree_id": str(tenant.world.trees[0]["id"]), "lot_id": cherry["id"]},
+    )
     assert both.status_code == 422 and "exactly one" in both.json()["message"]

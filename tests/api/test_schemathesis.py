@@ -25,8 +25,12 @@ from tests.api.builders import make_tenant
 from tests.api.server import serve
 
 MAX_EXAMPLES = int(os.environ.get("COFFEETRACE_SCHEMATHESIS_EXAMPLES", "6"))  # more: deeper run
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_schema_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
 
 
 def test_api_conforms_to_its_openapi(settings: Settings, conn: psycopg.Connection) -> None:
@@ -43,9 +47,13 @@ def test_api_conforms_to_its_openapi(settings: Settings, conn: psycopg.Connectio
                 continue  # revoking the admin key would turn the rest into 401s
 
             @given(case=operation.as_strategy())
-            @hypothesis_settings(max_examples=MAX_EXAMPLES, deadline=None, database=None,
-                                 phases=[Phase.explicit, Phase.generate],
-                                 suppress_health_check=list(HealthCheck))
+            @hypothesis_settings(
+                max_examples=MAX_EXAMPLES,
+                deadline=None,
+                database=None,
+                phases=[Phase.explicit, Phase.generate],
+                suppress_health_check=list(HealthCheck),
+            )
             def check(case: schemathesis.Case) -> None:
                 response = case.call_and_validate(base_url=base, headers=headers, checks=CHECKS)
                 statuses.append(response.status_code)

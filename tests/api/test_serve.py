@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 
-from coffeetrace.api.bench import app_server, fetch
+from tests.api.server import api_command, fetch
 
 
 def test_coffeetrace_api_serves(db_url: str) -> None:
-    with app_server(db_url, cache=True) as base:
+    with api_command(db_url) as base:
         assert json.loads(fetch(f"{base}/healthz")) == {"status": "ok"}
         spec = json.loads(fetch(f"{base}/openapi.json"))
         assert "/01/{gtin}/10/{lot}" in spec["paths"] and "/v1/lots" in spec["paths"]

@@ -18,8 +18,14 @@ def run_cli(
 ) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("COFFEETRACE_")}
     full_env.update({"COFFEETRACE_DATA_DIR": str(tmp_path / "data"), **env})
-    return subprocess.run([sys.executable, "-m", "coffeetrace", *args], env=full_env,
-                          capture_output=True, text=True, timeout=timeout, cwd=tmp_path)
+    return subprocess.run(
+        [sys.executable, "-m", "coffeetrace", *args],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=tmp_path,
+    )
 
 
 def assert_clear(result: subprocess.CompletedProcess[str], setting: str) -> None:
@@ -37,15 +43,20 @@ def test_unreachable_database(tmp_path: Path) -> None:
 
 
 def test_wrong_broker_url(tmp_path: Path, db_url: str) -> None:
-    env = {"COFFEETRACE_DATABASE_URL": db_url,
-           "COFFEETRACE_MQTT_URL": f"mqtt://127.0.0.1:{free_port()}",
-           "COFFEETRACE_API_PORT": str(free_port())}
+    env = {
+        "COFFEETRACE_DATABASE_URL": db_url,
+        "COFFEETRACE_MQTT_URL": f"mqtt://127.0.0.1:{free_port()}",
+        "COFFEETRACE_API_PORT": str(free_port()),
+    }
     assert_clear(run_cli(["up"], env, tmp_path), "COFFEETRACE_MQTT_URL")
 
 
 def test_broker_url_that_is_not_a_url(tmp_path: Path, db_url: str) -> None:
-    env = {"COFFEETRACE_DATABASE_URL": db_url, "COFFEETRACE_MQTT_URL": "localhost:1883",
-           "COFFEETRACE_API_PORT": str(free_port())}
+    env = {
+        "COFFEETRACE_DATABASE_URL": db_url,
+        "COFFEETRACE_MQTT_URL": "localhost:1883",
+        "COFFEETRACE_API_PORT": str(free_port()),
+    }
     result = run_cli(["up"], env, tmp_path)
     assert_clear(result, "COFFEETRACE_MQTT_URL")
     assert "not a broker URL" in result.stderr
@@ -56,8 +67,11 @@ def test_api_port_in_use(tmp_path: Path, db_url: str, mqtt_url: str) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        env = {"COFFEETRACE_DATABASE_URL": db_url, "COFFEETRACE_MQTT_URL": mqtt_url,
-               "COFFEETRACE_API_PORT": str(port)}
+        env = {
+            "COFFEETRACE_DATABASE_URL": db_url,
+            "COFFEETRACE_MQTT_URL": mqtt_url,
+            "COFFEETRACE_API_PORT": str(port),
+        }
         assert_clear(run_cli(["up"], env, tmp_path), "COFFEETRACE_API_PORT")
 
 

@@ -42,7 +42,10 @@ def test_dependencies_name_real_services(compose: dict) -> None:
         for dep, cond in (svc.get("depends_on") or {}).items():
             assert dep in services, f"{name} depends on unknown service {dep}"
             assert cond["condition"] in (
-                "service_healthy", "service_completed_successfully", "service_started")
+                "service_healthy",
+                "service_completed_successfully",
+                "service_started",
+            )
             if cond["condition"] == "service_healthy":
                 assert "healthcheck" in services[dep], f"{dep} has no health check to wait for"
 
@@ -62,8 +65,11 @@ def test_broker_config_is_the_shipped_one_with_burst_limits(compose: dict) -> No
     mounts = compose["services"]["broker"]["volumes"]
     assert "./coffeetrace/broker/mosquitto.conf:/mosquitto/config/mosquitto.conf:ro" in mounts
     conf = (ROOT / "coffeetrace/broker/mosquitto.conf").read_text()
-    settings = dict(line.split(None, 1) for line in conf.splitlines()
-                    if line.strip() and not line.startswith("#") and " " in line)
+    settings = dict(
+        line.split(None, 1)
+        for line in conf.splitlines()
+        if line.strip() and not line.startswith("#") and " " in line
+    )
     assert settings["persistence"] == "true"
     assert int(settings["max_inflight_messages"]) >= 1000
     assert int(settings["max_queued_messages"]) >= 1_000_000
@@ -75,8 +81,9 @@ def test_broker_config_is_the_shipped_one_with_burst_limits(compose: dict) -> No
     assert settings["retain_available"] == "false"
     assert int(settings["max_packet_size"]) <= 1024 * 1024
     broker = compose["services"]["broker"]
-    assert "broker-auth:/mosquitto/config/auth" in broker["volumes"], \
+    assert "broker-auth:/mosquitto/config/auth" in broker["volumes"], (
         "the broker must be able to save its dynamic security file"
+    )
     env = compose["x-app"]["environment"]
     assert env["COFFEETRACE_MQTT_BROKER_AUTH"] == "dynsec"
     assert "${" in env["COFFEETRACE_MQTT_CONTROL_PASSWORD"]
@@ -90,7 +97,8 @@ def test_no_secrets_in_the_file(compose: dict) -> None:
                 assert "${" in str(value), f"{name}.{key} holds a literal secret"
             if "://" in str(value):
                 assert not re.search(r"://[^:/@]+:(?!\$\{)[^@]+@", str(value)), (
-                    f"{name}.{key} has a literal password in a URL")
+                    f"{name}.{key} has a literal password in a URL"
+                )
 
 
 def test_dockerfile_installs_every_package_folder() -> None:
@@ -109,7 +117,18 @@ def test_compose_file_passes_dclint() -> None:
     its own rules. Only the rules about key and service ordering are switched off (the file
     is ordered by dependency, database first)."""
     result = subprocess.run(
-        [_dclint() or "dclint", str(COMPOSE), "--max-warnings", "0", "--disable-rule",
-         "service-keys-order", "services-alphabetical-order", "top-level-properties-order"],
-        capture_output=True, text=True, timeout=120)
+        [
+            _dclint() or "dclint",
+            str(COMPOSE),
+            "--max-warnings",
+            "0",
+            "--disable-rule",
+            "service-keys-order",
+            "services-alphabetical-order",
+            "top-level-properties-order",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -26,8 +26,10 @@ def test_queued_messages_survive_a_broker_restart(tmp_path: Path) -> None:
 
     def subscriber() -> object:
         client = new_client(addr, "persistent-sub", clean_session=False)
-        client.on_message = lambda c, u, m: (received.append(m.payload),
-                                             len(received) >= 100 and got_all.set())
+        client.on_message = lambda c, u, m: (
+            received.append(m.payload),
+            len(received) >= 100 and got_all.set(),
+        )
         client.connect(addr.host, addr.port)
         client.subscribe("restart/#", qos=1)
         client.loop_start()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from coffeetrace.api.app import create_app
 from fastapi.testclient import TestClient
 
 from coffeetrace import db
+from coffeetrace.api.app import create_app
 from coffeetrace.embedded import EmbeddedPostgres, free_port
 from coffeetrace.migrate import migrate
 from coffeetrace.settings import Settings

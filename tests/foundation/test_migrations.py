@@ -10,10 +10,24 @@ from psycopg.rows import dict_row
 from coffeetrace.migrate import available_migrations, migrate, timescaledb_loadable
 
 EXPECTED_TABLES = {
-    "cooperatives", "products", "farms", "farm_private", "plots", "trees", "devices",
-    "sensor_readings", "harvest_events", "ingest_messages", "dead_letters", "lots",
-    "lot_harvests", "transformations", "transformation_inputs", "transformation_outputs",
-    "trace_events", "schema_migrations",
+    "cooperatives",
+    "products",
+    "farms",
+    "farm_private",
+    "plots",
+    "trees",
+    "devices",
+    "sensor_readings",
+    "harvest_events",
+    "ingest_messages",
+    "dead_letters",
+    "lots",
+    "lot_harvests",
+    "transformations",
+    "transformation_inputs",
+    "transformation_outputs",
+    "trace_events",
+    "schema_migrations",
 }
 
 
@@ -34,15 +48,22 @@ def test_migrate_from_empty_twice(pg_server) -> None:
             first = migrate(conn)
             schema_after_first = _schema(conn)
             second = migrate(conn)
-            tables = {r["table_name"] for r in conn.execute(
-                "select table_name from information_schema.tables where table_schema='public'"
-                " and table_type = 'BASE TABLE'").fetchall()}
-            recorded = [r["version"] for r in conn.execute(
-                "select version from schema_migrations order by version").fetchall()]
+            tables = {
+                r["table_name"]
+                for r in conn.execute(
+                    "select table_name from information_schema.tables where table_schema='public'"
+                    " and table_type = 'BASE TABLE'"
+                ).fetchall()
+            }
+            recorded = [
+                r["version"]
+                for r in conn.execute(
+                    "select version from schema_migrations order by version"
+                ).fetchall()
+            ]
             tsdb = timescaledb_loadable(conn)
             assert _schema(conn) == schema_after_first
-        expected = [m.version for m in available_migrations()
-                    if tsdb or not m.requires_timescaledb]
+        expected = [m.version for m in available_migrations() if tsdb or not m.requires_timescaledb]
         assert first == expected
         assert second == []
         assert recorded == expected
@@ -65,6 +86,8 @@ def test_hourly_view_buckets_like_timescale(conn: psycopg.Connection) -> None:
     )
     rows = conn.execute(
         "select bucket, n, round(avg::numeric, 3) as avg from plot_metrics_hourly"
-        " where plot_id = %s order by bucket", (world.plot["id"],)).fetchall()
+        " where plot_id = %s order by bucket",
+        (world.plot["id"],),
+    ).fetchall()
     got = [(r["bucket"].hour, r["n"], float(r["avg"])) for r in rows]
     assert got == [(10, 2, 0.35), (11, 1, 0.5)]

@@ -38,15 +38,15 @@ def test_every_command_in_the_readme_exists() -> None:
 
     from coffeetrace import cli
 
-    cli._register_packages()
     table = README.split("## Commands")[1].split("## Configuration")[0]
     invocations: set[tuple[str, ...]] = set()
     for cell in re.findall(r"^\| `coffeetrace ([^`]+)`(?: / `([^`]+)`)?", table, re.M):
         for text in cell:
             words = [w for w in text.split() if re.fullmatch(r"[a-z][a-z-]*", w)]
             if words and "|" not in words[-1]:
-                invocations.add(tuple(words[:2]) if words[0] in ("bench", "export", "apikey")
-                                else (words[0],))
+                invocations.add(
+                    tuple(words[:2]) if words[0] in ("bench", "export", "apikey") else (words[0],)
+                )
     for sub in ("ingest", "ingest-flood", "trace", "page", "seed"):
         invocations.add(("bench", sub))
     runner = CliRunner()

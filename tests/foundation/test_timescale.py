@@ -43,9 +43,7 @@ COMPRESS_BEFORE = datetime(2026, 6, 25, tzinfo=UTC)
 Conn = psycopg.Connection[dict[str, Any]]
 Reading = tuple[datetime, str, uuid.UUID, uuid.UUID | None, str, float]
 
-
-def _q(name: str) -> str:
-    return load_queries("tests.foundation", "timescale.sql")[name]
+SQL = load_queries("tests.foundation", "timescale.sql")
 
 
 def _url(admin_url: str, database: str) -> str:
@@ -198,7 +196,7 @@ def run_refresh_policies(conn: Conn) -> None:
 def compress_before(conn: Conn, table: str, before: datetime) -> list[str]:
     chunks = [
         c["chunk"]
-        for c in conn.execute(_q("chunks"), {"table": table}).fetchall()
+        for c in conn.execute(SQL["chunks"], {"table": table}).fetchall()
         if c["range_end"] <= before
     ]
     for chunk in chunks:
@@ -209,7 +207,7 @@ def compress_before(conn: Conn, table: str, before: datetime) -> list[str]:
 def compressed_chunks(conn: Conn, table: str) -> set[str]:
     return {
         c["chunk"]
-        for c in conn.execute(_q("chunks"), {"table": table}).fetchall()
+        for c in conn.execute(SQL["chunks"], {"table": table}).fetchall()
         if c["is_compressed"]
     }
 
@@ -248,10 +246,10 @@ def partial_chunks(conn: Conn) -> set[str]:
 def answers(conn: Conn) -> dict[str, list[dict[str, Any]]]:
     window = {"since": START + timedelta(days=1, hours=3), "until": START + timedelta(days=33)}
     return {
-        "hourly": conn.execute(_q("hourly")).fetchall(),
-        "daily": conn.execute(_q("daily")).fetchall(),
-        "date_bin": conn.execute(_q("six_hourly_by_date_bin"), window).fetchall(),
-        "harvest": conn.execute(_q("harvest_daily_kg")).fetchall(),
+        "hourly": conn.execute(SQL["hourly"]).fetchall(),
+        "daily": conn.execute(SQL["daily"]).fetchall(),
+        "date_bin": conn.execute(SQL["six_hourly_by_date_bin"], window).fetchall(),
+        "harvest": conn.execute(SQL["harvest_daily_kg"]).fetchall(),
     }
 
 
@@ -276,13 +274,13 @@ def test_migrates_from_empty_twice_into_hypertables(tsdb_empty_url: str, plain: 
         assert "0004" in first
         assert second == []
 
-        assert conn.execute(_q("hypertables")).fetchall() == [
+        assert conn.execute(SQL["hypertables"]).fetchall() == [
             {"hypertable_name": "harvest_events", "compression_enabled": True},
             {"hypertable_name": "sensor_readings", "compression_enabled": True},
         ]
         assert [
             (d["hypertable_name"], d["column_name"], d["time_interval"])
-            for d in conn.execute(_q("dimensions")).fetchall()
+            for d in conn.execute(SQL["dimensions"]).fetchall()
         ] == [
             ("harvest_events", "time", timedelta(days=30)),
             ("sensor_readings", "time", timedelta(days=7)),
@@ -293,7 +291,7 @@ def test_migrates_from_empty_twice_into_hypertables(tsdb_empty_url: str, plain: 
                 s["orderby_column_index"],
                 s["orderby_asc"],
             )
-            for s in conn.execute(_q("compression_settings")).fetchall()
+            for s in conn.execute(SQL["compression_settings"]).fetchall()
         }
         assert settings == {
             ("harvest_events", "cooperative_id"): (1, None, None),
@@ -305,7 +303,7 @@ def test_migrates_from_empty_twice_into_hypertables(tsdb_empty_url: str, plain: 
 
         policies = {
             (j["proc_name"], j["hypertable_name"]): j["config"]
-            for j in conn.execute(_q("jobs")).fetchall()
+            for j in conn.execute(SQL["jobs"]).fetchall()
         }
         assert policies[("policy_compression", "sensor_readings")]["compress_after"] == "30 days"
         assert policies[("policy_compression", "harvest_events")]["compress_after"] == "180 days"
@@ -317,14 +315,14 @@ def test_migrates_from_empty_twice_into_hypertables(tsdb_empty_url: str, plain: 
             assert refresh["end_offset"] == end
         assert len(policies) == 5
 
-        assert conn.execute(_q("continuous_aggregates")).fetchall() == [
+        assert conn.execute(SQL["continuous_aggregates"]).fetchall() == [
             {"view_name": "plot_metrics_daily", "materialized_only": False},
             {"view_name": "plot_metrics_hourly", "materialized_only": False},
         ]
         # Same tables, views and columns as on plain PostgreSQL.
         assert (
-            conn.execute(_q("public_columns")).fetchall()
-            == plain.execute(_q("public_columns")).fetchall()
+            conn.execute(SQL["public_columns"]).fetchall()
+            == plain.execute(SQL["public_columns"]).fetchall()
         )
 
 
@@ -332,7 +330,8 @@ def test_aggregates_equal_plain_postgres_through_late_and_compressed_data(
     tsdb: Conn, plain: Conn
 ) -> None:
     assert (
-        tsdb.execute(_q("view_columns")).fetchall() == plain.execute(_q("view_columns")).fetchall()
+        tsdb.execute(SQL["view_columns"]).fetchall()
+        == plain.execute(SQL["view_columns"]).fetchall()
     )
     # What the scheduler does right after migrating: refresh over empty tables.
     run_refresh_policies(tsdb)
@@ -384,7 +383,7 @@ def test_plain_database_gains_timescaledb(
             copy_rows(c, COPY_READINGS, base)
             copy_rows(c, COPY_HARVESTS, crop)
         assert migrate(conn) == ["0004"]
-        assert [h["hypertable_name"] for h in conn.execute(_q("hypertables")).fetchall()] == [
+        assert [h["hypertable_name"] for h in conn.execute(SQL["hypertables"]).fetchall()] == [
             "harvest_events",
             "sensor_readings",
         ]

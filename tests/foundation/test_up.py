@@ -27,8 +27,9 @@ class UpProcess:
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("COFFEETRACE_")}
         full_env.update(env)
         args = [sys.executable, "-m", "coffeetrace", "up"] + (["--demo"] if demo else [])
-        self.proc = subprocess.Popen(args, env=full_env, cwd=cwd, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True)
+        self.proc = subprocess.Popen(
+            args, env=full_env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -87,8 +88,9 @@ def check_demo_page(up: UpProcess) -> str:
     return page_url
 
 
-def test_up_demo_with_configured_servers(db_url: str, mqtt_url: str, up_env: dict[str, str],
-                                         tmp_path: Path) -> None:
+def test_up_demo_with_configured_servers(
+    db_url: str, mqtt_url: str, up_env: dict[str, str], tmp_path: Path
+) -> None:
     env = {**up_env, "COFFEETRACE_DATABASE_URL": db_url, "COFFEETRACE_MQTT_URL": mqtt_url}
     up = UpProcess(env, tmp_path)
     try:
@@ -105,8 +107,11 @@ def test_up_demo_with_configured_servers(db_url: str, mqtt_url: str, up_env: dic
 
 
 def test_up_demo_embedded_twice_finds_its_data(up_env: dict[str, str], tmp_path: Path) -> None:
-    env = {**up_env, "COFFEETRACE_EMBEDDED_PG_PORT": str(free_port()),
-           "COFFEETRACE_EMBEDDED_MQTT_PORT": str(free_port())}
+    env = {
+        **up_env,
+        "COFFEETRACE_EMBEDDED_PG_PORT": str(free_port()),
+        "COFFEETRACE_EMBEDDED_MQTT_PORT": str(free_port()),
+    }
     first = UpProcess(env, tmp_path)
     try:
         page_url = check_demo_page(first)
@@ -127,9 +132,14 @@ def test_up_demo_embedded_twice_finds_its_data(up_env: dict[str, str], tmp_path:
         assert page.status_code == 200
         # a one-shot command beside the running stack uses its database and leaves it running
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("COFFEETRACE_")}
-        migrate = subprocess.run([sys.executable, "-m", "coffeetrace", "migrate"],
-                                 env={**full_env, **env}, cwd=tmp_path, capture_output=True,
-                                 text=True, timeout=120)
+        migrate = subprocess.run(
+            [sys.executable, "-m", "coffeetrace", "migrate"],
+            env={**full_env, **env},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert migrate.returncode == 0, migrate.stderr
         assert "nothing pending" in migrate.stderr
         assert httpx.get(page_url, timeout=10).status_code == 200

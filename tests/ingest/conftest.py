@@ -11,9 +11,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from coffeetrace.ingest.service import IngestService
 
 from coffeetrace.embedded import EmbeddedBroker
+from coffeetrace.ingest.service import IngestService
 from coffeetrace.settings import Settings
 from tests.factories import World, make_world
 

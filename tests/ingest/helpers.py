@@ -23,8 +23,14 @@ class Publisher:
     """A device-like QoS 1 publisher: keeps every message until its PUBACK, republishes the
     unacknowledged ones after a reconnect (at-least-once, as firmware does)."""
 
-    def __init__(self, url: str, client_id: str | None = None, *, username: str | None = None,
-                 password: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        client_id: str | None = None,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+    ) -> None:
         addr = parse_broker_url(url)
         self.client = new_client(addr, client_id or f"pub-{uuid.uuid4().hex[:8]}")
         if username:
@@ -44,8 +50,9 @@ class Publisher:
         self.client.connect(addr.host, addr.port, keepalive=10)
         self.client.loop_start()
 
-    def _on_connect(self, client: paho.Client, userdata: Any, flags: Any, reason: Any,
-                    props: Any = None) -> None:
+    def _on_connect(
+        self, client: paho.Client, userdata: Any, flags: Any, reason: Any, props: Any = None
+    ) -> None:
         self.connect_reason = reason
         if reason.is_failure:
             return
@@ -56,8 +63,9 @@ class Publisher:
         for topic, payload in stale:
             self.publish(topic, payload)
 
-    def _on_publish(self, client: paho.Client, userdata: Any, mid: int, reason: Any,
-                    props: Any = None) -> None:
+    def _on_publish(
+        self, client: paho.Client, userdata: Any, mid: int, reason: Any, props: Any = None
+    ) -> None:
         with self._lock:
             if self._pending.pop(mid, None) is not None:
                 self._acked += 1
@@ -122,8 +130,12 @@ def telemetry_burst(prefix: str, device: str, seqs: Iterable[int]) -> Iterable[t
     (below 100,000), so a duplicated reading shows in a distinct count."""
     topic = f"{prefix}/devices/{device}/telemetry"
     for seq in seqs:
-        yield topic, json.dumps({"seq": seq, "ts": now_ms(),
-                                 "values": {"soilMoistureVwc": (seq % 100_000) / 1000}})
+        yield (
+            topic,
+            json.dumps(
+                {"seq": seq, "ts": now_ms(), "values": {"soilMoistureVwc": (seq % 100_000) / 1000}}
+            ),
+        )
 
 
 def stored_summary(db_url: str) -> tuple[int, int, int]:
@@ -131,19 +143,22 @@ def stored_summary(db_url: str) -> tuple[int, int, int]:
     with psycopg.connect(db_url) as conn:
         row = conn.execute(
             "select (select count(*) from ingest_messages), count(*), "
-            "count(distinct (device_id, time, metric, value)) from sensor_readings").fetchone()
+            "count(distinct (device_id, time, metric, value)) from sensor_readings"
+        ).fetchone()
     assert row is not None
     return int(row[0]), int(row[1]), int(row[2])
 
 
-def connect_result(port: int, user: str, password: str, client_id: str,
-                   timeout: float = 10) -> object:
+def connect_result(
+    port: int, user: str, password: str, client_id: str, timeout: float = 10
+) -> object:
     """The CONNACK reason a device gets (connects and disconnects at once)."""
     done = threading.Event()
     result: dict[str, object] = {}
 
-    def on_connect(client: paho.Client, userdata: object, flags: object, reason: object,
-                   props: object = None) -> None:
+    def on_connect(
+        client: paho.Client, userdata: object, flags: object, reason: object, props: object = None
+    ) -> None:
         result["reason"] = reason
         done.set()
 

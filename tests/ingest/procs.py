@@ -38,12 +38,15 @@ class IngestProcess:
 
     def start(self, timeout: float = 30) -> None:
         self._log = open(self.log_path, "ab")  # noqa: SIM115  # closed in wait/kill
-        self.proc = subprocess.Popen([coffeetrace_bin(), "ingest"], env=self.env,
-                                     stdout=self._log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [coffeetrace_bin(), "ingest"], env=self.env, stdout=self._log, stderr=subprocess.STDOUT
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if "ingest_started" in self.log_path.read_text(errors="replace").split(
-                    "--- restart ---")[-1]:
+            if (
+                "ingest_started"
+                in self.log_path.read_text(errors="replace").split("--- restart ---")[-1]
+            ):
                 return
             if self.proc.poll() is not None:
                 raise AssertionError(f"ingest exited: {self.log_path.read_text()[-2000:]}")

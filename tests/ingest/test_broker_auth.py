@@ -9,10 +9,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from coffeetrace.ingest.brokerconfig import render_acl, write_broker_auth
-from coffeetrace.ingest.service import IngestService
 
 from coffeetrace.embedded import EmbeddedBroker, free_port
+from coffeetrace.ingest.brokerconfig import render_acl, write_broker_auth
+from coffeetrace.ingest.service import IngestService
 from coffeetrace.settings import Settings
 from tests.factories import World
 from tests.ingest.conftest import broker_data_dir
@@ -22,14 +22,16 @@ INGEST_PASSWORD = "ingest-secret-for-tests"
 
 
 @pytest.fixture
-def auth_broker(settings: Settings, world: World, conn: psycopg.Connection
-                ) -> Iterator[tuple[EmbeddedBroker, Settings]]:
+def auth_broker(
+    settings: Settings, world: World, conn: psycopg.Connection
+) -> Iterator[tuple[EmbeddedBroker, Settings]]:
     for data_dir in broker_data_dir():
         s = settings.model_copy(update={"mqtt_ingest_password": INGEST_PASSWORD})
         auth = write_broker_auth(conn, s, data_dir / "auth")
         (data_dir / "auth").chmod(0o711)
-        broker = EmbeddedBroker(data_dir, free_port(), password_file=auth.passwords,
-                                acl_file=auth.acl)
+        broker = EmbeddedBroker(
+            data_dir, free_port(), password_file=auth.passwords, acl_file=auth.acl
+        )
         broker.start()
         url = f"mqtt://{s.mqtt_ingest_username}:{INGEST_PASSWORD}@127.0.0.1:{broker.port}"
         try:
@@ -41,13 +43,15 @@ def auth_broker(settings: Settings, world: World, conn: psycopg.Connection
 def test_acl_file_names_the_prefix_and_ingest_user() -> None:
     acl = render_acl("coop/v1", "ingest-x")
     patterns = [line for line in acl.splitlines() if line.startswith("pattern")]
-    assert patterns == [f"pattern write coop/v1/devices/%u/{leaf}"
-                        for leaf in ("telemetry", "harvest", "status")]
+    assert patterns == [
+        f"pattern write coop/v1/devices/%u/{leaf}" for leaf in ("telemetry", "harvest", "status")
+    ]
     assert acl.index("user ingest-x") < acl.index("topic read coop/v1/devices/+/+")
 
 
-def test_wrong_password_is_refused(auth_broker: tuple[EmbeddedBroker, Settings],
-                                   world: World) -> None:
+def test_wrong_password_is_refused(
+    auth_broker: tuple[EmbeddedBroker, Settings], world: World
+) -> None:
     broker, _ = auth_broker
     soil = world.devices["soil"]
     assert not connect_result(broker.port, soil.username, soil.password, soil.username).is_failure
@@ -57,21 +61,30 @@ def test_wrong_password_is_refused(auth_broker: tuple[EmbeddedBroker, Settings],
 
 
 def test_device_cannot_publish_under_another_device(
-        auth_broker: tuple[EmbeddedBroker, Settings], world: World) -> None:
+    auth_broker: tuple[EmbeddedBroker, Settings], world: World
+) -> None:
     broker, s = auth_broker
     soil, scale = world.devices["soil"], world.devices["scale"]
     svc = IngestService(s)
     svc.start()  # subscribing proves the ingest user's read access
     try:
-        pub = Publisher(f"mqtt://127.0.0.1:{broker.port}", soil.username,
-                        username=soil.username, password=soil.password)
+        pub = Publisher(
+            f"mqtt://127.0.0.1:{broker.port}",
+            soil.username,
+            username=soil.username,
+            password=soil.password,
+        )
         assert pub.connected.wait(10)
         prefix = s.topic_prefix
         # soil node pretends to be the scale: the broker drops it (MQTT 3.1.1 still PUBACKs)
-        pub.publish(f"{prefix}/devices/{scale.username}/telemetry",
-                    {"seq": 1, "ts": now_ms(), "values": {"temperature": 20.0}})
-        pub.publish(f"{prefix}/devices/{soil.username}/telemetry",
-                    {"seq": 2, "ts": now_ms(), "values": {"temperature": 21.0}})
+        pub.publish(
+            f"{prefix}/devices/{scale.username}/telemetry",
+            {"seq": 1, "ts": now_ms(), "values": {"temperature": 20.0}},
+        )
+        pub.publish(
+            f"{prefix}/devices/{soil.username}/telemetry",
+            {"seq": 2, "ts": now_ms(), "values": {"temperature": 21.0}},
+        )
         assert pub.wait_all_acked(10)
         pub.close()
         db = s.database_url
@@ -87,21 +100,24 @@ def test_device_cannot_publish_under_another_device(
 
 
 def test_broker_config_command_writes_both_files(
-        tmp_path: Path, settings: Settings, world: World,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, settings: Settings, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from typer.testing import CliRunner
 
-    from coffeetrace.cli import _register_packages, app
+    from coffeetrace.cli import app
 
-    _register_packages()
     monkeypatch.setenv("COFFEETRACE_DATABASE_URL", settings.database_url)
     monkeypatch.setenv("COFFEETRACE_MQTT_INGEST_PASSWORD", INGEST_PASSWORD)
     monkeypatch.setenv("COFFEETRACE_TOPIC_PREFIX", settings.topic_prefix)
     result = CliRunner().invoke(app, ["broker-config", "--out", str(tmp_path / "auth")])
     assert result.exit_code == 0, result.output
-    users = [line.split(":", 1)[0] for line in
-             (tmp_path / "auth" / "passwords").read_text().splitlines()]
-    assert sorted(users) == sorted(["coffeetrace-ingest", world.devices["soil"].username,
-                                    world.devices["scale"].username])
-    assert f"pattern write {settings.topic_prefix}/devices/%u/telemetry" in \
-        (tmp_path / "auth" / "acl").read_text().splitlines()
+    users = [
+        line.split(":", 1)[0] for line in (tmp_path / "auth" / "passwords").read_text().splitlines()
+    ]
+    assert sorted(users) == sorted(
+        ["coffeetrace-ingest", world.devices["soil"].username, world.devices["scale"].username]
+    )
+    assert (
+        f"pattern write {settings.topic_prefix}/devices/%u/telemetry"
+        in (tmp_path / "auth" / "acl").read_text().splitlines()
+    )

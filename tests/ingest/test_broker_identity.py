@@ -28,15 +28,16 @@ from pathlib import Path
 import paho.mqtt.client as paho
 import psycopg
 import pytest
-from coffeetrace.api.app import create_app
-from coffeetrace.ingest.brokerconfig import write_dynsec_config
-from coffeetrace.ingest.service import IngestService
-from coffeetrace.trace import registry
 from fastapi.testclient import TestClient
 
+from coffeetrace.api.app import create_app
+from coffeetrace.credentials import new_device_secret
 from coffeetrace.embedded import EmbeddedBroker, find_dynsec_plugin, free_port
+from coffeetrace.ingest.brokerconfig import write_dynsec_config
+from coffeetrace.ingest.service import IngestService
 from coffeetrace.mqtt import new_client, parse_broker_url
 from coffeetrace.settings import Settings
+from coffeetrace.trace import registry
 from tests.api.builders import Tenant, make_tenant
 from tests.ingest.conftest import broker_data_dir
 from tests.ingest.helpers import Publisher, connect_result, now_ms, scalar, wait_until
@@ -70,15 +71,20 @@ def tenant(conn: psycopg.Connection) -> Tenant:
 
 
 @pytest.fixture
-def dynsec(settings: Settings, tenant: Tenant, conn: psycopg.Connection,
-           ingest_broker: EmbeddedBroker) -> Iterator[DynsecBroker]:
+def dynsec(
+    settings: Settings, tenant: Tenant, conn: psycopg.Connection, ingest_broker: EmbeddedBroker
+) -> Iterator[DynsecBroker]:
     """Mosquitto with the shipped config and the dynsec file broker-config writes."""
     if find_dynsec_plugin() is None:
         pytest.skip("Mosquitto's dynamic security plugin is not installed")
     for data_dir in broker_data_dir():
-        s = settings.model_copy(update={
-            "mqtt_ingest_password": INGEST_PASSWORD, "mqtt_broker_auth": "dynsec",
-            "mqtt_control_password": CONTROL_PASSWORD})
+        s = settings.model_copy(
+            update={
+                "mqtt_ingest_password": INGEST_PASSWORD,
+                "mqtt_broker_auth": "dynsec",
+                "mqtt_control_password": CONTROL_PASSWORD,
+            }
+        )
         auth = write_dynsec_config(conn, s, data_dir / "auth")
         broker = EmbeddedBroker(data_dir, free_port(), dynsec_file=auth.path)
         broker.start()
@@ -95,8 +101,12 @@ def accepted(port: int, user: str, password: str, client_id: str | None = None) 
 
 def ledger(db_url: str) -> list[tuple[str, str]]:
     with psycopg.connect(db_url) as c:
-        return [tuple(r) for r in c.execute(  # type: ignore[misc]
-            "select device_id, msg_id from ingest_messages order by device_id, msg_id::int")]
+        return [
+            tuple(r)
+            for r in c.execute(  # type: ignore[misc]
+                "select device_id, msg_id from ingest_messages order by device_id, msg_id::int"
+            )
+        ]
 
 
 def reading(seq: int) -> dict:
@@ -107,14 +117,16 @@ def reading(seq: int) -> dict:
 
 
 def test_takeover_of_the_ingest_client_id_is_refused_and_its_queue_kept(
-        dynsec: DynsecBroker) -> None:
+    dynsec: DynsecBroker,
+) -> None:
     s, port = dynsec.settings, dynsec.broker.port
     soil, scale = dynsec.device("soil"), dynsec.device("scale")
     db = s.database_url
     svc = IngestService(s)
     svc.start()
-    pub = Publisher(dynsec.device_url, soil.username, username=soil.username,
-                    password=soil.password)
+    pub = Publisher(
+        dynsec.device_url, soil.username, username=soil.username, password=soil.password
+    )
     try:
         assert pub.connected.wait(10)
         pub.publish(dynsec.topic(soil.username), reading(1))
@@ -139,8 +151,7 @@ def test_takeover_of_the_ingest_client_id_is_refused_and_its_queue_kept(
     try:
         assert wait_until(lambda: len(ledger(db)) == 11, 20), ledger(db)
         # an attempt while ingest is connected does not disconnect it either
-        assert connect_result(port, soil.username, soil.password,
-                              s.mqtt_client_id).is_failure  # type: ignore[attr-defined]
+        assert connect_result(port, soil.username, soil.password, s.mqtt_client_id).is_failure  # type: ignore[attr-defined]
         pub.publish(dynsec.topic(soil.username), reading(12))
         assert pub.wait_all_acked(10)
         assert wait_until(lambda: len(ledger(db)) == 12, 15), ledger(db)
@@ -160,13 +171,13 @@ def test_retained_publish_is_refused_and_nothing_is_retained(dynsec: DynsecBroke
     svc = IngestService(s)
     svc.start()
     try:
-        pub = Publisher(dynsec.device_url, soil.username, username=soil.username,
-                        password=soil.password)
+        pub = Publisher(
+            dynsec.device_url, soil.username, username=soil.username, password=soil.password
+        )
         assert pub.connected.wait(10)
         dropped = threading.Event()
         pub.client.on_disconnect = lambda *a: dropped.set()
-        pub.client.publish(dynsec.topic(soil.username), json.dumps(reading(1)), qos=1,
-                           retain=True)
+        pub.client.publish(dynsec.topic(soil.username), json.dumps(reading(1)), qos=1, retain=True)
         assert dropped.wait(10), "the broker kept a client that sent a retained message"
         pub.close()
 
@@ -177,15 +188,17 @@ def test_retained_publish_is_refused_and_nothing_is_retained(dynsec: DynsecBroke
         subscribed = threading.Event()
         probe.on_message = lambda c, u, m: got.append(m)
         probe.on_connect = lambda c, u, f, r, p=None: c.subscribe(
-            f"{s.topic_prefix}/devices/+/+", 1)
+            f"{s.topic_prefix}/devices/+/+", 1
+        )
         probe.on_subscribe = lambda *a: subscribed.set()
         probe.connect(addr.host, addr.port)
         probe.loop_start()
         try:
             assert subscribed.wait(10)
             # the device can still send what it should, the normal way
-            ok = Publisher(dynsec.device_url, soil.username, username=soil.username,
-                           password=soil.password)
+            ok = Publisher(
+                dynsec.device_url, soil.username, username=soil.username, password=soil.password
+            )
             assert ok.connected.wait(10)
             ok.publish(dynsec.topic(soil.username), reading(2))
             assert ok.wait_all_acked(10)
@@ -203,14 +216,16 @@ def test_retained_publish_is_refused_and_nothing_is_retained(dynsec: DynsecBroke
 
 
 def test_device_publishes_to_its_three_topics_only_and_cannot_subscribe(
-        dynsec: DynsecBroker) -> None:
+    dynsec: DynsecBroker,
+) -> None:
     s = dynsec.settings
     soil = dynsec.device("soil")
     svc = IngestService(s)
     svc.start()
     try:
-        pub = Publisher(dynsec.device_url, soil.username, username=soil.username,
-                        password=soil.password)
+        pub = Publisher(
+            dynsec.device_url, soil.username, username=soil.username, password=soil.password
+        )
         assert pub.connected.wait(10)
         for n in range(3):  # the retained-junk attack, without retain: dropped by the broker
             pub.publish(f"{s.topic_prefix}/devices/{soil.username}/junk/{n}", b"x" * 1000)
@@ -221,8 +236,9 @@ def test_device_publishes_to_its_three_topics_only_and_cannot_subscribe(
         suback: list[object] = []
         done = threading.Event()
 
-        def on_subscribe(client: paho.Client, userdata: object, mid: int, reasons: list,
-                         props: object = None) -> None:
+        def on_subscribe(
+            client: paho.Client, userdata: object, mid: int, reasons: list, props: object = None
+        ) -> None:
             suback.extend(reasons)
             done.set()
 
@@ -233,8 +249,16 @@ def test_device_publishes_to_its_three_topics_only_and_cannot_subscribe(
         pub.close()
         db = s.database_url
         assert wait_until(lambda: ledger(db) == [(soil.username, "2")], 15), ledger(db)
-        assert wait_until(lambda: scalar(db, "select battery_pct from device_status "
-                                             "where device_id = %s", (soil.username,)) == 80)
+        assert wait_until(
+            lambda: (
+                scalar(
+                    db,
+                    "select battery_pct from device_status where device_id = %s",
+                    (soil.username,),
+                )
+                == 80
+            )
+        )
         time.sleep(0.5)
         assert ledger(db) == [(soil.username, "2")]
         assert scalar(db, "select count(*) from dead_letters") == 0
@@ -257,8 +281,9 @@ def test_last_will_on_the_status_topic_still_arrives(dynsec: DynsecBroker) -> No
         client.connect("127.0.0.1", dynsec.broker.port, keepalive=10)
         client.loop_start()
         assert connected.wait(10)
-        client.publish(dynsec.topic(soil.username, "status"),
-                       json.dumps({"online": True}), qos=1).wait_for_publish(10)
+        client.publish(
+            dynsec.topic(soil.username, "status"), json.dumps({"online": True}), qos=1
+        ).wait_for_publish(10)
         db = s.database_url
         online = "select online from device_status where device_id = %s"
         assert wait_until(lambda: scalar(db, online, (soil.username,)) is True, 15)
@@ -280,7 +305,8 @@ def api(dynsec: DynsecBroker) -> Iterator[TestClient]:
 
 
 def test_rotated_password_is_refused_within_seconds_and_the_new_one_accepted(
-        dynsec: DynsecBroker, api: TestClient) -> None:
+    dynsec: DynsecBroker, api: TestClient
+) -> None:
     port, soil = dynsec.broker.port, dynsec.device("soil")
     assert accepted(port, soil.username, soil.password)
     r = api.post(f"/v1/devices/{soil.username}/credential", headers=dynsec.tenant.auth("operator"))
@@ -291,8 +317,9 @@ def test_rotated_password_is_refused_within_seconds_and_the_new_one_accepted(
     assert not accepted(port, soil.username, new, dynsec.settings.mqtt_client_id)
 
 
-def test_disabled_device_is_refused_and_enabled_again(dynsec: DynsecBroker,
-                                                      api: TestClient) -> None:
+def test_disabled_device_is_refused_and_enabled_again(
+    dynsec: DynsecBroker, api: TestClient
+) -> None:
     port, scale = dynsec.broker.port, dynsec.device("scale")
     op = dynsec.tenant.auth("operator")
     assert accepted(port, scale.username, scale.password)
@@ -301,32 +328,52 @@ def test_disabled_device_is_refused_and_enabled_again(dynsec: DynsecBroker,
     assert r.json()["active"] is False
     assert wait_until(lambda: not accepted(port, scale.username, scale.password), 10, 0.2)
     assert api.get(f"/v1/devices/{scale.username}", headers=op).json()["active"] is False
-    assert api.post(f"/v1/devices/{scale.username}/disable",
-                    headers=dynsec.tenant.auth("read-only")).status_code == 403
+    assert (
+        api.post(
+            f"/v1/devices/{scale.username}/disable", headers=dynsec.tenant.auth("read-only")
+        ).status_code
+        == 403
+    )
     r = api.post(f"/v1/devices/{scale.username}/enable", headers=op)
     assert r.status_code == 200 and r.json()["active"] is True
     assert wait_until(lambda: accepted(port, scale.username, scale.password), 10, 0.2)
 
 
-def test_device_registered_through_the_api_connects_at_once(dynsec: DynsecBroker,
-                                                            api: TestClient) -> None:
+def test_device_registered_through_the_api_connects_at_once(
+    dynsec: DynsecBroker, api: TestClient
+) -> None:
     port = dynsec.broker.port
-    r = api.post("/v1/devices", headers=dynsec.tenant.auth("operator"),
-                 json={"kind": "soil_node", "plot_id": str(dynsec.tenant.world.plot["id"])})
+    r = api.post(
+        "/v1/devices",
+        headers=dynsec.tenant.auth("operator"),
+        json={"kind": "soil_node", "plot_id": str(dynsec.tenant.world.plot["id"])},
+    )
     assert r.status_code == 201, r.text
     user, password = r.json()["mqtt_username"], r.json()["mqtt_password"]
     assert wait_until(lambda: accepted(port, user, password), 10, 0.2)
     assert not accepted(port, user, password, dynsec.settings.mqtt_client_id)
 
 
-@pytest.mark.parametrize("name", ["coffeetrace-ingest", "COFFEETRACE-INGEST", "client_id",
-                                  "coffeetrace-control", "coffeetrace-ingest-2"])
-def test_registration_under_a_platform_name_is_refused(dynsec: DynsecBroker, api: TestClient,
-                                                       name: str) -> None:
+@pytest.mark.parametrize(
+    "name",
+    [
+        "coffeetrace-ingest",
+        "COFFEETRACE-INGEST",
+        "client_id",
+        "coffeetrace-control",
+        "coffeetrace-ingest-2",
+    ],
+)
+def test_registration_under_a_platform_name_is_refused(
+    dynsec: DynsecBroker, api: TestClient, name: str
+) -> None:
     s = dynsec.settings
     device_id = s.mqtt_client_id if name == "client_id" else name
-    r = api.post("/v1/devices", headers=dynsec.tenant.auth("operator"),
-                 json={"kind": "phone", "device_id": device_id})
+    r = api.post(
+        "/v1/devices",
+        headers=dynsec.tenant.auth("operator"),
+        json={"kind": "phone", "device_id": device_id},
+    )
     assert r.status_code == 422, r.text
     body = r.json()
     assert body["error"] == "invalid"
@@ -335,11 +382,11 @@ def test_registration_under_a_platform_name_is_refused(dynsec: DynsecBroker, api
     assert scalar(s.database_url, "select count(*) from devices where id = %s", (device_id,)) == 0
 
 
-def test_broker_that_does_not_confirm_gets_503_and_nothing_changes(
-        dynsec: DynsecBroker) -> None:
+def test_broker_that_does_not_confirm_gets_503_and_nothing_changes(dynsec: DynsecBroker) -> None:
     s = dynsec.settings
-    dead = s.model_copy(update={"mqtt_url": f"mqtt://127.0.0.1:{free_port()}",
-                                "mqtt_control_timeout_s": 2.0})
+    dead = s.model_copy(
+        update={"mqtt_url": f"mqtt://127.0.0.1:{free_port()}", "mqtt_control_timeout_s": 2.0}
+    )
     soil = dynsec.device("soil")
     db = s.database_url
     before = scalar(db, "select credential_hash from devices where id = %s", (soil.username,))
@@ -352,8 +399,9 @@ def test_broker_that_does_not_confirm_gets_503_and_nothing_changes(
         assert api.post(f"/v1/devices/{soil.username}/credential", headers=op).status_code == 503
         assert api.post(f"/v1/devices/{soil.username}/disable", headers=op).status_code == 503
     assert scalar(db, "select count(*) from devices") == count
-    assert scalar(db, "select credential_hash from devices where id = %s",
-                  (soil.username,)) == before
+    assert (
+        scalar(db, "select credential_hash from devices where id = %s", (soil.username,)) == before
+    )
     assert scalar(db, "select active from devices where id = %s", (soil.username,)) is True
     # the wrong control password: refused by the broker, also 503
     wrong = s.model_copy(update={"mqtt_control_password": "not-it"})
@@ -367,16 +415,20 @@ def test_broker_that_does_not_confirm_gets_503_and_nothing_changes(
 
 
 def test_cli_rotates_and_disables_on_the_live_broker(
-        dynsec: DynsecBroker, monkeypatch: pytest.MonkeyPatch) -> None:
+    dynsec: DynsecBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from typer.testing import CliRunner
 
-    from coffeetrace.cli import _register_packages, app
+    from coffeetrace.cli import app
 
-    _register_packages()
     s = dynsec.settings
-    for key, value in {"DATABASE_URL": s.database_url, "MQTT_URL": s.mqtt_url,
-                       "MQTT_BROKER_AUTH": "dynsec", "MQTT_CONTROL_PASSWORD": CONTROL_PASSWORD,
-                       "TOPIC_PREFIX": s.topic_prefix}.items():
+    for key, value in {
+        "DATABASE_URL": s.database_url,
+        "MQTT_URL": s.mqtt_url,
+        "MQTT_BROKER_AUTH": "dynsec",
+        "MQTT_CONTROL_PASSWORD": CONTROL_PASSWORD,
+        "TOPIC_PREFIX": s.topic_prefix,
+    }.items():
         monkeypatch.setenv(f"COFFEETRACE_{key}", value)
     port, soil = dynsec.broker.port, dynsec.device("soil")
     result = CliRunner().invoke(app, ["device", "rotate", soil.username])
@@ -388,21 +440,27 @@ def test_cli_rotates_and_disables_on_the_live_broker(
     assert result.exit_code == 0, result.output
     assert wait_until(lambda: not accepted(port, soil.username, new), 10, 0.2)
     code = dynsec.tenant.world.coop["code"]
-    result = CliRunner().invoke(app, ["device", "create", "--coop", code, "--kind", "phone",
-                                      "--id", "coffeetrace-ingest"])
+    result = CliRunner().invoke(
+        app, ["device", "create", "--coop", code, "--kind", "phone", "--id", "coffeetrace-ingest"]
+    )
     assert result.exit_code == 2 and "reserved" in result.output
 
 
 def test_broker_config_leaves_out_a_device_with_a_platform_name(
-        tmp_path: Path, settings: Settings, conn: psycopg.Connection, tenant: Tenant,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path,
+    settings: Settings,
+    conn: psycopg.Connection,
+    tenant: Tenant,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from typer.testing import CliRunner
 
-    from coffeetrace.cli import _register_packages, app
+    from coffeetrace.cli import app
 
-    _register_packages()
     # registered before names were checked (the domain itself does not know them)
-    registry.register_device(conn, tenant.coop_id, "phone", device_id="coffeetrace-ingest")
+    registry.register_device(
+        conn, tenant.coop_id, "phone", device_id="coffeetrace-ingest", secret=new_device_secret()
+    )
     conn.commit()
     monkeypatch.setenv("COFFEETRACE_DATABASE_URL", settings.database_url)
     monkeypatch.setenv("COFFEETRACE_MQTT_INGEST_PASSWORD", INGEST_PASSWORD)
@@ -414,10 +472,11 @@ def test_broker_config_leaves_out_a_device_with_a_platform_name(
         assert result.exit_code == 0, result.output
         assert "warning: device 'coffeetrace-ingest' left out" in result.output
         if mode == "files":
-            users = [line.split(":", 1)[0] for line in
-                     (out / "passwords").read_text().splitlines()]
+            users = [line.split(":", 1)[0] for line in (out / "passwords").read_text().splitlines()]
         else:
-            users = [c["username"] for c in
-                     json.loads((out / "dynamic-security.json").read_text())["clients"]]
+            users = [
+                c["username"]
+                for c in json.loads((out / "dynamic-security.json").read_text())["clients"]
+            ]
         assert users.count("coffeetrace-ingest") == 1  # the ingest user itself
         assert tenant.world.devices["soil"].username in users

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from coffeetrace.ingest.service import IngestService
 
+from coffeetrace.ingest.service import IngestService
 from coffeetrace.mqtt import parse_broker_url
 from coffeetrace.settings import Settings
 from tests.factories import World
@@ -40,16 +40,25 @@ def _commands() -> tuple[list[str], list[tuple[str, str]]]:
 
 
 @pytest.mark.skipif(shutil.which("mosquitto_pub") is None, reason="mosquitto_pub not on PATH")
-def test_doc_examples_run_as_written(ingest_settings: Settings, world: World,
-                                     conn: psycopg.Connection) -> None:
+def test_doc_examples_run_as_written(
+    ingest_settings: Settings, world: World, conn: psycopg.Connection
+) -> None:
     s = ingest_settings.model_copy(update={"topic_prefix": "coffeetrace/v1"})
     good, bad = _commands()
     assert len(good) == 5 and len(bad) == 9, (len(good), len(bad))
     addr = parse_broker_url(s.mqtt_url)
     scale = world.devices["scale"].username
-    env = {**os.environ, "MQTT_HOST": addr.host, "MQTT_PORT": str(addr.port),
-           "PREFIX": s.topic_prefix, "DEV": world.devices["soil"].username, "SCALE": scale,
-           "TREE": world.trees[0]["tag_code"], "DEV_PASSWORD": "x", "SCALE_PASSWORD": "x"}
+    env = {
+        **os.environ,
+        "MQTT_HOST": addr.host,
+        "MQTT_PORT": str(addr.port),
+        "PREFIX": s.topic_prefix,
+        "DEV": world.devices["soil"].username,
+        "SCALE": scale,
+        "TREE": world.trees[0]["tag_code"],
+        "DEV_PASSWORD": "x",
+        "SCALE_PASSWORD": "x",
+    }
     svc = IngestService(s)
     svc.start()
     db = s.database_url
@@ -62,9 +71,15 @@ def test_doc_examples_run_as_written(ingest_settings: Settings, world: World,
         svc.stop()
     assert scalar(db, "select count(*) from ingest_messages") == 4  # 1042, 1043, 1044, h-...
     assert scalar(db, "select count(*) from sensor_readings") == 5
-    assert scalar(db, "select count(*) from harvest_events where tree_id = %s",
-                  (world.trees[0]["id"],)) == 1
+    assert (
+        scalar(
+            db, "select count(*) from harvest_events where tree_id = %s", (world.trees[0]["id"],)
+        )
+        == 1
+    )
     with psycopg.connect(db) as c:
-        reasons = [r[0].split(":")[0] for r in
-                   c.execute("select reason from dead_letters order by id").fetchall()]
+        reasons = [
+            r[0].split(":")[0]
+            for r in c.execute("select reason from dead_letters order by id").fetchall()
+        ]
     assert sorted(reasons) == sorted(code for code, _ in bad)

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from coffeetrace.ingest.service import IngestService
 from psycopg.rows import dict_row
 
 from coffeetrace.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
+from coffeetrace.ingest.service import IngestService
 from coffeetrace.migrate import migrate
 from coffeetrace.settings import Settings
 from tests.factories import World, make_world
@@ -30,8 +30,9 @@ from tests.ingest.procs import IngestProcess
 pytestmark = pytest.mark.slow
 
 
-def _publish_in_background(url: str, items: list[tuple[str, str]],
-                           errors: list[BaseException]) -> tuple[threading.Thread, Publisher]:
+def _publish_in_background(
+    url: str, items: list[tuple[str, str]], errors: list[BaseException]
+) -> tuple[threading.Thread, Publisher]:
     pub = Publisher(url)
     assert pub.connected.wait(10)
 
@@ -59,13 +60,15 @@ def _burst_until_stored(s: Settings, device: str, n: int) -> None:
     """Publish n one-reading messages (waiting for every PUBACK) and wait until stored."""
     errors: list[BaseException] = []
     thread, pub = _publish_in_background(
-        s.mqtt_url, list(telemetry_burst(s.topic_prefix, device, range(n))), errors)
+        s.mqtt_url, list(telemetry_burst(s.topic_prefix, device, range(n))), errors
+    )
     _finish(thread, pub, errors)
     assert wait_until(lambda: stored_summary(s.database_url)[0] >= n, timeout=120)
 
 
 def test_burst_of_20000_through_the_shipped_config_loses_nothing(
-        ingest_settings: Settings, world: World) -> None:
+    ingest_settings: Settings, world: World
+) -> None:
     s, n = ingest_settings, 20_000
     soil = world.devices["soil"].username
     svc = IngestService(s)
@@ -79,14 +82,16 @@ def test_burst_of_20000_through_the_shipped_config_loses_nothing(
 
 
 def test_consumer_killed_mid_burst_and_restarted(
-        ingest_settings: Settings, world: World, tmp_path: Path) -> None:
+    ingest_settings: Settings, world: World, tmp_path: Path
+) -> None:
     s, n = ingest_settings, 20_000
     soil = world.devices["soil"].username
     proc = IngestProcess(s, tmp_path / "ingest.log")
     proc.start()
     errors: list[BaseException] = []
     thread, pub = _publish_in_background(
-        s.mqtt_url, list(telemetry_burst(s.topic_prefix, soil, range(n))), errors)
+        s.mqtt_url, list(telemetry_burst(s.topic_prefix, soil, range(n))), errors
+    )
     assert wait_until(lambda: stored_summary(s.database_url)[0] >= n // 10, timeout=60)
     proc.kill()
     stored_at_kill = stored_summary(s.database_url)[0]
@@ -116,8 +121,9 @@ def own_postgres() -> Iterator[EmbeddedPostgres]:
             pg.stop("immediate")
 
 
-def test_postgres_restarted_mid_burst(ingest_settings: Settings,
-                                      own_postgres: EmbeddedPostgres) -> None:
+def test_postgres_restarted_mid_burst(
+    ingest_settings: Settings, own_postgres: EmbeddedPostgres
+) -> None:
     with psycopg.connect(own_postgres.url, row_factory=dict_row) as conn:
         migrate(conn)
         world = make_world(conn)
@@ -129,7 +135,8 @@ def test_postgres_restarted_mid_burst(ingest_settings: Settings,
     try:
         errors: list[BaseException] = []
         thread, pub = _publish_in_background(
-            s.mqtt_url, list(telemetry_burst(s.topic_prefix, soil, range(n))), errors)
+            s.mqtt_url, list(telemetry_burst(s.topic_prefix, soil, range(n))), errors
+        )
         assert wait_until(lambda: stored_summary(s.database_url)[0] >= n // 5, timeout=60)
         own_postgres.stop("fast")
         errors_before = svc.metrics.db_errors._value.get()
@@ -142,8 +149,7 @@ def test_postgres_restarted_mid_burst(ingest_settings: Settings,
     assert stored_summary(s.database_url) == (n, n, n)
 
 
-def test_broker_restarted_mid_burst(settings: Settings, world: World,
-                                    broker_dir: Path) -> None:
+def test_broker_restarted_mid_burst(settings: Settings, world: World, broker_dir: Path) -> None:
     broker = EmbeddedBroker(broker_dir, free_port())
     broker.start()
     s = settings.model_copy(update={"mqtt_url": broker.url})
@@ -153,7 +159,8 @@ def test_broker_restarted_mid_burst(settings: Settings, world: World,
         svc.start()
         errors: list[BaseException] = []
         thread, pub = _publish_in_background(
-            s.mqtt_url, list(telemetry_burst(s.topic_prefix, soil, range(n))), errors)
+            s.mqtt_url, list(telemetry_burst(s.topic_prefix, soil, range(n))), errors
+        )
         assert wait_until(lambda: stored_summary(s.database_url)[0] >= n // 5, timeout=60)
         broker.stop()  # SIGTERM: Mosquitto writes its persistence file
         stored_while_down = stored_summary(s.database_url)[0]
@@ -167,23 +174,28 @@ def test_broker_restarted_mid_burst(settings: Settings, world: World,
     assert stored_summary(s.database_url) == (n, n, n)
 
 
-def test_two_processes_share_the_subscription(ingest_settings: Settings, world: World,
-                                              tmp_path: Path) -> None:
+def test_two_processes_share_the_subscription(
+    ingest_settings: Settings, world: World, tmp_path: Path
+) -> None:
     s, n = ingest_settings, 10_000
     soil = world.devices["soil"].username
     group = f"g{uuid.uuid4().hex[:6]}"
     ports = [free_port(), free_port()]
-    procs = [IngestProcess(s, tmp_path / f"ingest-{i}.log",
-                           COFFEETRACE_MQTT_SHARED_GROUP=group,
-                           COFFEETRACE_MQTT_CLIENT_ID=f"{s.mqtt_client_id}-{i}",
-                           COFFEETRACE_INGEST_METRICS_PORT=str(ports[i]))
-             for i in range(2)]
+    procs = [
+        IngestProcess(
+            s,
+            tmp_path / f"ingest-{i}.log",
+            COFFEETRACE_MQTT_SHARED_GROUP=group,
+            COFFEETRACE_MQTT_CLIENT_ID=f"{s.mqtt_client_id}-{i}",
+            COFFEETRACE_INGEST_METRICS_PORT=str(ports[i]),
+        )
+        for i in range(2)
+    ]
     for p in procs:
         p.start()
     try:
         _burst_until_stored(s, soil, n)
-        received = [_metric(port, "coffeetrace_ingest_messages_received_total")
-                    for port in ports]
+        received = [_metric(port, "coffeetrace_ingest_messages_received_total") for port in ports]
     finally:
         codes = [p.terminate() for p in procs]
     assert codes == [0, 0]

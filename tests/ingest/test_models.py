@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pydantic import ValidationError
+
 from coffeetrace.ingest.models import METRICS, HarvestEvent, TelemetrySet, error_text
 from coffeetrace.ingest.topics import parse_topic, subscription
-from pydantic import ValidationError
 
 
 def _ts(value: object) -> datetime:
@@ -25,8 +26,20 @@ def test_timestamps_rfc3339_and_epoch_ms_agree() -> None:
     assert TelemetrySet.model_validate_json(raw).ts == c
 
 
-@pytest.mark.parametrize("bad", ["2026-06-01T08:10:00", "2026-06-01", "soon", True, 1780000000,
-                                 float("nan"), None, [1], 4_102_444_800_000])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "2026-06-01T08:10:00",
+        "2026-06-01",
+        "soon",
+        True,
+        1780000000,
+        float("nan"),
+        None,
+        [1],
+        4_102_444_800_000,
+    ],
+)
 def test_timestamps_refused(bad: object) -> None:
     with pytest.raises(ValidationError) as info:
         _ts(bad)
@@ -37,7 +50,8 @@ def test_error_text_names_metric_bounds_and_units() -> None:
     ts = "2026-06-01T08:10:00+07:00"
     with pytest.raises(ValidationError) as info:
         TelemetrySet.model_validate_json(
-            f'{{"seq": 1, "ts": "{ts}", "values": {{"soilMoistureVwc": 140}}}}')
+            f'{{"seq": 1, "ts": "{ts}", "values": {{"soilMoistureVwc": 140}}}}'
+        )
     assert error_text(info.value) == "values: soilMoistureVwc=140 outside 0..100 %"
     with pytest.raises(ValidationError) as info:
         TelemetrySet(seq=1, ts=ts, values={"soilPh": 6})
@@ -71,8 +85,12 @@ def test_harvest_weights_and_ripeness() -> None:
     ts = "2026-11-20T09:00:00+07:00"
     ok = HarvestEvent(seq=1, ts=ts, tree="T-1", cherry_kg=0, ripeness_pct=100, picker="PK-1")
     assert ok.cherry_kg == 0
-    for bad in ({"cherry_kg": -0.1}, {"cherry_kg": 4, "ripeness_pct": 101},
-                {"cherry_kg": 4, "picker": "Nguyễn Văn A"}, {"cherry_kg": 4, "extra": 1}):
+    for bad in (
+        {"cherry_kg": -0.1},
+        {"cherry_kg": 4, "ripeness_pct": 101},
+        {"cherry_kg": 4, "picker": "Nguyễn Văn A"},
+        {"cherry_kg": 4, "extra": 1},
+    ):
         with pytest.raises(ValidationError):
             HarvestEvent(seq=1, ts=ts, tree="T-1", **bad)
 
@@ -80,10 +98,12 @@ def test_harvest_weights_and_ripeness() -> None:
 def test_topics() -> None:
     info = parse_topic("coffeetrace/v1", "coffeetrace/v1/devices/soil-node-ab12/telemetry")
     assert info is not None and (info.device_id, info.kind) == ("soil-node-ab12", "telemetry")
-    for bad in ("coffeetrace/v1/devices/soil-node-ab12/weather",
-                "coffeetrace/v1/devices/soil-node-ab12/telemetry/extra",
-                "coffeetrace/v2/devices/soil-node-ab12/telemetry",
-                "coffeetrace/v1/devices/a b/telemetry"):
+    for bad in (
+        "coffeetrace/v1/devices/soil-node-ab12/weather",
+        "coffeetrace/v1/devices/soil-node-ab12/telemetry/extra",
+        "coffeetrace/v2/devices/soil-node-ab12/telemetry",
+        "coffeetrace/v1/devices/a b/telemetry",
+    ):
         assert parse_topic("coffeetrace/v1", bad) is None
     assert subscription("p/v1") == "p/v1/devices/+/+"
     assert subscription("p/v1", "ingest") == "$share/ingest/p/v1/devices/+/+"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import psycopg
-from coffeetrace.ingest.retention import prune_ledger
 
+from coffeetrace.ingest.retention import prune_ledger
 from coffeetrace.settings import Settings
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -23,17 +23,23 @@ def test_prune_keeps_the_window(conn: psycopg.Connection, settings: Settings) ->
         "insert into ingest_messages (device_id, msg_id, kind, readings, received_at)"
         " select 'dev-1', d::text, 'telemetry', 1,"
         "  %(now)s - d * interval '1 day' + interval '1 min'"
-        " from generate_series(0, 59) d", {"now": NOW})
+        " from generate_series(0, 59) d",
+        {"now": NOW},
+    )
     conn.commit()
-    deleted = prune_ledger(settings.model_copy(update={"ingest_ledger_retention_days": 30}),
-                           now=NOW, batch=7)  # several batches
+    deleted = prune_ledger(
+        settings.model_copy(update={"ingest_ledger_retention_days": 30}), now=NOW, batch=7
+    )  # several batches
     assert deleted == 29  # 31 to 59 days old go; 30 days less a minute stays
     assert ages(conn) == list(range(31))
 
 
 def test_zero_days_keeps_everything(conn: psycopg.Connection, settings: Settings) -> None:
-    conn.execute("insert into ingest_messages (device_id, msg_id, kind, readings, received_at)"
-                 " values ('dev-1', '1', 'telemetry', 1, %s)", (NOW - timedelta(days=400),))
+    conn.execute(
+        "insert into ingest_messages (device_id, msg_id, kind, readings, received_at)"
+        " values ('dev-1', '1', 'telemetry', 1, %s)",
+        (NOW - timedelta(days=400),),
+    )
     conn.commit()
     kept = settings.model_copy(update={"ingest_ledger_retention_days": 0})
     assert prune_ledger(kept, now=NOW) == 0

@@ -9,12 +9,12 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg.rows import dict_row
+
 from coffeetrace.ingest.devices import DeviceCache
 from coffeetrace.ingest.store import Written, write_batch
 from coffeetrace.ingest.topics import Incoming, device_topic
 from coffeetrace.ingest.validate import Prepared, Preparer
-from psycopg.rows import dict_row
-
 from tests.factories import World
 from tests.ingest.helpers import now_ms, scalar
 
@@ -26,10 +26,20 @@ def _batch(conn: psycopg.Connection[Any], world: World, seqs: list[int]) -> Prep
     device = world.devices["soil"].username
     topic = device_topic(PREFIX, device, "telemetry")
     t = now_ms()
-    messages = [Incoming(topic, (f'{{"seq": {seq}, "ts": {t - seq}, "values": '
-                                 f'{{"temperature": 21.5, "relativeHumidity": 80}}}}').encode(),
-                         mid, 1, 0, time.time())
-                for mid, seq in enumerate(seqs, 1)]
+    messages = [
+        Incoming(
+            topic,
+            (
+                f'{{"seq": {seq}, "ts": {t - seq}, "values": '
+                f'{{"temperature": 21.5, "relativeHumidity": 80}}}}'
+            ).encode(),
+            mid,
+            1,
+            0,
+            time.time(),
+        )
+        for mid, seq in enumerate(seqs, 1)
+    ]
     preparer = Preparer(PREFIX, DeviceCache(), max_payload_bytes=65536, clock_skew_s=300)
     prepared = preparer.prepare(conn, messages)
     assert not prepared.rejects, prepared.rejects
@@ -37,8 +47,10 @@ def _batch(conn: psycopg.Connection[Any], world: World, seqs: list[int]) -> Prep
 
 
 def _stored(db: str) -> tuple[int, int]:
-    return (scalar(db, "select count(*) from ingest_messages"),
-            scalar(db, "select count(*) from sensor_readings"))
+    return (
+        scalar(db, "select count(*) from ingest_messages"),
+        scalar(db, "select count(*) from sensor_readings"),
+    )
 
 
 @pytest.fixture
@@ -48,14 +60,16 @@ def autocommit(db_url: str, world: World) -> Any:
 
 
 @pytest.mark.parametrize("expect_duplicates", [False, True])
-def test_keys_seen_before_are_dropped_either_way(db_url: str, world: World, autocommit: Any,
-                                                 expect_duplicates: bool) -> None:
+def test_keys_seen_before_are_dropped_either_way(
+    db_url: str, world: World, autocommit: Any, expect_duplicates: bool
+) -> None:
     first = write_batch(autocommit, _batch(autocommit, world, [1, 2, 3]))
     assert (first.sets, first.readings, first.known_keys) == (3, 6, 0)
     # two sets seen before among two new ones: the COPY of the keys is refused by the
     # unique key (or skipped when duplicates are expected) and the batch claimed key by key
-    second = write_batch(autocommit, _batch(autocommit, world, [2, 4, 3, 5]),
-                         expect_duplicates=expect_duplicates)
+    second = write_batch(
+        autocommit, _batch(autocommit, world, [2, 4, 3, 5]), expect_duplicates=expect_duplicates
+    )
     assert (second.sets, second.readings, second.known_keys, second.duplicates) == (2, 4, 2, 2)
     assert _stored(db_url) == (5, 10)
     again = write_batch(autocommit, _batch(autocommit, world, [1, 2, 3, 4, 5]))
@@ -63,23 +77,32 @@ def test_keys_seen_before_are_dropped_either_way(db_url: str, world: World, auto
     assert _stored(db_url) == (5, 10)
 
 
-def test_a_batch_waits_for_another_consumers_uncommitted_key(db_url: str, world: World,
-                                                             autocommit: Any) -> None:
+def test_a_batch_waits_for_another_consumers_uncommitted_key(
+    db_url: str, world: World, autocommit: Any
+) -> None:
     """Two ingest processes on a shared subscription may hold the same redelivered set: the
     second waits for the first's transaction and, once it commits, stores only the rest."""
     holder = psycopg.connect(db_url)
     try:
         # the first consumer's transaction: one set claimed and stored, not yet committed
         with holder.cursor() as cur:
-            cur.execute("insert into ingest_messages (device_id, msg_id, kind, readings) "
-                        "values (%s, '7', 'telemetry', 2)", (world.devices["soil"].username,))
-            cur.execute("insert into sensor_readings (time, device_id, plot_id, metric, value) "
-                        "select now(), %s, %s, m, 1 from unnest(array['temperature', "
-                        "'relativeHumidity']) m",
-                        (world.devices["soil"].username, world.plot["id"]))
+            cur.execute(
+                "insert into ingest_messages (device_id, msg_id, kind, readings) "
+                "values (%s, '7', 'telemetry', 2)",
+                (world.devices["soil"].username,),
+            )
+            cur.execute(
+                "insert into sensor_readings (time, device_id, plot_id, metric, value) "
+                "select now(), %s, %s, m, 1 from unnest(array['temperature', "
+                "'relativeHumidity']) m",
+                (world.devices["soil"].username, world.plot["id"]),
+            )
         result: list[Written] = []
-        second = threading.Thread(target=lambda: result.append(
-            write_batch(autocommit, _batch(autocommit, world, [6, 7, 8]))))
+        second = threading.Thread(
+            target=lambda: result.append(
+                write_batch(autocommit, _batch(autocommit, world, [6, 7, 8]))
+            )
+        )
         second.start()
         deadline = time.monotonic() + 20
         while not _waits_on_lock(db_url) and time.monotonic() < deadline:
@@ -95,5 +118,10 @@ def test_a_batch_waits_for_another_consumers_uncommitted_key(db_url: str, world:
 
 
 def _waits_on_lock(db: str) -> bool:
-    return bool(scalar(db, "select count(*) from pg_stat_activity "
-                           "where datname = current_database() and wait_event_type = 'Lock'"))
+    return bool(
+        scalar(
+            db,
+            "select count(*) from pg_stat_activity "
+            "where datname = current_database() and wait_event_type = 'Lock'",
+        )
+    )

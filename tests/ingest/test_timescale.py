@@ -12,10 +12,10 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
-from coffeetrace.ingest.service import IngestService
-from coffeetrace.ingest.topics import device_topic
 from psycopg.rows import dict_row
 
+from coffeetrace.ingest.service import IngestService
+from coffeetrace.ingest.topics import device_topic
 from coffeetrace.migrate import migrate
 from coffeetrace.settings import Settings
 from tests.factories import make_world
@@ -43,9 +43,14 @@ def tsdb_url() -> Iterator[str]:
 
 
 def _sets(first: int, count: int, when: datetime) -> list[dict[str, object]]:
-    return [{"seq": first + i, "ts": int((when + timedelta(minutes=10 * i)).timestamp() * 1000),
-             "values": {"soilMoistureVwc": 30 + i % 10, "soilTemperature": 22.5}}
-            for i in range(count)]
+    return [
+        {
+            "seq": first + i,
+            "ts": int((when + timedelta(minutes=10 * i)).timestamp() * 1000),
+            "values": {"soilMoistureVwc": 30 + i % 10, "soilTemperature": 22.5},
+        }
+        for i in range(count)
+    ]
 
 
 def test_late_buffer_into_a_compressed_chunk(tsdb_url: str, ingest_settings: Settings) -> None:
@@ -66,7 +71,8 @@ def test_late_buffer_into_a_compressed_chunk(tsdb_url: str, ingest_settings: Set
         assert wait_until(lambda: scalar(tsdb_url, "select count(*) from sensor_readings") == 100)
         with psycopg.connect(tsdb_url, autocommit=True) as conn:
             compressed = conn.execute(
-                "select count(compress_chunk(c)) from show_chunks('sensor_readings') c").fetchone()
+                "select count(compress_chunk(c)) from show_chunks('sensor_readings') c"
+            ).fetchone()
             assert compressed is not None and compressed[0] >= 1
         # the buffer again (a device that never got its PUBACKs) plus 50 new sets, same days
         publish_all(s.mqtt_url, [(topic, _sets(0, 100, old))])
@@ -78,6 +84,8 @@ def test_late_buffer_into_a_compressed_chunk(tsdb_url: str, ingest_settings: Set
     assert scalar(tsdb_url, "select count(*) from dead_letters") == 0
     assert svc.metrics.duplicates._value.get() == 50
     with psycopg.connect(tsdb_url) as conn:
-        n = conn.execute("select count(*) from chunk_compression_stats('sensor_readings') "
-                         "where compression_status = 'Compressed'").fetchone()
+        n = conn.execute(
+            "select count(*) from chunk_compression_stats('sensor_readings') "
+            "where compression_status = 'Compressed'"
+        ).fetchone()
     assert n is not None and n[0] >= 1  # the late rows went into a chunk that stays compressed

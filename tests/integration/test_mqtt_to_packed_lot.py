@@ -14,11 +14,12 @@ from typing import Any
 import jsonschema
 import psycopg
 import pytest
-from coffeetrace.ingest.service import IngestService
-from coffeetrace.trace import chain, epcis, eudr, registry
 
+from coffeetrace.credentials import new_device_secret
 from coffeetrace.embedded import EmbeddedBroker
+from coffeetrace.ingest.service import IngestService
 from coffeetrace.settings import Settings
+from coffeetrace.trace import epcis, eudr, registry, verification
 from tests.conftest import SHARED
 from tests.factories import World
 from tests.ingest.helpers import publish_all, wait_until
@@ -37,23 +38,37 @@ def ingest(settings: Settings, shipped_broker: EmbeddedBroker) -> Iterator[Setti
 
 
 def harvest_over_mqtt(settings: Settings) -> Any:
-    def harvest(conn: psycopg.Connection, world: World, tree: dict[str, Any], kg: float,
-                time: datetime) -> Any:
+    def harvest(
+        conn: psycopg.Connection, world: World, tree: dict[str, Any], kg: float, time: datetime
+    ) -> Any:
         if "phone" not in world.devices:
-            world.devices["phone"] = registry.register_device(conn, world.coop["id"], "phone")
+            world.devices["phone"] = registry.register_device(
+                conn, world.coop["id"], "phone", secret=new_device_secret()
+            )
             # the phone was handed out before the season's first picking
-            conn.execute("update devices set registered_at = %s where id = %s",
-                         (time.replace(month=1, day=1), world.devices["phone"].username))
+            conn.execute(
+                "update devices set registered_at = %s where id = %s",
+                (time.replace(month=1, day=1), world.devices["phone"].username),
+            )
         conn.commit()  # ingest sees the registry once it is committed
         phone = world.devices["phone"].username
         msg_id = uuid.uuid4().hex
-        payload = {"msg_id": msg_id, "ts": time.isoformat(), "tree": tree["tag_code"],
-                   "cherry_kg": kg, "ripeness_pct": 90, "picker": "PK-0007"}
-        publish_all(settings.effective_mqtt_url(),
-                    [(f"{settings.topic_prefix}/devices/{phone}/harvest", json.dumps(payload))])
+        payload = {
+            "msg_id": msg_id,
+            "ts": time.isoformat(),
+            "tree": tree["tag_code"],
+            "cherry_kg": kg,
+            "ripeness_pct": 90,
+            "picker": "PK-0007",
+        }
+        publish_all(
+            settings.effective_mqtt_url(),
+            [(f"{settings.topic_prefix}/devices/{phone}/harvest", json.dumps(payload))],
+        )
         query = "select id from harvest_events where device_id = %s and msg_id = %s"
-        assert wait_until(lambda: conn.execute(query, (phone, msg_id)).fetchone() is not None,
-                          timeout=30), "the harvest did not reach the store"
+        assert wait_until(
+            lambda: conn.execute(query, (phone, msg_id)).fetchone() is not None, timeout=30
+        ), "the harvest did not reach the store"
         row = conn.execute(query, (phone, msg_id)).fetchone()
         assert row is not None
         return row["id"]
@@ -61,11 +76,14 @@ def harvest_over_mqtt(settings: Settings) -> Any:
     return harvest
 
 
-def test_harvests_over_mqtt_trace_to_the_packed_lot(conn: psycopg.Connection,
-                                                    ingest: Settings) -> None:
+def test_harvests_over_mqtt_trace_to_the_packed_lot(
+    conn: psycopg.Connection, ingest: Settings
+) -> None:
     built = build_chain(conn, harvest=harvest_over_mqtt(ingest))
-    stored = conn.execute("select count(*) as n, sum(cherry_kg) as kg from harvest_events"
-                          " where picker_code = 'PK-0007'").fetchone()
+    stored = conn.execute(
+        "select count(*) as n, sum(cherry_kg) as kg from harvest_events"
+        " where picker_code = 'PK-0007'"
+    ).fetchone()
     assert stored == {"n": 4, "kg": 50}
     check_backward_shares(conn, built)
     check_forward_reach(conn, built)
@@ -76,17 +94,22 @@ def test_harvests_over_mqtt_trace_to_the_packed_lot(conn: psycopg.Connection,
     if schema_path.exists():  # GS1's schema sits beside the checkout in CI
         validator = jsonschema.Draft7Validator(
             json.loads(schema_path.read_text()),
-            format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
+            format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER,
+        )
         assert not list(validator.iter_errors(doc))
     features = eudr.export_eudr(conn, built["packed"]["id"])["features"]
     assert {f["geometry"]["type"] for f in features} == {"Point", "Polygon"}
 
-    assert chain.verify_lot(conn, built["packed"]["id"])["ok"] is True
-    event = conn.execute("select seq, kind from trace_events where kind = 'transformation'"
-                         " order by seq limit 1").fetchone()
+    assert verification.verify_lot(conn, built["packed"]["id"])["ok"] is True
+    event = conn.execute(
+        "select seq, kind from trace_events where kind = 'transformation' order by seq limit 1"
+    ).fetchone()
     assert event is not None
-    conn.execute("update trace_events set payload = jsonb_set(payload, '{step}', '\"washing\"')"
-                 " where seq = %s", (event["seq"],))
-    report = chain.verify_lot(conn, built["packed"]["id"])
+    conn.execute(
+        "update trace_events set payload = jsonb_set(payload, '{step}', '\"washing\"')"
+        " where seq = %s",
+        (event["seq"],),
+    )
+    report = verification.verify_lot(conn, built["packed"]["id"])
     assert report["ok"] is False
     assert event["seq"] in {p["seq"] for p in report["problems"]}

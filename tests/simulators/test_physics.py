@@ -55,8 +55,7 @@ def test_daily_temperature_and_humidity_cycles() -> None:
 
 def test_altitude_cools_the_air() -> None:
     t = datetime(2025, 7, 1, 12, tzinfo=LOCAL)
-    assert Weather(5, DISTRICT, 450).temperature(t) - Weather(5, DISTRICT, 850).temperature(t) \
-        > 2.0
+    assert Weather(5, DISTRICT, 450).temperature(t) - Weather(5, DISTRICT, 850).temperature(t) > 2.0
 
 
 def test_soil_is_wetter_in_the_rainy_season_than_at_its_start_or_after_it() -> None:
@@ -65,10 +64,10 @@ def test_soil_is_wetter_in_the_rainy_season_than_at_its_start_or_after_it() -> N
         w = Weather(seed, DISTRICT, 500)
         soil = SoilBucket(w, datetime(2025, 4, 20, tzinfo=LOCAL), random.Random(seed))
         early = soil.advance(datetime(2025, 5, 1, tzinfo=LOCAL))
-        peak = statistics.mean(soil.advance(datetime(2025, m, d, tzinfo=LOCAL))
-                               for m in (8, 9) for d in (1, 10, 20))
-        dry = statistics.mean(soil.advance(datetime(2026, 1, d, tzinfo=LOCAL))
-                              for d in (5, 15, 25))
+        peak = statistics.mean(
+            soil.advance(datetime(2025, m, d, tzinfo=LOCAL)) for m in (8, 9) for d in (1, 10, 20)
+        )
+        dry = statistics.mean(soil.advance(datetime(2026, 1, d, tzinfo=LOCAL)) for d in (5, 15, 25))
         assert min(early, dry) >= SoilBucket.WILTING - 4 and peak <= SoilBucket.SATURATION
         wetter += peak > early + 5 and peak > dry + 5
     assert wetter >= 4

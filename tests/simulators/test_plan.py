@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 from biip.gtin import Gtin
+
 from coffeetrace.simulators.geography import COFFEE_DISTRICTS, gs1_check_digit, gtin14
 from coffeetrace.simulators.plan import CULTIVARS, WorldSpec, make_plan
 from coffeetrace.trace.geometry import point_in_polygon, validate_plot_geometry
@@ -20,8 +21,11 @@ def fingerprint(spec: WorldSpec) -> str:
     for farm in plan.farms:
         h.update(repr((farm.code, farm.display_name, farm.owner_name, farm.phone)).encode())
         for plot in farm.plots:
-            h.update(repr((plot.code, plot.geometry, plot.area_ha, plot.altitude_m,
-                           plot.harvest_sample())).encode())
+            h.update(
+                repr(
+                    (plot.code, plot.geometry, plot.area_ha, plot.altitude_m, plot.harvest_sample())
+                ).encode()
+            )
             for row in plot.tree_rows():
                 h.update(repr(row).encode())
     h.update(repr([(d.id, d.kind, d.ts_format) for d in plan.devices]).encode())
@@ -54,7 +58,7 @@ def test_farms_plots_and_trees_look_like_dak_lak() -> None:
         trees = list(plot.trees())
         assert len(trees) == plot.tree_count
         assert {t.cultivar for t in trees} <= set(CULTIVARS)
-        assert all(point_in_polygon(t.lon, t.lat, plot.geometry) for t in trees[:: 97])
+        assert all(point_in_polygon(t.lon, t.lat, plot.geometry) for t in trees[::97])
         assert all(1995 <= t.planted_on.year <= 2022 for t in trees)
         assert len({t.tag_code for t in trees}) == len(trees)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 
 import psycopg
+
 from coffeetrace.simulators.plan import WorldSpec, make_plan
 from coffeetrace.simulators.seeding import copy_trees, installed_at, seed_world
 from coffeetrace.trace import registry
@@ -15,9 +16,12 @@ TREE_COLUMNS = "tag_code, lon, lat, species, cultivar, planted_on, status"
 
 
 def trees_of(conn: psycopg.Connection, coop_id: object) -> list[tuple]:
-    rows = conn.execute(f"select {TREE_COLUMNS}, p.code as plot from trees t"
-                        " join plots p on p.id = t.plot_id where t.cooperative_id = %s"
-                        " order by tag_code", (coop_id,)).fetchall()
+    rows = conn.execute(
+        f"select {TREE_COLUMNS}, p.code as plot from trees t"
+        " join plots p on p.id = t.plot_id where t.cooperative_id = %s"
+        " order by tag_code",
+        (coop_id,),
+    ).fetchall()
     return [tuple(r.values()) for r in rows]
 
 
@@ -26,8 +30,9 @@ def constraints(conn: psycopg.Connection) -> list[tuple]:
         "select conname, pg_get_constraintdef(oid) as d from pg_constraint"
         " where conrelid = 'trees'::regclass or confrelid = 'trees'::regclass order by 1"
     ).fetchall()
-    indexes = conn.execute("select indexname, indexdef from pg_indexes"
-                           " where tablename = 'trees' order by 1").fetchall()
+    indexes = conn.execute(
+        "select indexname, indexdef from pg_indexes where tablename = 'trees' order by 1"
+    ).fetchall()
     return [tuple(r.values()) for r in rows + indexes]
 
 
@@ -41,15 +46,20 @@ def test_seed_world_registers_everything_once(conn: psycopg.Connection) -> None:
         " (select count(*) from products where gtin is not null) as products,"
         " (select count(*) from farm_private where owner_name is not null) as private"
     ).fetchone()
-    assert counts == {"farms": 2, "plots": len(plan.plots), "trees": plan.tree_count,
-                      "devices": len(plan.devices), "products": 2, "private": 2}
+    assert counts == {
+        "farms": 2,
+        "plots": len(plan.plots),
+        "trees": plan.tree_count,
+        "devices": len(plan.devices),
+        "products": 2,
+        "private": 2,
+    }
     # consented display names only
     for row in conn.execute("select code, display_name, display_name_consent from farms"):
         assert (row["display_name"] is not None) == row["display_name_consent"]
     devices = conn.execute("select id, kind, plot_id, registered_at from devices").fetchall()
     assert all(d["registered_at"] <= installed_at(plan) for d in devices)
-    assert all((d["plot_id"] is None) == (d["kind"] in ("harvest_scale", "phone"))
-               for d in devices)
+    assert all((d["plot_id"] is None) == (d["kind"] in ("harvest_scale", "phone")) for d in devices)
     assert set(world.credentials) == {d.id for d in plan.devices}
 
     again = seed_world(conn, plan)
@@ -66,9 +76,9 @@ def test_bulk_path_gives_the_registry_path_trees(conn: psycopg.Connection) -> No
     before = constraints(conn)
     bulk = seed_world(conn, make_plan(SPEC), bulk=True)  # empty table: keys rebuilt
     assert constraints(conn) == before
-    by_registry = seed_world(conn, make_plan(WorldSpec(**{**SPEC.__dict__,
-                                                          "coop_code": "seed-test-2"})),
-                             bulk=False)
+    by_registry = seed_world(
+        conn, make_plan(WorldSpec(**{**SPEC.__dict__, "coop_code": "seed-test-2"})), bulk=False
+    )
     assert trees_of(conn, bulk.cooperative_id) == trees_of(conn, by_registry.cooperative_id)
     ids = conn.execute("select public_id from trees").fetchall()
     assert len({r["public_id"] for r in ids}) == len(ids)
@@ -78,15 +88,17 @@ def test_bulk_path_gives_the_registry_path_trees(conn: psycopg.Connection) -> No
 
 
 def test_bulk_load_into_a_table_with_rows_keeps_keys_and_refuses_duplicates(
-        conn: psycopg.Connection) -> None:
+    conn: psycopg.Connection,
+) -> None:
     plan = make_plan(SPEC)
     world = seed_world(conn, plan, bulk=True)
     before = constraints(conn)
     other = registry.create_cooperative(conn, "seed-other", "Other")
     farm = registry.create_farm(conn, other["id"], "FM-X")
     plot = plan.plots[0]
-    pid = registry.create_plot(conn, other["id"], farm["id"], plot.code, plot.geometry,
-                               plot.area_ha)["id"]
+    pid = registry.create_plot(
+        conn, other["id"], farm["id"], plot.code, plot.geometry, plot.area_ha
+    )["id"]
     n = copy_trees(conn, other["id"], [plot], {plot.code: pid})  # table has rows: no rebuild
     assert n == plot.tree_count and constraints(conn) == before
     conn.commit()
@@ -105,10 +117,15 @@ def test_known_passwords_survive_a_second_seeding(conn: psycopg.Connection) -> N
     plan = make_plan(SPEC)
     first = seed_world(conn, plan)
     kept_id, rotated_id = sorted(first.credentials)[:2]
-    again = seed_world(conn, plan, known_passwords={kept_id: first.credentials[kept_id],
-                                                    rotated_id: "a-wrong-password"})
+    again = seed_world(
+        conn,
+        plan,
+        known_passwords={kept_id: first.credentials[kept_id], rotated_id: "a-wrong-password"},
+    )
     assert again.credentials[kept_id] == first.credentials[kept_id]
     assert again.credentials[rotated_id] != first.credentials[rotated_id]
-    hashes = {r["id"]: r["credential_hash"] for r in conn.execute(
-        "select id, credential_hash from devices").fetchall()}
+    hashes = {
+        r["id"]: r["credential_hash"]
+        for r in conn.execute("select id, credential_hash from devices").fetchall()
+    }
     assert all(verify_mosquitto_hash(pw, hashes[d]) for d, pw in again.credentials.items())

@@ -9,6 +9,8 @@ from collections import Counter
 from datetime import datetime, timedelta
 
 import pytest
+from pydantic import ValidationError
+
 from coffeetrace.ingest.models import HarvestEvent, TelemetrySet
 from coffeetrace.simulators.faults import FaultConfig
 from coffeetrace.simulators.fleet import FleetRun, count
@@ -16,17 +18,20 @@ from coffeetrace.simulators.physics import LOCAL
 from coffeetrace.simulators.plan import WorldSpec, make_plan
 from coffeetrace.simulators.stats import SimStats
 from coffeetrace.simulators.streams import DeviceFaults, Timing
-from pydantic import ValidationError
 
 START = datetime(2025, 9, 1, tzinfo=LOCAL)
 END = datetime(2026, 1, 10, tzinfo=LOCAL)
 
 
 def run_of(faults: FaultConfig, seed: int = 3, uplink_s: int = 0) -> FleetRun:
-    plan = make_plan(WorldSpec(coop_code="streams", seed=seed, farms=3,
-                               harvest_trees_per_plot=12))
-    timing = Timing(start=START, end=END, soil_interval_s=4 * 3600,
-                    weather_interval_s=3 * 3600, uplink_s=uplink_s)
+    plan = make_plan(WorldSpec(coop_code="streams", seed=seed, farms=3, harvest_trees_per_plot=12))
+    timing = Timing(
+        start=START,
+        end=END,
+        soil_interval_s=4 * 3600,
+        weather_interval_s=3 * 3600,
+        uplink_s=uplink_s,
+    )
     return FleetRun(plan, timing, faults)
 
 
@@ -51,9 +56,17 @@ def test_same_seed_same_messages() -> None:
 def test_no_faults_means_no_fault_counters() -> None:
     _, stats = digest(run_of(FaultConfig.none()))
     assert stats.unique_records > 1000 and stats.unique_harvest_records > 0
-    for name in ("duplicate_messages", "malformed_messages", "reordered_messages",
-                 "offline_periods", "flushed_records", "repeated_records", "duplicate_records",
-                 "skewed_records", "batched_messages"):
+    for name in (
+        "duplicate_messages",
+        "malformed_messages",
+        "reordered_messages",
+        "offline_periods",
+        "flushed_records",
+        "repeated_records",
+        "duplicate_records",
+        "skewed_records",
+        "batched_messages",
+    ):
         assert getattr(stats, name) == 0, name
     assert stats.good_messages == stats.unique_records
 
@@ -98,9 +111,16 @@ def test_every_fault_happens_and_counters_match_the_payloads() -> None:
     assert sum(seen.values()) == stats.unique_records + stats.duplicate_records
     assert malformed == stats.malformed_messages == sum(stats.malformed_by_kind.values())
     assert out_of_order > 0
-    for name in ("duplicate_messages", "malformed_messages", "reordered_messages",
-                 "offline_periods", "flushed_records", "repeated_records", "skewed_records",
-                 "batched_messages"):
+    for name in (
+        "duplicate_messages",
+        "malformed_messages",
+        "reordered_messages",
+        "offline_periods",
+        "flushed_records",
+        "repeated_records",
+        "skewed_records",
+        "batched_messages",
+    ):
         assert getattr(stats, name) > 0, name
     assert len(stats.malformed_by_kind) >= 5
 

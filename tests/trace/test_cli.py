@@ -6,6 +6,7 @@ import json
 
 import psycopg
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from coffeetrace import cli
@@ -14,13 +15,14 @@ from tests.trace.test_done_when import build_chain
 
 @pytest.fixture
 def runner_env(db_url: str, tmp_path) -> dict[str, str]:
-    return {"COFFEETRACE_DATABASE_URL": db_url, "COFFEETRACE_DATA_DIR": str(tmp_path),
-            "COFFEETRACE_PUBLIC_BASE_URL": "https://trace.example.vn"}
+    return {
+        "COFFEETRACE_DATABASE_URL": db_url,
+        "COFFEETRACE_DATA_DIR": str(tmp_path),
+        "COFFEETRACE_PUBLIC_BASE_URL": "https://trace.example.vn",
+    }
 
 
-def _app():  # type: ignore[no-untyped-def]
-    if not any(getattr(c, "name", None) == "verify" for c in cli.app.registered_commands):
-        cli._register_packages()
+def _app() -> typer.Typer:
     return cli.app
 
 
@@ -37,10 +39,13 @@ def test_verify_export_and_tamper(conn: psycopg.Connection, runner_env: dict[str
     assert doc["type"] == "EPCISDocument"
     eudr = runner.invoke(app, ["export", "eudr", "PK-1"], env=runner_env)
     assert json.loads(eudr.stdout)["type"] == "FeatureCollection"
-    seq = conn.execute("select seq from trace_events where kind = 'transformation'"
-                       " order by seq limit 1").fetchone()["seq"]  # type: ignore[index]
-    conn.execute("update trace_events set payload = jsonb_set(payload, '{place}', '\"x\"')"
-                 " where seq = %s", (seq,))
+    seq = conn.execute(
+        "select seq from trace_events where kind = 'transformation' order by seq limit 1"
+    ).fetchone()["seq"]  # type: ignore[index]
+    conn.execute(
+        "update trace_events set payload = jsonb_set(payload, '{place}', '\"x\"') where seq = %s",
+        (seq,),
+    )
     conn.commit()
     bad = runner.invoke(app, ["verify", "PK-1"], env=runner_env)
     assert bad.exit_code == 1

@@ -9,19 +9,21 @@ from pathlib import Path
 
 import jsonschema
 import psycopg
-from coffeetrace.trace import epcis, lots
 
+from coffeetrace.trace import epcis, lots
 from tests.factories import make_world
 from tests.trace.builders import harvest_trees
 
 
 def _validator(path: Path) -> jsonschema.Draft7Validator:
-    return jsonschema.Draft7Validator(json.loads(path.read_text()),
-                                      format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
+    return jsonschema.Draft7Validator(
+        json.loads(path.read_text()), format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER
+    )
 
 
-def test_cherry_lot_without_gtin_uses_its_public_page(conn: psycopg.Connection,
-                                                      epcis_schema_path: Path) -> None:
+def test_cherry_lot_without_gtin_uses_its_public_page(
+    conn: psycopg.Connection, epcis_schema_path: Path
+) -> None:
     w = make_world(conn, trees=3)
     hs = harvest_trees(conn, w.trees, "3.5")
     lot = lots.build_cherry_lot(conn, w.coop["id"], code="C-9", harvest_ids=hs)
@@ -34,7 +36,8 @@ def test_cherry_lot_without_gtin_uses_its_public_page(conn: psycopg.Connection,
     assert classes == {f"https://trace.example.vn/l/{lot['public_id']}"}
     assert sum(Decimal(str(e["quantityList"][0]["quantity"])) for e in events) == Decimal("10.5")
     assert {e["readPoint"]["id"] for e in events} == {
-        f"https://trace.example.vn/t/{t['public_id']}" for t in w.trees}
+        f"https://trace.example.vn/t/{t['public_id']}" for t in w.trees
+    }
     assert all(e["ilmd"]["ct:cultivar"] == "TR4" for e in events)
     # the validator is not vacuous: a broken copy fails
     broken = copy.deepcopy(doc)

@@ -1,17 +1,16 @@
-"""Trace queries from plots, farms and lots; whole-chain verification; the bench at toy size."""
+"""Trace queries from plots, farms and lots; whole-chain verification."""
 
 from __future__ import annotations
 
-import json
 import threading
 from datetime import timedelta
 
 import psycopg
 import pytest
-from coffeetrace.trace import chain, genealogy, lots, processing
 from psycopg.rows import dict_row
 
 from coffeetrace.errors import NotFound, RuleViolation, ValidationFailed
+from coffeetrace.trace import genealogy, lots, processing, verification
 from tests.factories import make_world
 from tests.trace.builders import T0, harvest_trees
 from tests.trace.test_done_when import build_chain
@@ -27,12 +26,19 @@ def test_forward_from_plot_farm_and_lot(conn: psycopg.Connection) -> None:
     assert share == pytest.approx(1 / 3, abs=1e-12)
     cherry = built["lots"][0]["id"]
     from_lot = genealogy.trace_forward(conn, lot_id=cherry)
-    assert from_lot["lots"][0] == {**from_lot["lots"][0], "lot_id": cherry, "depth": 0,
-                                   "share": 1.0, "terminal": False}
+    assert from_lot["lots"][0] == {
+        **from_lot["lots"][0],
+        "lot_id": cherry,
+        "depth": 0,
+        "share": 1.0,
+        "terminal": False,
+    }
     codes = [r["code"] for r in from_lot["lots"]]
     assert codes == ["CH-1", "DR-1", "GR-1", "GR-1-S16", "GR-1-S18", "BL-1", "RO-1", "PK-1"]
-    assert [r["terminal"] for r in from_lot["lots"] if r["code"] in ("GR-1-S16", "PK-1")] == \
-        [True, True]
+    assert [r["terminal"] for r in from_lot["lots"] if r["code"] in ("GR-1-S16", "PK-1")] == [
+        True,
+        True,
+    ]
     with pytest.raises(ValidationFailed):
         genealogy.trace_forward(conn, lot_id=cherry, tree_id=built["tree4"]["id"])
     with pytest.raises(NotFound):
@@ -44,19 +50,22 @@ def test_forward_from_plot_farm_and_lot(conn: psycopg.Connection) -> None:
 def test_verify_chain_walks_every_event(conn: psycopg.Connection) -> None:
     built = build_chain(conn)
     coop = built["world"].coop["id"]
-    report = chain.verify_chain(conn, coop, batch=4)
+    report = verification.verify_chain(conn, coop, batch=4)
     assert report["ok"] and report["checked_events"] == 9
-    conn.execute("update trace_events set occurred_at = occurred_at - interval '1 hour'"
-                 " where seq = (select min(seq) + 4 from trace_events)")
-    report = chain.verify_chain(conn, coop, batch=4)
+    conn.execute(
+        "update trace_events set occurred_at = occurred_at - interval '1 hour'"
+        " where seq = (select min(seq) + 4 from trace_events)"
+    )
+    report = verification.verify_chain(conn, coop, batch=4)
     assert [p["problem"] for p in report["problems"]] == ["hash_mismatch"]
 
 
 def test_concurrent_steps_cannot_overdraw_a_lot(db_url: str) -> None:
     with psycopg.connect(db_url, row_factory=dict_row) as setup:
         w = make_world(setup, trees=2)
-        lot = lots.build_cherry_lot(setup, w.coop["id"], code="C",
-                                    harvest_ids=harvest_trees(setup, w.trees, 5))
+        lot = lots.build_cherry_lot(
+            setup, w.coop["id"], code="C", harvest_ids=harvest_trees(setup, w.trees, 5)
+        )
         setup.commit()
     results: list[str] = []
     barrier = threading.Barrier(2)
@@ -66,8 +75,13 @@ def test_concurrent_steps_cannot_overdraw_a_lot(db_url: str) -> None:
             barrier.wait()
             try:
                 processing.record_transformation(
-                    c, w.coop["id"], step="splitting", occurred_at=T0 + timedelta(days=1),
-                    inputs=[(lot["id"], 6)], outputs=[{"code": code, "kg": 6, "kind": "cherry"}])
+                    c,
+                    w.coop["id"],
+                    step="splitting",
+                    occurred_at=T0 + timedelta(days=1),
+                    inputs=[(lot["id"], 6)],
+                    outputs=[{"code": code, "kg": 6, "kind": "cherry"}],
+                )
                 c.commit()
                 results.append("ok")
             except RuleViolation as exc:
@@ -79,17 +93,3 @@ def test_concurrent_steps_cannot_overdraw_a_lot(db_url: str) -> None:
     for t in threads:
         t.join()
     assert sorted(results) == ["lot_overdrawn", "ok"]
-
-
-def test_bench_runs_at_toy_size(pg_server, capsys: pytest.CaptureFixture[str]) -> None:
-    from coffeetrace.trace.bench import run
-
-    said: list[str] = []
-    summary = run(pg_server.admin_url, trees=3000, fed=2000, repeat=1, keep=False,
-                  say=said.append)
-    last = capsys.readouterr().out.strip().splitlines()[-1]
-    assert json.loads(last) == json.loads(json.dumps(summary, default=str))
-    assert summary["backward_trees"] == 2000 and summary["shares_sum"] == pytest.approx(1.0)
-    assert summary["forward_tree_reaches_packed"] and summary["forward_farm_reaches_packed"]
-    assert summary["store"]["trees"] == 3000
-    assert any("ratio" in line for line in said)

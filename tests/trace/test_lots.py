@@ -7,9 +7,9 @@ from decimal import Decimal
 
 import psycopg
 import pytest
-from coffeetrace.trace import lots, registry
 
 from coffeetrace.errors import Conflict, NotFound, RuleViolation, ValidationFailed
+from coffeetrace.trace import lots, registry
 from tests.factories import make_world
 from tests.trace.builders import T0, harvest_trees, insert_harvest
 
@@ -37,15 +37,18 @@ def test_selection_by_trees_plots_farms_and_window(conn: psycopg.Connection) -> 
     w = make_world(conn, trees=3)
     early = harvest_trees(conn, w.trees, 4, start=T0)
     late = harvest_trees(conn, w.trees, 3, start=T0 + timedelta(days=10))
-    by_tree = lots.build_cherry_lot(conn, w.coop["id"], code="T", tree_ids=[w.trees[0]["id"]],
-                                    until=T0 + timedelta(days=1))
+    by_tree = lots.build_cherry_lot(
+        conn, w.coop["id"], code="T", tree_ids=[w.trees[0]["id"]], until=T0 + timedelta(days=1)
+    )
     assert [h["harvest_id"] for h in by_tree["harvests"]] == [early[0]]
-    by_plot = lots.build_cherry_lot(conn, w.coop["id"], code="P", plot_ids=[w.plot["id"]],
-                                    until=T0 + timedelta(days=1))
+    by_plot = lots.build_cherry_lot(
+        conn, w.coop["id"], code="P", plot_ids=[w.plot["id"]], until=T0 + timedelta(days=1)
+    )
     # the tree's harvest already in lot T is skipped, the rest of the window is taken
     assert {h["harvest_id"] for h in by_plot["harvests"]} == set(early[1:])
-    by_farm = lots.build_cherry_lot(conn, w.coop["id"], code="F", farm_ids=[w.farm["id"]],
-                                    since=T0 + timedelta(days=5))
+    by_farm = lots.build_cherry_lot(
+        conn, w.coop["id"], code="F", farm_ids=[w.farm["id"]], since=T0 + timedelta(days=5)
+    )
     assert {h["harvest_id"] for h in by_farm["harvests"]} == set(late)
     assert by_farm["quantity_kg"] == Decimal("9.000")
     assert by_farm["harvest_from"] == (T0 + timedelta(days=10)).date()
@@ -68,8 +71,9 @@ def test_lot_codes_and_lookups(conn: psycopg.Connection) -> None:
     w = make_world(conn, trees=2)
     product = registry.create_product(conn, w.coop["id"], "Green", gtin="08930000000025")
     h1, h2 = harvest_trees(conn, w.trees, 4)
-    lot = lots.build_cherry_lot(conn, w.coop["id"], code="L-1", harvest_ids=[h1],
-                                product_id=product["id"])
+    lot = lots.build_cherry_lot(
+        conn, w.coop["id"], code="L-1", harvest_ids=[h1], product_id=product["id"]
+    )
     with pytest.raises(Conflict):
         lots.build_cherry_lot(conn, w.coop["id"], code="L-1", harvest_ids=[h2])
     with pytest.raises(ValidationFailed):
@@ -86,8 +90,10 @@ def test_lot_codes_and_lookups(conn: psycopg.Connection) -> None:
     lots.build_cherry_lot(conn, other.coop["id"], code="L-1", harvest_ids=[h3])
     with pytest.raises(Conflict, match="--coop"):
         lots.find_lot(conn, "L-1")
-    assert lots.find_lot(conn, "L-1", cooperative_code=other.coop["code"])["cooperative_id"] \
+    assert (
+        lots.find_lot(conn, "L-1", cooperative_code=other.coop["code"])["cooperative_id"]
         == other.coop["id"]
+    )
 
 
 def test_concurrent_builders_cannot_take_the_same_kilograms(db_url: str) -> None:

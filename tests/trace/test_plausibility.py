@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import psycopg
-from coffeetrace.trace import lots, plausibility, registry
 
+from coffeetrace.trace import lots, plausibility, registry
 from tests.factories import make_world
 from tests.trace.builders import T0, insert_harvest
 
@@ -16,20 +16,25 @@ def test_flags_for_yield_planting_date_and_position(conn: psycopg.Connection) ->
     coop = w.coop["id"]
     normal, heavy, _ = w.trees
     # 3 x 10 kg typical = 30 kg: 31 kg over two pickings is flagged, 25 kg is not
-    hs = [insert_harvest(conn, heavy, 16, time=T0), insert_harvest(conn, heavy, 15,
-                                                                    time=T0 + timedelta(days=20)),
-          insert_harvest(conn, normal, 25, time=T0)]
-    young = registry.create_tree(conn, coop, w.plot["id"], "T-NEW", lon=108.0505, lat=12.6805,
-                                 planted_on=date(2027, 1, 1))
+    hs = [
+        insert_harvest(conn, heavy, 16, time=T0),
+        insert_harvest(conn, heavy, 15, time=T0 + timedelta(days=20)),
+        insert_harvest(conn, normal, 25, time=T0),
+    ]
+    young = registry.create_tree(
+        conn, coop, w.plot["id"], "T-NEW", lon=108.0505, lat=12.6805, planted_on=date(2027, 1, 1)
+    )
     outside = registry.create_tree(conn, coop, w.plot["id"], "T-FAR", lon=108.2, lat=12.9)
     hs.append(insert_harvest(conn, young, 2, time=T0))
     hs.append(insert_harvest(conn, outside, 3, time=T0))
     lot = lots.build_cherry_lot(conn, coop, code="L", harvest_ids=hs)
     flags = plausibility.flags_for_lot(conn, lot["id"])
     got = {(f["kind"], f["tag_code"]) for f in flags}
-    assert got == {("tree_season_yield", heavy["tag_code"]),
-                   ("harvest_before_planting", "T-NEW"),
-                   ("tree_outside_plot", "T-FAR")}
+    assert got == {
+        ("tree_season_yield", heavy["tag_code"]),
+        ("harvest_before_planting", "T-NEW"),
+        ("tree_outside_plot", "T-FAR"),
+    }
     season = next(f for f in flags if f["kind"] == "tree_season_yield")
     assert season["season"] == 2026
     assert season["details"]["season_cherry_kg"] == "31.000"
@@ -59,10 +64,19 @@ def test_flags_follow_the_lot_downstream(conn: psycopg.Connection) -> None:
 
     w = make_world(conn, trees=1)
     far = registry.create_tree(conn, w.coop["id"], w.plot["id"], "T-FAR", lon=109.0, lat=13.0)
-    lot = lots.build_cherry_lot(conn, w.coop["id"], code="C", harvest_ids=[
-        insert_harvest(conn, far, 5), insert_harvest(conn, w.trees[0], 5)])
+    lot = lots.build_cherry_lot(
+        conn,
+        w.coop["id"],
+        code="C",
+        harvest_ids=[insert_harvest(conn, far, 5), insert_harvest(conn, w.trees[0], 5)],
+    )
     dried = processing.record_transformation(
-        conn, w.coop["id"], step="drying", occurred_at=T0 + timedelta(days=5),
-        inputs=[(lot["id"], 10)], outputs=[{"code": "D", "kg": 5, "kind": "dried_cherry"}])
+        conn,
+        w.coop["id"],
+        step="drying",
+        occurred_at=T0 + timedelta(days=5),
+        inputs=[(lot["id"], 10)],
+        outputs=[{"code": "D", "kg": 5, "kind": "dried_cherry"}],
+    )
     flags = plausibility.flags_for_lot(conn, dried["outputs"][0]["id"])
     assert [(f["kind"], f["tag_code"]) for f in flags] == [("tree_outside_plot", "T-FAR")]

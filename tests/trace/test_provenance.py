@@ -8,12 +8,12 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from coffeetrace.trace import provenance, signing
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from coffeetrace.errors import ConfigError
 from coffeetrace.settings import Settings
+from coffeetrace.trace import provenance, signing
 from tests.trace.test_done_when import build_chain
 
 
@@ -50,12 +50,15 @@ def test_generated_key_is_kept_and_reused(tmp_path: Path) -> None:
 
 def test_configured_key_wins_and_bad_keys_name_the_setting(tmp_path: Path) -> None:
     key = Ed25519PrivateKey.generate()
-    raw = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
-                            serialization.NoEncryption())
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
-    public = signing.b64url(key.public_key().public_bytes(serialization.Encoding.Raw,
-                                                          serialization.PublicFormat.Raw))
+    raw = key.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public = signing.b64url(
+        key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    )
     for value in (pem, base64.b64encode(raw).decode()):
         s = Settings(data_dir=tmp_path, signing_key=value)
         assert signing.public_key_document(s)["public_key"] == public

@@ -49,7 +49,7 @@ from lots l where l.id = any(%(lot_ids)s::uuid[]);
 -- name: lot_harvests_for_lots
 select lot_id, harvest_id, kg from lot_harvests where lot_id = any(%(lot_ids)s::uuid[]);
 
--- name: transformations_by_ids
+-- name: transformations_with_edges_by_ids
 select t.*,
        (select coalesce(json_agg(json_build_object('lot_id', i.lot_id, 'kg', i.kg::text)
                                  order by i.lot_id), '[]')

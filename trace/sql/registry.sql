@@ -64,3 +64,13 @@ returning id, cooperative_id, kind, plot_id, tree_id, active, registered_at;
 select d.id, d.cooperative_id, d.active, c.code as cooperative_code
 from devices d join cooperatives c on c.id = d.cooperative_id
 where d.id = %(id)s;
+
+-- name: registered_device
+select id, cooperative_id, kind, plot_id, tree_id, active, registered_at
+from devices where id = %(id)s;
+
+-- name: plot_is_of_cooperative
+select 1 from plots where id = %(id)s and cooperative_id = %(cooperative_id)s;
+
+-- name: tree_is_of_cooperative
+select 1 from trees where id = %(id)s and cooperative_id = %(cooperative_id)s;

@@ -13,12 +13,19 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 
+import uvicorn
+
 from coffeetrace import db
+from coffeetrace.api.app import create_app
 from coffeetrace.embedded import EmbeddedBroker, EmbeddedPostgres, port_is_free
 from coffeetrace.errors import ConfigError
+from coffeetrace.ingest.limits import for_replay
+from coffeetrace.ingest.retention import LedgerPruner
+from coffeetrace.ingest.service import IngestService
 from coffeetrace.migrate import migrate
 from coffeetrace.mqtt import check_broker
 from coffeetrace.settings import Settings
+from coffeetrace.simulators.demo import start_demo
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +75,18 @@ def start_servers(settings: Settings, stack: ExitStack, say: Callable[[str], Non
     return settings.model_copy(update=overrides)
 
 
+@contextmanager
+def running_ingest(settings: Settings) -> Iterator[IngestService]:
+    """Ingest consuming a time-accelerated replay in this process, while the block runs."""
+    # the replay is far above any real device's rate: no per-device limits unless set
+    service = IngestService(for_replay(settings))
+    service.start()
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
 def run_migrations(settings: Settings) -> list[str]:
     url = settings.effective_database_url()
     with db.connect(url, timeout_s=settings.db_connect_timeout_s) as conn:
@@ -84,13 +103,6 @@ def up(settings: Settings, *, demo: bool, say: Callable[[str], None]) -> None:
     with ExitStack() as stack:
         settings = start_servers(settings, stack, say)
         applied = run_migrations(settings)
-        import uvicorn
-
-        from coffeetrace.api.app import create_app
-        from coffeetrace.ingest.limits import for_replay
-        from coffeetrace.ingest.retention import LedgerPruner
-        from coffeetrace.ingest.service import IngestService
-
         say(f"migrations applied: {', '.join(applied) if applied else 'none pending'}")
 
         # the demo replays a season in seconds: far above any real device's rate
@@ -104,15 +116,18 @@ def up(settings: Settings, *, demo: bool, say: Callable[[str], None]) -> None:
         LedgerPruner(settings, stop).start()
         announcements: list[str] = []
         if demo:
-            from coffeetrace.simulators.demo import start_demo
-
             info = start_demo(settings, stop, say)
             announcements.append(f"provenance page: {info.page_url}")
         base = f"http://{settings.api_host}:{settings.api_port}"
         announcements.append(f"health check: {base}/healthz  (ready: {base}/readyz)")
         announcements.append(f"API docs: {base}/docs")
-        config = uvicorn.Config(create_app(settings), host=settings.api_host,
-                                port=settings.api_port, log_level="warning", lifespan="on")
+        config = uvicorn.Config(
+            create_app(settings),
+            host=settings.api_host,
+            port=settings.api_port,
+            log_level="warning",
+            lifespan="on",
+        )
         server = uvicorn.Server(config)
 
         def announce_when_serving() -> None:

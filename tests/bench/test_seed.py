@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from coffeetrace.simulators.bench import bench_seed
+
+from coffeetrace_bench.seed import bench_seed
 
 
 def test_bench_seed_small(pg_server, capsys: pytest.CaptureFixture[str]) -> None:
     lines: list[str] = []
-    result = bench_seed(pg_server.admin_url, trees=3_000, seed=4, say=lines.append,
-                        progress=False)
+    result = bench_seed(pg_server.admin_url, trees=3_000, seed=4, say=lines.append, progress=False)
     assert result["trees"] == result["stored"] == 3_000
     final = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert final == result

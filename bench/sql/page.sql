@@ -1,6 +1,18 @@
--- Seeding the page benchmark's store (a benchmark database of its own).
+-- Seeding the store of `coffeetrace bench page` (bench/page.py), a benchmark database of
+-- its own.
 
--- name: bench_harvests
+-- name: bench_page_copy_trees
+copy trees (public_id, tag_code, cooperative_id, plot_id, lon, lat, cultivar, planted_on)
+from stdin
+
+-- name: bench_page_analyze_trees
+analyze trees;
+
+-- name: bench_page_lot_trees
+-- The trees of the benchmarked lot: the first `lot_trees` of its plots.
+select id from trees where plot_id = any(%(plot_ids)s) order by tag_code limit %(lot_trees)s;
+
+-- name: bench_page_harvests
 -- Three picks in November for each tree of the lot, as ingest would have stored them.
 insert into harvest_events (time, device_id, msg_id, cooperative_id, farm_id, plot_id, tree_id,
                             cherry_kg, ripeness_pct, picker_code)
@@ -12,7 +24,7 @@ join trees t on t.id = x.tree_id
 join plots p on p.id = t.plot_id
 cross join generate_series(0, 2) pick;
 
--- name: bench_weather
+-- name: bench_page_weather
 -- Hourly rain, soil moisture and air temperature over the year before the harvest.
 insert into sensor_readings (time, device_id, plot_id, metric, value)
 select %(until)s - (h * interval '1 hour'), %(device)s, %(plot_id)s, m.metric,

@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from coffeetrace import db
-from coffeetrace.credentials import new_public_id
+from coffeetrace.credentials import new_device_secret, new_public_id
 from coffeetrace.db import scratch_database
 from coffeetrace.embedded import free_port
 from coffeetrace.settings import Settings
@@ -39,16 +39,15 @@ TREES_PER_PLOT = 1100  # 3 x 3 m spacing on a hectare
 PLOT_SIDE_DEG = 0.0009  # about 100 m at 12.7 N
 GTIN = "08930000000019"
 HEADERS = {"Accept": "text/html", "Accept-Language": "vi-VN,vi;q=0.9"}
-
-
-def _q(name: str) -> str:
-    return load_queries("coffeetrace.api", "bench.sql")[name]
+SQL = load_queries("coffeetrace_bench", "page.sql")
 
 
 def fetch(url: str, timeout: float = 30) -> bytes:
     """One GET (standard library: the benchmark needs no HTTP client package)."""
-    with urllib.request.urlopen(urllib.request.Request(url, headers=HEADERS),  # noqa: S310
-                                timeout=timeout) as response:
+    with urllib.request.urlopen(
+        urllib.request.Request(url, headers=HEADERS),  # noqa: S310
+        timeout=timeout,
+    ) as response:
         return response.read()
 
 
@@ -59,69 +58,122 @@ def seed(url: str, trees: int, lot_trees: int, say: Callable[[str], None]) -> di
     t0 = time.perf_counter()
     n_plots = max(math.ceil(trees / TREES_PER_PLOT), math.ceil(lot_trees / TREES_PER_PLOT))
     with db.connect(url) as conn:
-        coop = registry.create_cooperative(conn, "bench-coop", "HTX Cà phê Ea Tu (bench)",
-                                           gs1_company_prefix="8930000")
+        coop = registry.create_cooperative(
+            conn, "bench-coop", "HTX Cà phê Ea Tu (bench)", gs1_company_prefix="8930000"
+        )
         product = registry.create_product(conn, coop["id"], "Robusta Đắk Lắk green", gtin=GTIN)
         plots = []
         for i in range(n_plots):
             if i % 2 == 0:
-                farm = registry.create_farm(conn, coop["id"], f"F-{i // 2:06d}",
-                                            district="Buôn Ma Thuột")
+                farm = registry.create_farm(
+                    conn, coop["id"], f"F-{i // 2:06d}", district="Buôn Ma Thuột"
+                )
             lon = 107.9 + (i % 40) * 0.0015
             lat = 12.6 + (i // 40) * 0.0015
-            ring = [[lon, lat], [lon + PLOT_SIDE_DEG, lat],
-                    [lon + PLOT_SIDE_DEG, lat + PLOT_SIDE_DEG], [lon, lat + PLOT_SIDE_DEG],
-                    [lon, lat]]
-            plot = registry.create_plot(conn, coop["id"], farm["id"], f"P-{i:06d}",
-                                        {"type": "Polygon", "coordinates": [ring]}, 1.0,
-                                        altitude_m=450 + i % 200, growing_area_code="VN-DL-BMT")
+            ring = [
+                [lon, lat],
+                [lon + PLOT_SIDE_DEG, lat],
+                [lon + PLOT_SIDE_DEG, lat + PLOT_SIDE_DEG],
+                [lon, lat + PLOT_SIDE_DEG],
+                [lon, lat],
+            ]
+            plot = registry.create_plot(
+                conn,
+                coop["id"],
+                farm["id"],
+                f"P-{i:06d}",
+                {"type": "Polygon", "coordinates": [ring]},
+                1.0,
+                altitude_m=450 + i % 200,
+                growing_area_code="VN-DL-BMT",
+            )
             plots.append((plot["id"], lon, lat))
         side = math.ceil(math.sqrt(TREES_PER_PLOT))
-        with conn.cursor() as cur, cur.copy(
-                "copy trees (public_id, tag_code, cooperative_id, plot_id, lon, lat, cultivar,"
-                " planted_on) from stdin") as copy:
+        with conn.cursor() as cur, cur.copy(SQL["bench_page_copy_trees"]) as copy:
             for n in range(trees):
                 plot_id, lon, lat = plots[n // TREES_PER_PLOT]
                 k = n % TREES_PER_PLOT
-                copy.write_row((new_public_id(), f"T-{n:07d}", coop["id"], plot_id,
-                                lon + (k % side + 0.5) * PLOT_SIDE_DEG / side,
-                                lat + (k // side + 0.5) * PLOT_SIDE_DEG / side,
-                                ("TR4", "TR9", "TRS1", "TR11")[n % 4],
-                                f"{2005 + n % 15}-06-01"))
+                copy.write_row(
+                    (
+                        new_public_id(),
+                        f"T-{n:07d}",
+                        coop["id"],
+                        plot_id,
+                        lon + (k % side + 0.5) * PLOT_SIDE_DEG / side,
+                        lat + (k // side + 0.5) * PLOT_SIDE_DEG / side,
+                        ("TR4", "TR9", "TRS1", "TR11")[n % 4],
+                        f"{2005 + n % 15}-06-01",
+                    )
+                )
         conn.commit()
         say(f"seeded {trees:,} trees on {n_plots:,} plots in {time.perf_counter() - t0:.1f}s")
-        conn.execute("analyze trees")
-        lot_tree_ids = [r["id"] for r in conn.execute(  # type: ignore[call-overload]
-            "select id from trees where plot_id = any(%s) order by tag_code limit %s",
-            ([p[0] for p in plots[: math.ceil(lot_trees / TREES_PER_PLOT)]], lot_trees))]
-        scale = registry.register_device(conn, coop["id"], "harvest_scale", plot_id=plots[0][0])
-        soil = registry.register_device(conn, coop["id"], "soil_node", plot_id=plots[0][0])
+        conn.execute(SQL["bench_page_analyze_trees"])
+        lot_tree_ids = [
+            r["id"]
+            for r in conn.execute(
+                SQL["bench_page_lot_trees"],
+                {
+                    "plot_ids": [p[0] for p in plots[: math.ceil(lot_trees / TREES_PER_PLOT)]],
+                    "lot_trees": lot_trees,
+                },
+            )
+        ]
+        scale = registry.register_device(
+            conn, coop["id"], "harvest_scale", plot_id=plots[0][0], secret=new_device_secret()
+        )
+        soil = registry.register_device(
+            conn, coop["id"], "soil_node", plot_id=plots[0][0], secret=new_device_secret()
+        )
         start = datetime(2025, 11, 3, 7, 0, tzinfo=UTC)
-        conn.execute(_q("bench_harvests"), {"start": start, "device": scale.username,
-                                             "tree_ids": lot_tree_ids})
+        conn.execute(
+            SQL["bench_page_harvests"],
+            {"start": start, "device": scale.username, "tree_ids": lot_tree_ids},
+        )
         for plot_id, _, _ in plots[: math.ceil(lot_trees / TREES_PER_PLOT)]:
-            conn.execute(_q("bench_weather"), {"until": start, "device": soil.username,
-                                                "plot_id": plot_id})
-        cherry = lots.build_cherry_lot(conn, coop["id"], code="C-2025-0001",
-                                       tree_ids=lot_tree_ids)
+            conn.execute(
+                SQL["bench_page_weather"],
+                {"until": start, "device": soil.username, "plot_id": plot_id},
+            )
+        cherry = lots.build_cherry_lot(conn, coop["id"], code="C-2025-0001", tree_ids=lot_tree_ids)
         dried = processing.record_transformation(
-            conn, coop["id"], step="drying", occurred_at=start + timedelta(days=35),
+            conn,
+            coop["id"],
+            step="drying",
+            occurred_at=start + timedelta(days=35),
             inputs=[(cherry["id"], cherry["quantity_kg"])],
-            outputs=[{"code": "D-2025-0001", "kg": float(cherry["quantity_kg"]) * 0.5,
-                      "kind": "dried_cherry"}],
-            place="Sân phơi Ea Tu", measurements={"moisture_pct": 12.4})["outputs"][0]
+            outputs=[
+                {
+                    "code": "D-2025-0001",
+                    "kg": float(cherry["quantity_kg"]) * 0.5,
+                    "kind": "dried_cherry",
+                }
+            ],
+            place="Sân phơi Ea Tu",
+            measurements={"moisture_pct": 12.4},
+        )["outputs"][0]
         green = processing.record_transformation(
-            conn, coop["id"], step="hulling", occurred_at=start + timedelta(days=50),
+            conn,
+            coop["id"],
+            step="hulling",
+            occurred_at=start + timedelta(days=50),
             inputs=[(dried["id"], dried["quantity_kg"])],
-            outputs=[{"code": "G-2025-0001", "kg": float(dried["quantity_kg"]) * 0.42,
-                      "kind": "green", "product_id": product["id"]}],
+            outputs=[
+                {
+                    "code": "G-2025-0001",
+                    "kg": float(dried["quantity_kg"]) * 0.42,
+                    "kind": "green",
+                    "product_id": product["id"],
+                }
+            ],
             place="Nhà máy xát Ea Tu",
             measurements={"moisture_pct": 12.1, "screen_size": 16, "defect_count": 7},
             evidence=[{"type": "certificate", "name": "4C", "issuer": "4C Services"}],
         )["outputs"][0]
         conn.commit()
-    say(f"store ready in {time.perf_counter() - t0:.1f}s: lot {green['code']} of "
-        f"{len(lot_tree_ids):,} trees")
+    say(
+        f"store ready in {time.perf_counter() - t0:.1f}s: lot {green['code']} of "
+        f"{len(lot_tree_ids):,} trees"
+    )
     return {"public_id": green["public_id"], "code": green["code"]}
 
 
@@ -130,12 +182,16 @@ def app_server(url: str, *, cache: bool) -> Iterator[str]:
     """`coffeetrace api` in a child process on a free port."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = dict(os.environ, COFFEETRACE_DATABASE_URL=url, COFFEETRACE_PUBLIC_BASE_URL=base,
-               COFFEETRACE_PAGE_CACHE_ENTRIES=str(2048 if cache else 0),
-               COFFEETRACE_DB_POOL_MAX="10")
+    env = dict(
+        os.environ,
+        COFFEETRACE_DATABASE_URL=url,
+        COFFEETRACE_PUBLIC_BASE_URL=base,
+        COFFEETRACE_PAGE_CACHE_ENTRIES=str(2048 if cache else 0),
+        COFFEETRACE_DB_POOL_MAX="10",
+    )
     log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - a file, not a pipe that could fill
-    proc = subprocess.Popen([sys.executable, "-m", "coffeetrace", "api", "--port", str(port)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=log, text=True)
+    command = [sys.executable, "-m", "coffeetrace.cli", "api", "--port", str(port)]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log, text=True)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -159,8 +215,15 @@ def app_server(url: str, *, cache: bool) -> Iterator[str]:
 
 
 def _wrk(url: str, connections: int, duration_s: float) -> dict[str, float]:
-    cmd = ["wrk", f"-t{min(2, connections)}", f"-c{connections}",
-           f"-d{max(1, round(duration_s))}s", "--latency", "--timeout", "10s"]
+    cmd = [
+        "wrk",
+        f"-t{min(2, connections)}",
+        f"-c{connections}",
+        f"-d{max(1, round(duration_s))}s",
+        "--latency",
+        "--timeout",
+        "10s",
+    ]
     for k, v in HEADERS.items():
         cmd += ["-H", f"{k}: {v}"]
     out = subprocess.run(cmd + [url], capture_output=True, text=True, check=True).stdout
@@ -173,9 +236,13 @@ def _wrk(url: str, connections: int, duration_s: float) -> dict[str, float]:
 
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    return {"rps": rps, "p50_ms": percentile(50), "p99_ms": percentile(99),
-            "bad": float(non2xx.group(1)) if non2xx else 0.0,
-            "socket_errors": float(sum(int(x) for x in errors.groups())) if errors else 0.0}
+    return {
+        "rps": rps,
+        "p50_ms": percentile(50),
+        "p99_ms": percentile(99),
+        "bad": float(non2xx.group(1)) if non2xx else 0.0,
+        "socket_errors": float(sum(int(x) for x in errors.groups())) if errors else 0.0,
+    }
 
 
 def _httpx(url: str, connections: int, duration_s: float) -> dict[str, float]:
@@ -187,8 +254,9 @@ def _httpx(url: str, connections: int, duration_s: float) -> dict[str, float]:
         except ImportError:
             from coffeetrace.errors import ConfigError
 
-            raise ConfigError("no load generator: install wrk (apt-get install -y wrk) or "
-                              "the httpx2 package") from None
+            raise ConfigError(
+                "no load generator: install wrk (apt-get install -y wrk) or the httpx2 package"
+            ) from None
 
     async def run() -> dict[str, float]:
         latencies: list[float] = []
@@ -209,10 +277,13 @@ def _httpx(url: str, connections: int, duration_s: float) -> dict[str, float]:
             await asyncio.gather(*(worker() for _ in range(connections)))
             elapsed = time.perf_counter() - started
         latencies.sort()
-        return {"rps": len(latencies) / elapsed,
-                "p50_ms": latencies[len(latencies) // 2] * 1000 if latencies else 0.0,
-                "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000 if latencies else 0.0,
-                "bad": float(bad), "socket_errors": 0.0}
+        return {
+            "rps": len(latencies) / elapsed,
+            "p50_ms": latencies[len(latencies) // 2] * 1000 if latencies else 0.0,
+            "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000 if latencies else 0.0,
+            "bad": float(bad),
+            "socket_errors": 0.0,
+        }
 
     return asyncio.run(run())
 
@@ -223,11 +294,18 @@ def measure(url: str, connections: int, duration_s: float) -> dict[str, float]:
     return _httpx(url, connections, duration_s)
 
 
-def run_page_bench(settings: Settings, *, trees: int, lot_trees: int, duration_s: float,
-                   connections: int, keep: bool, say: Callable[[str], None]) -> dict[str, Any]:
+def run_page_bench(
+    settings: Settings,
+    *,
+    trees: int,
+    lot_trees: int,
+    duration_s: float,
+    connections: int,
+    keep: bool,
+    say: Callable[[str], None],
+) -> dict[str, Any]:
     loadgen = "wrk" if shutil.which("wrk") else "httpx-asyncio"
-    with scratch_database(settings.effective_database_url(), "ct_bench_page",
-                          keep=keep) as url:
+    with scratch_database(settings.effective_database_url(), "ct_bench_page", keep=keep) as url:
         lot = seed(url, trees, lot_trees, say)
         page_path = f"/l/{lot['public_id']}"
         dl_path = f"/01/{GTIN}/10/{lot['code']}"
@@ -250,11 +328,16 @@ def run_page_bench(settings: Settings, *, trees: int, lot_trees: int, duration_s
             say(f"warm via Digital Link: {results['warm_digital_link']}")
     bare = results["bare"]["rps"]
     summary = {
-        "bench": "page", "loadgen": loadgen, "trees": trees, "lot_trees": lot_trees,
-        "connections": connections, "duration_s": duration_s,
+        "bench": "page",
+        "loadgen": loadgen,
+        "trees": trees,
+        "lot_trees": lot_trees,
+        "connections": connections,
+        "duration_s": duration_s,
         "page_bytes": results["page_bytes"],
         "first_render_ms": round(results["first_render_ms"], 1),
-        "bare_rps": round(bare, 1), "bare_p50_ms": round(results["bare"]["p50_ms"], 2),
+        "bare_rps": round(bare, 1),
+        "bare_p50_ms": round(results["bare"]["p50_ms"], 2),
         "bare_p99_ms": round(results["bare"]["p99_ms"], 2),
         "warm_rps": round(results["warm"]["rps"], 1),
         "warm_p50_ms": round(results["warm"]["p50_ms"], 2),
@@ -265,15 +348,21 @@ def run_page_bench(settings: Settings, *, trees: int, lot_trees: int, duration_s
         "cold_rps": round(results["cold"]["rps"], 1),
         "cold_p99_ms": round(results["cold"]["p99_ms"], 2),
         "cold_ratio": round(results["cold"]["rps"] / results["bare_nocache"]["rps"], 3)
-        if results["bare_nocache"]["rps"] else None,
-        "errors": sum(int(results[k]["bad"] + results[k]["socket_errors"])
-                      for k in ("bare", "warm", "warm_digital_link", "cold")),
+        if results["bare_nocache"]["rps"]
+        else None,
+        "errors": sum(
+            int(results[k]["bad"] + results[k]["socket_errors"])
+            for k in ("bare", "warm", "warm_digital_link", "cold")
+        ),
     }
-    summary["target_met"] = bool(summary["warm_ratio"] and summary["warm_ratio"] >= 0.5
-                                 and summary["warm_p99_ms"] < 100)
-    say(f"page {summary['page_bytes']:,} bytes; bare {summary['bare_rps']:.0f}/s; warm "
+    summary["target_met"] = bool(
+        summary["warm_ratio"] and summary["warm_ratio"] >= 0.5 and summary["warm_p99_ms"] < 100
+    )
+    say(
+        f"page {summary['page_bytes']:,} bytes; bare {summary['bare_rps']:.0f}/s; warm "
         f"{summary['warm_rps']:.0f}/s p99 {summary['warm_p99_ms']} ms (x{summary['warm_ratio']}); "
-        f"cold {summary['cold_rps']:.0f}/s p99 {summary['cold_p99_ms']} ms")
+        f"cold {summary['cold_rps']:.0f}/s p99 {summary['cold_p99_ms']} ms"
+    )
     print(json.dumps(summary), flush=True)
     return summary
 

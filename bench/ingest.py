@@ -18,7 +18,7 @@ exists, it is just offline), so the publisher's speed does not limit (a) or (c).
 publisher runs in its own process. Servers: a Mosquitto of its own with the shipped
 config; a scratch database on the configured server (or an embedded one), dropped after.
 Ingest runs with the per-device rate limits off (one device sends everything here);
-`bench ingest-flood` (bench_flood.py) measures them.
+`bench ingest-flood` (ingest_flood.py) measures them.
 """
 
 from __future__ import annotations
@@ -37,24 +37,28 @@ import time
 import uuid
 from collections.abc import Callable
 from contextlib import ExitStack, suppress
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import psutil
 import psycopg
-from coffeetrace.ingest.service import Committed, IngestService
-from coffeetrace.ingest.store import READING_TYPES
-from coffeetrace.ingest.topics import device_topic, subscription
 from psycopg.rows import dict_row
 
+from coffeetrace.credentials import new_device_secret
 from coffeetrace.db import scratch_database
 from coffeetrace.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
 from coffeetrace.errors import ConfigError
+from coffeetrace.ingest.service import Committed, IngestService
+from coffeetrace.ingest.store import READING_TYPES
+from coffeetrace.ingest.topics import device_topic, subscription
 from coffeetrace.migrate import migrate
 from coffeetrace.mqtt import new_client, parse_broker_url
 from coffeetrace.settings import Settings
 from coffeetrace.sql import load_queries
+
+SQL = load_queries("coffeetrace_bench", "ingest.sql")
 
 LAG_SAMPLE = 50_000
 METRICS4 = ("soilMoistureVwc", "soilTemperature", "temperature", "relativeHumidity")
@@ -68,9 +72,14 @@ def _reading_sets(seq: int, sets: int, now_ms: int) -> list[dict[str, Any]]:
     buffer of `sets` sets of 4 readings, 6 s apart, up to `now_ms`."""
     if sets == 1:
         return [{"seq": seq, "ts": now_ms, "values": {"soilMoistureVwc": 20 + seq % 50 / 10}}]
-    return [{"seq": seq * sets + i, "ts": now_ms - (sets - i) * 6_000,
-             "values": {m: 20 + (seq + i) % 50 / 10 for m in METRICS4}}
-            for i in range(sets)]
+    return [
+        {
+            "seq": seq * sets + i,
+            "ts": now_ms - (sets - i) * 6_000,
+            "values": {m: 20 + (seq + i) % 50 / 10 for m in METRICS4},
+        }
+        for i in range(sets)
+    ]
 
 
 def _payload(seq: int, sets: int, behind_s: float = 0) -> bytes:
@@ -82,14 +91,25 @@ def _payload(seq: int, sets: int, behind_s: float = 0) -> bytes:
 def _rows(device: str, plot_id: Any, first: int, count: int, sets: int) -> list[tuple[Any, ...]]:
     """The sensor_readings rows that ingest stores for messages first..first+count-1."""
     now_ms = int(time.time() * 1000)
-    return [(datetime.fromtimestamp(found["ts"] / 1000, UTC), device, plot_id, None, metric,
-             value)
-            for seq in range(first, first + count) for found in _reading_sets(seq, sets, now_ms)
-            for metric, value in found["values"].items()]
+    return [
+        (datetime.fromtimestamp(found["ts"] / 1000, UTC), device, plot_id, None, metric, value)
+        for seq in range(first, first + count)
+        for found in _reading_sets(seq, sets, now_ms)
+        for metric, value in found["values"].items()
+    ]
 
 
-def _publish_proc(url: str, topic: str, first: int, count: int, sets: int, rate: float,
-                  start_at: float, behind_s: float, out: Any) -> None:
+def _publish_proc(
+    url: str,
+    topic: str,
+    first: int,
+    count: int,
+    sets: int,
+    rate: float,
+    start_at: float,
+    behind_s: float,
+    out: Any,
+) -> None:
     """Publish `count` QoS 1 messages (at `rate` per second, 0 = flat out), from wall-clock
     time `start_at` (0: at once), stamped `behind_s` seconds in the past; wait for PUBACKs.
     Puts (acknowledged, seconds, wall-clock time of the first publish) on `out`."""
@@ -136,9 +156,23 @@ def publish_paced(url: str, topic: str, first: int, count: int, rate: float) -> 
     """`count` 1-reading messages at `rate`/s through `mosquitto_pub -l` (C, so the
     publisher takes little of the CPU the consumer is measured on); `ts` = publish time."""
     addr = parse_broker_url(url)
-    proc = subprocess.Popen(["mosquitto_pub", "-h", addr.host, "-p", str(addr.port), "-q", "1",
-                             "-i", f"bench-pub-{uuid.uuid4().hex[:8]}", "-t", topic, "-l"],
-                            stdin=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            "mosquitto_pub",
+            "-h",
+            addr.host,
+            "-p",
+            str(addr.port),
+            "-q",
+            "1",
+            "-i",
+            f"bench-pub-{uuid.uuid4().hex[:8]}",
+            "-t",
+            topic,
+            "-l",
+        ],
+        stdin=subprocess.PIPE,
+    )
     assert proc.stdin is not None
     started = time.monotonic()
     sent = 0
@@ -175,16 +209,22 @@ def finish_process(started: tuple[Any, Any], count: int, timeout: float = 600) -
     return tuple(result)
 
 
-def start_publisher(url: str, topic: str, first: int, count: int, sets: int = 1,
-                    rate: float = 0, *, start_at: float = 0,
-                    behind_s: float = 0) -> tuple[Any, Any]:
+def start_publisher(
+    url: str,
+    topic: str,
+    first: int,
+    count: int,
+    sets: int = 1,
+    rate: float = 0,
+    *,
+    start_at: float = 0,
+    behind_s: float = 0,
+) -> tuple[Any, Any]:
     """Start the publisher process (see _publish_proc); finish it with finish_process."""
-    return start_process(_publish_proc, url, topic, first, count, sets, rate, start_at,
-                         behind_s)
+    return start_process(_publish_proc, url, topic, first, count, sets, rate, start_at, behind_s)
 
 
-def publish(url: str, topic: str, first: int, count: int, sets: int = 1,
-            rate: float = 0) -> float:
+def publish(url: str, topic: str, first: int, count: int, sets: int = 1, rate: float = 0) -> float:
     """Run the publisher process to completion; its duration in seconds."""
     return float(finish_process(start_publisher(url, topic, first, count, sets, rate), count)[1])
 
@@ -211,15 +251,15 @@ def server_url(settings: Settings, database_url: str, stack: ExitStack) -> str:
     return pg.admin_url()
 
 
-def bench_servers(settings: Settings, database_url: str, stack: ExitStack,
-                  name: str) -> tuple[EmbeddedBroker, str]:
+def bench_servers(
+    settings: Settings, database_url: str, stack: ExitStack, name: str
+) -> tuple[EmbeddedBroker, str]:
     """A Mosquitto of the bench's own (the shipped config) and a migrated scratch database
     named after `name`, both gone when `stack` closes."""
     broker = EmbeddedBroker(_server_dir(stack), free_port())
     broker.start()
     stack.callback(broker.stop)
-    db_url = stack.enter_context(
-        scratch_database(server_url(settings, database_url, stack), name))
+    db_url = stack.enter_context(scratch_database(server_url(settings, database_url, stack), name))
     return broker, db_url
 
 
@@ -232,12 +272,22 @@ def _world(url: str, devices: int = 1) -> tuple[list[str], Any, Any]:
         migrate(conn)
         coop = registry.create_cooperative(conn, f"bench-{uuid.uuid4().hex[:6]}", "Bench")
         farm = registry.create_farm(conn, coop["id"], "F-BENCH")
-        plot = registry.create_plot(conn, coop["id"], farm["id"], "P-1",
-                                    {"type": "Point", "coordinates": [108.05, 12.68]}, 1.0)
-        ids = [registry.register_device(conn, coop["id"], "soil_node",
-                                        plot_id=plot["id"]).username for _ in range(devices)]
+        plot = registry.create_plot(
+            conn,
+            coop["id"],
+            farm["id"],
+            "P-1",
+            {"type": "Point", "coordinates": [108.05, 12.68]},
+            1.0,
+        )
+        ids = [
+            registry.register_device(
+                conn, coop["id"], "soil_node", plot_id=plot["id"], secret=new_device_secret()
+            ).username
+            for _ in range(devices)
+        ]
         # readings of the last 10 minutes are in the 100-reading messages
-        conn.execute("update devices set registered_at = now() - interval '1 hour'")
+        conn.execute(SQL["bench_ingest_backdate_devices"])
         conn.commit()
     return ids, coop["id"], plot["id"]
 
@@ -253,17 +303,25 @@ def with_settings(settings: Settings, **values: Any) -> Settings:
     return settings.model_copy(update={k: v for k, v in values.items() if k in known})
 
 
-def bench_settings(settings: Settings, db_url: str, broker: EmbeddedBroker,
-                   say: Callable[[str], None]) -> Settings:
+def bench_settings(
+    settings: Settings, db_url: str, broker: EmbeddedBroker, say: Callable[[str], None]
+) -> Settings:
     """`settings` for an ingest of the bench's own: its database, broker and a topic prefix
     and client id of its own; says where it runs."""
-    say(f"broker: mosquitto (shipped config) on {broker.port}; database: "
-        f"{db_url.split('dbname=')[-1].split()[0]}; {os.cpu_count()} CPUs")
-    return settings.model_copy(update={
-        "database_url": db_url, "mqtt_url": broker.url,
-        "topic_prefix": f"bench-{uuid.uuid4().hex[:6]}/coffeetrace/v1",
-        "mqtt_client_id": f"bench-ingest-{uuid.uuid4().hex[:6]}", "mqtt_shared_group": "",
-        "ingest_metrics_port": 0})
+    say(
+        f"broker: mosquitto (shipped config) on {broker.port}; database: "
+        f"{db_url.split('dbname=')[-1].split()[0]}; {os.cpu_count()} CPUs"
+    )
+    return settings.model_copy(
+        update={
+            "database_url": db_url,
+            "mqtt_url": broker.url,
+            "topic_prefix": f"bench-{uuid.uuid4().hex[:6]}/coffeetrace/v1",
+            "mqtt_client_id": f"bench-ingest-{uuid.uuid4().hex[:6]}",
+            "mqtt_shared_group": "",
+            "ingest_metrics_port": 0,
+        }
+    )
 
 
 # --------------------------------------------------------------------------- measurements
@@ -343,13 +401,12 @@ def _end_session(url: str, client_id: str) -> None:
 def raw_copy(url: str, rows: list[tuple[Any, ...]], batch: int) -> float:
     """(b) Readings per second of COPY of `rows` (built beforehand) into sensor_readings, one
     transaction per `batch` rows."""
-    query = load_queries("coffeetrace.ingest")["copy_readings"]
     with psycopg.connect(url) as conn:
         started = time.monotonic()
         for start in range(0, len(rows), batch):
-            with conn.transaction(), conn.cursor().copy(query) as copy:
+            with conn.transaction(), conn.cursor().copy(SQL["bench_ingest_copy_readings"]) as copy:
                 copy.set_types(READING_TYPES)
-                for row in rows[start:start + batch]:
+                for row in rows[start : start + batch]:
                     copy.write_row(row)
         return len(rows) / (time.monotonic() - started)
 
@@ -357,7 +414,7 @@ def raw_copy(url: str, rows: list[tuple[Any, ...]], batch: int) -> float:
 def _empty_store(url: str) -> None:
     """(b) and (c) with 100 readings a message each start from an empty table and ledger."""
     with psycopg.connect(url) as conn:
-        conn.execute("truncate sensor_readings, ingest_messages")
+        conn.execute(SQL["bench_ingest_empty_store"])
 
 
 class _Committed:
@@ -411,8 +468,9 @@ def _drain_ingest(settings: Settings, hook: _Committed, count: int) -> tuple[flo
     return count / seconds, hook.readings / seconds
 
 
-def _latency(s: Settings, hook: _Committed, topic: str, first: int, rate: float,
-             seconds: float) -> tuple[float, float, int, int]:
+def _latency(
+    s: Settings, hook: _Committed, topic: str, first: int, rate: float, seconds: float
+) -> tuple[float, float, int, int]:
     """p50 and p99 publish-to-commit seconds of `rate` messages/s for `seconds`."""
     count = max(int(rate * seconds), 100)
     hook.reset(count)
@@ -431,9 +489,130 @@ def _latency(s: Settings, hook: _Committed, topic: str, first: int, rate: float,
     return q[49], q[98], hook.messages, count
 
 
-def run_bench(settings: Settings, *, messages: int, latency_seconds: float, database_url: str,
-              say: Callable[[str], None], repeat: int = 3,
-              soak_seconds: float = 0) -> dict[str, Any]:
+@dataclass
+class _Throughput:
+    """The throughput rounds: best rates, and the per-round ratios."""
+
+    a: float = 0.0  # bare subscriber, msgs/s
+    b: float = 0.0  # raw COPY, readings/s
+    c1_msgs: float = 0.0
+    c1_readings: float = 0.0
+    c100_msgs: float = 0.0
+    c100_readings: float = 0.0
+    over_a: list[float] = field(default_factory=list)
+    over_b: list[float] = field(default_factory=list)
+
+
+def _throughput(
+    s: Settings,
+    broker_url: str,
+    db_url: str,
+    hook: _Committed,
+    device: str,
+    plot_id: Any,
+    n1: int,
+    n100: int,
+    repeat: int,
+    say: Callable[[str], None],
+) -> _Throughput:
+    """(a), (c1), (b), (c100) per round. Other work on the machine moves single figures
+    by 2-3x. So each round measures a ratio from two runs next to each other in time, (a)
+    then (c) with 1 reading a message, (b) then (c) with 100, and the ratios reported are
+    the medians over the rounds; the rates reported are each the best round's."""
+    prefix = s.topic_prefix
+    topic = device_topic(prefix, device, "telemetry")
+    t = _Throughput()
+    for r in range(repeat):
+        base = 10_000_000 * (r + 1)
+        # (a) bare subscriber
+        # (under a prefix of its own, so that ingest's session does not queue these)
+        bare_id = f"bench-bare-{uuid.uuid4().hex[:6]}"
+        _create_session(broker_url, bare_id, subscription(prefix + "-bare"))
+        publish(broker_url, device_topic(prefix + "-bare", device, "telemetry"), base, n1)
+        a_r = drain_bare(broker_url, bare_id, n1)
+        # (c1) ingest, one reading per message
+        publish(broker_url, topic, base + 1_000_000, n1)
+        c1_r = _drain_ingest(s, hook, n1)
+        # (b) raw COPY of the very readings that (c100) then stores, 100 per message;
+        # the messages are queued first, so that the publisher is done before (b)
+        first100 = (base + 2_000_000) // 25
+        publish(broker_url, topic, first100, n100, sets=25)
+        rows = _rows(device, plot_id, first100, n100, 25)
+        _empty_store(db_url)
+        b_r = raw_copy(db_url, rows, s.ingest_batch_size * 10)
+        del rows
+        # (c100) ingest, 100 readings per message, into the same empty table
+        _empty_store(db_url)
+        c100_r = _drain_ingest(s, hook, n100)
+        t.over_a.append(c1_r[0] / a_r)
+        t.over_b.append(c100_r[1] / b_r)
+        say(
+            f"round {r + 1}: (a) bare subscriber {a_r:,.0f} msgs/s; (c) 1 reading/msg "
+            f"{c1_r[0]:,.0f} msgs/s ({t.over_a[-1]:.2f} of (a)); (b) raw COPY {b_r:,.0f} "
+            f"readings/s; (c) 100 readings/msg {c100_r[0]:,.0f} msgs/s = "
+            f"{c100_r[1]:,.0f} readings/s ({t.over_b[-1]:.2f} of (b))"
+        )
+        t.a, t.b = max(t.a, a_r), max(t.b, b_r)
+        if c1_r[0] > t.c1_msgs:
+            t.c1_msgs, t.c1_readings = c1_r
+        if c100_r[0] > t.c100_msgs:
+            t.c100_msgs, t.c100_readings = c100_r
+    return t
+
+
+def _soak(
+    s: Settings,
+    hook: _Committed,
+    topic: str,
+    rate: float,
+    seconds: float,
+    sampler: _RssSampler,
+    say: Callable[[str], None],
+) -> dict[str, Any]:
+    """RSS over a long steady run: the first and the last minute, of both processes
+    together and of each (a process that settles and one that grows can add up to a sum
+    that looks flat, or the other way round)."""
+    begin = len(sampler.parts)
+    s50, s99, _, _ = _latency(s, hook, topic, 5_000_000, rate, seconds)
+    # from the first sample with the soak's worker process running
+    parts = [p for p in sampler.parts[begin:] if p[1] > 0]
+    window = [sum(p) for p in parts]
+    minute = min(120, max(1, len(window) // 4))  # samples are 0.5 s apart
+    soak: dict[str, Any] = {
+        "soak_seconds": seconds,
+        "soak_rate_msgs_s": round(rate),
+        "soak_p50_ms": round(s50 * 1000, 1),
+        "soak_p99_ms": round(s99 * 1000, 1),
+        "soak_rss_max_mb": round(max(window), 1) if window else None,
+    }
+    for name, series in (
+        ("", window),
+        ("_paho", [p[0] for p in parts]),
+        ("_worker", [p[1] for p in parts]),
+    ):
+        head, tail = series[:minute], series[-minute:]
+        soak[f"soak_rss{name}_first_mb"] = round(statistics.median(head), 1) if head else None
+        soak[f"soak_rss{name}_last_mb"] = round(statistics.median(tail), 1) if tail else None
+    say(
+        f"soak {seconds:g} s at {rate:,.0f} msgs/s: RSS median of the first "
+        f"{minute / 2:g} s {soak['soak_rss_first_mb']} MB (paho process "
+        f"{soak['soak_rss_paho_first_mb']}, worker {soak['soak_rss_worker_first_mb']}), "
+        f"of the last {soak['soak_rss_last_mb']} MB ({soak['soak_rss_paho_last_mb']}, "
+        f"{soak['soak_rss_worker_last_mb']}); p99 {s99 * 1000:.0f} ms"
+    )
+    return soak
+
+
+def run_bench(
+    settings: Settings,
+    *,
+    messages: int,
+    latency_seconds: float,
+    database_url: str,
+    say: Callable[[str], None],
+    repeat: int = 3,
+    soak_seconds: float = 0,
+) -> dict[str, Any]:
     if shutil.which("mosquitto") is None:
         raise ConfigError("`coffeetrace bench ingest` needs mosquitto on PATH")
     n1 = messages
@@ -442,127 +621,86 @@ def run_bench(settings: Settings, *, messages: int, latency_seconds: float, data
         broker, db_url = bench_servers(settings, database_url, stack, "ct_bench_ingest")
         (device,), _coop, plot_id = _world(db_url)
         s = bench_settings(settings, db_url, broker, say)
-        prefix = s.topic_prefix
-        topic = device_topic(prefix, device, "telemetry")
+        topic = device_topic(s.topic_prefix, device, "telemetry")
         # No per-device limits here: these runs measure the pipeline's ceiling with one device
         # sending tens of thousands of messages a second, which its limits would throttle
         # (`bench ingest-flood` measures the limits).
         s = with_settings(s, **NO_DEVICE_LIMITS)
         rss_start = _rss_mb()
-
         hook = _Committed()
         sampler = _RssSampler()
         stack.callback(sampler.stop)
-        _create_session(broker.url, s.mqtt_client_id, subscription(prefix))
+        _create_session(broker.url, s.mqtt_client_id, subscription(s.topic_prefix))
         sampler.start()
-        # Other work on the machine moves single figures by 2-3x. So each round measures
-        # a ratio from two runs next to each other in time, (a) then (c) with 1 reading a
-        # message, (b) then (c) with 100, and the ratios reported are the medians over
-        # the rounds; the rates reported are each the best round's.
-        a = b = c1_msgs = c1_readings = c100_msgs = c100_readings = 0.0
-        over_a: list[float] = []
-        over_b: list[float] = []
-        for r in range(repeat):
-            base = 10_000_000 * (r + 1)
-            # (a) bare subscriber
-            # (under a prefix of its own, so that ingest's session does not queue these)
-            bare_id = f"bench-bare-{uuid.uuid4().hex[:6]}"
-            _create_session(broker.url, bare_id, subscription(prefix + "-bare"))
-            publish(broker.url, device_topic(prefix + "-bare", device, "telemetry"), base, n1)
-            a_r = drain_bare(broker.url, bare_id, n1)
-            # (c1) ingest, one reading per message
-            publish(broker.url, topic, base + 1_000_000, n1)
-            c1_r = _drain_ingest(s, hook, n1)
-            # (b) raw COPY of the very readings that (c100) then stores, 100 per message;
-            # the messages are queued first, so that the publisher is done before (b)
-            first100 = (base + 2_000_000) // 25
-            publish(broker.url, topic, first100, n100, sets=25)
-            rows = _rows(device, plot_id, first100, n100, 25)
-            _empty_store(db_url)
-            b_r = raw_copy(db_url, rows, s.ingest_batch_size * 10)
-            del rows
-            # (c100) ingest, 100 readings per message, into the same empty table
-            _empty_store(db_url)
-            c100_r = _drain_ingest(s, hook, n100)
-            over_a.append(c1_r[0] / a_r)
-            over_b.append(c100_r[1] / b_r)
-            say(f"round {r + 1}: (a) bare subscriber {a_r:,.0f} msgs/s; (c) 1 reading/msg "
-                f"{c1_r[0]:,.0f} msgs/s ({over_a[-1]:.2f} of (a)); (b) raw COPY {b_r:,.0f} "
-                f"readings/s; (c) 100 readings/msg {c100_r[0]:,.0f} msgs/s = "
-                f"{c100_r[1]:,.0f} readings/s ({over_b[-1]:.2f} of (b))")
-            a, b = max(a, a_r), max(b, b_r)
-            if c1_r[0] > c1_msgs:
-                c1_msgs, c1_readings = c1_r
-            if c100_r[0] > c100_msgs:
-                c100_msgs, c100_readings = c100_r
-        c1_over_a, c100_over_b = statistics.median(over_a), statistics.median(over_b)
-        say(f"(a) bare paho subscriber: {a:,.0f} msgs/s (best round)")
-        say(f"(b) raw COPY: {b:,.0f} readings/s (best round)")
-        say(f"(c) ingest, 1 reading/msg: {c1_msgs:,.0f} msgs/s (best round); "
-            f"{c1_over_a:.2f} of (a) (median of the rounds)")
-        say(f"(c) ingest, 100 readings/msg: {c100_msgs:,.0f} msgs/s, {c100_readings:,.0f} "
-            f"readings/s (best round); {c100_over_b:.2f} of (b) (median of the rounds)")
+        t = _throughput(s, broker.url, db_url, hook, device, plot_id, n1, n100, repeat, say)
+        c1_over_a, c100_over_b = statistics.median(t.over_a), statistics.median(t.over_b)
+        say(f"(a) bare paho subscriber: {t.a:,.0f} msgs/s (best round)")
+        say(f"(b) raw COPY: {t.b:,.0f} readings/s (best round)")
+        say(
+            f"(c) ingest, 1 reading/msg: {t.c1_msgs:,.0f} msgs/s (best round); "
+            f"{c1_over_a:.2f} of (a) (median of the rounds)"
+        )
+        say(
+            f"(c) ingest, 100 readings/msg: {t.c100_msgs:,.0f} msgs/s, {t.c100_readings:,.0f} "
+            f"readings/s (best round); {c100_over_b:.2f} of (b) (median of the rounds)"
+        )
 
         # latency at half of the 1-reading rate, publisher and consumer running together,
         # then at a steady province-like rate (DOMAIN.md: ~350 messages/s)
-        rate = c1_msgs / 2
-        p50, p99, committed, published = _latency(s, hook, topic, 3_000_000, rate,
-                                                  latency_seconds)
-        say(f"latency at {rate:,.0f} msgs/s for {latency_seconds:g} s: publish-to-commit "
-            f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms")
+        rate = t.c1_msgs / 2
+        p50, p99, committed, published = _latency(s, hook, topic, 3_000_000, rate, latency_seconds)
+        say(
+            f"latency at {rate:,.0f} msgs/s for {latency_seconds:g} s: publish-to-commit "
+            f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms"
+        )
         low_rate = 500.0
         low50, low99, _, _ = _latency(s, hook, topic, 4_000_000, low_rate, latency_seconds)
-        say(f"latency at {low_rate:,.0f} msgs/s: p50 {low50 * 1000:.0f} ms, "
-            f"p99 {low99 * 1000:.0f} ms")
-        soak: dict[str, Any] = {}
-        if soak_seconds > 0:
-            # RSS over a long steady run: compare the first and the last minute
-            soak_rate = c1_msgs / 4
-            begin = len(sampler.parts)
-            s50, s99, _, _ = _latency(s, hook, topic, 5_000_000, soak_rate, soak_seconds)
-            # from the first sample with the soak's worker process running
-            parts = [p for p in sampler.parts[begin:] if p[1] > 0]
-            window = [sum(p) for p in parts]
-            minute = min(120, max(1, len(window) // 4))  # samples are 0.5 s apart
-            soak = {"soak_seconds": soak_seconds, "soak_rate_msgs_s": round(soak_rate),
-                    "soak_p50_ms": round(s50 * 1000, 1), "soak_p99_ms": round(s99 * 1000, 1),
-                    "soak_rss_max_mb": round(max(window), 1) if window else None}
-            # both processes together, then each: a process that settles and one that grows
-            # can add up to a sum that looks flat, or the other way round
-            for name, series in (("", window),
-                                 ("_paho", [p[0] for p in parts]),
-                                 ("_worker", [p[1] for p in parts])):
-                head, tail = series[:minute], series[-minute:]
-                soak[f"soak_rss{name}_first_mb"] = round(statistics.median(head), 1) \
-                    if head else None
-                soak[f"soak_rss{name}_last_mb"] = round(statistics.median(tail), 1) \
-                    if tail else None
-            say(f"soak {soak_seconds:g} s at {soak_rate:,.0f} msgs/s: RSS median of the first "
-                f"{minute / 2:g} s {soak['soak_rss_first_mb']} MB (paho process "
-                f"{soak['soak_rss_paho_first_mb']}, worker {soak['soak_rss_worker_first_mb']}), "
-                f"of the last {soak['soak_rss_last_mb']} MB ({soak['soak_rss_paho_last_mb']}, "
-                f"{soak['soak_rss_worker_last_mb']}); p99 {s99 * 1000:.0f} ms")
+        say(
+            f"latency at {low_rate:,.0f} msgs/s: p50 {low50 * 1000:.0f} ms, "
+            f"p99 {low99 * 1000:.0f} ms"
+        )
+        soak = (
+            _soak(s, hook, topic, t.c1_msgs / 4, soak_seconds, sampler, say)
+            if soak_seconds > 0
+            else {}
+        )
         sampler.stop()
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1000
-        say(f"RSS: start {rss_start:.0f} MB; during ingest runs {sampler.first:.0f} -> "
-            f"{sampler.last:.0f} MB (max {sampler.peak:.0f}); process peak {peak:.0f} MB")
+        say(
+            f"RSS: start {rss_start:.0f} MB; during ingest runs {sampler.first:.0f} -> "
+            f"{sampler.last:.0f} MB (max {sampler.peak:.0f}); process peak {peak:.0f} MB"
+        )
         figures = {
-            "bench": "ingest", "messages": n1, "messages_100": n100, "cpus": os.cpu_count(),
+            "bench": "ingest",
+            "messages": n1,
+            "messages_100": n100,
+            "cpus": os.cpu_count(),
             "repeat": repeat,
-            "batch_size": s.ingest_batch_size, "max_delay_ms": s.ingest_max_delay_ms,
-            "a_bare_msgs_s": round(a), "b_copy_readings_s": round(b),
-            "c1_msgs_s": round(c1_msgs), "c1_readings_s": round(c1_readings),
-            "c100_msgs_s": round(c100_msgs), "c100_readings_s": round(c100_readings),
-            "c1_over_a": round(c1_over_a, 3), "c100_over_b": round(c100_over_b, 3),
-            "c1_over_a_rounds": [round(x, 3) for x in over_a],
-            "c100_over_b_rounds": [round(x, 3) for x in over_b],
-            "latency_rate_msgs_s": round(rate), "latency_seconds": latency_seconds,
-            "latency_p50_ms": round(p50 * 1000, 1), "latency_p99_ms": round(p99 * 1000, 1),
-            "latency_committed": committed, "latency_published": published,
+            "batch_size": s.ingest_batch_size,
+            "max_delay_ms": s.ingest_max_delay_ms,
+            "a_bare_msgs_s": round(t.a),
+            "b_copy_readings_s": round(t.b),
+            "c1_msgs_s": round(t.c1_msgs),
+            "c1_readings_s": round(t.c1_readings),
+            "c100_msgs_s": round(t.c100_msgs),
+            "c100_readings_s": round(t.c100_readings),
+            "c1_over_a": round(c1_over_a, 3),
+            "c100_over_b": round(c100_over_b, 3),
+            "c1_over_a_rounds": [round(x, 3) for x in t.over_a],
+            "c100_over_b_rounds": [round(x, 3) for x in t.over_b],
+            "latency_rate_msgs_s": round(rate),
+            "latency_seconds": latency_seconds,
+            "latency_p50_ms": round(p50 * 1000, 1),
+            "latency_p99_ms": round(p99 * 1000, 1),
+            "latency_committed": committed,
+            "latency_published": published,
             "latency_500_p50_ms": round(low50 * 1000, 1),
             "latency_500_p99_ms": round(low99 * 1000, 1),
-            "rss_ingest_first_mb": round(sampler.first), "rss_ingest_last_mb": round(sampler.last),
-            "rss_ingest_max_mb": round(sampler.peak), "rss_peak_mb": round(peak), **soak,
+            "rss_ingest_first_mb": round(sampler.first),
+            "rss_ingest_last_mb": round(sampler.last),
+            "rss_ingest_max_mb": round(sampler.peak),
+            "rss_peak_mb": round(peak),
+            **soak,
         }
         print(json.dumps(figures), flush=True)
         return figures

@@ -1,0 +1,4 @@
+-- Readiness (api/health.py).
+
+-- name: readiness_ping
+select 1;

@@ -1,0 +1,3 @@
+from coffeetrace.cli import main
+
+main()

@@ -1,0 +1,4 @@
+-- Connection checks (coffeetrace/db.py).
+
+-- name: check_database
+select 1;

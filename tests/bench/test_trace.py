@@ -1,0 +1,20 @@
+"""`coffeetrace bench trace` runs end to end at toy size (its timings are not asserted)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from coffeetrace_bench.trace import run
+
+
+def test_bench_trace_small(pg_server, capsys: pytest.CaptureFixture[str]) -> None:
+    said: list[str] = []
+    summary = run(pg_server.admin_url, trees=3000, fed=2000, repeat=1, keep=False, say=said.append)
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert json.loads(last) == json.loads(json.dumps(summary, default=str))
+    assert summary["backward_trees"] == 2000 and summary["shares_sum"] == pytest.approx(1.0)
+    assert summary["forward_tree_reaches_packed"] and summary["forward_farm_reaches_packed"]
+    assert summary["store"]["trees"] == 3000
+    assert any("ratio" in line for line in said)
