@@ -6,17 +6,22 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import psycopg
+import psycopg_pool
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from coffeetrace import db
+from coffeetrace.api import hardening, health, public, routes_lots, routes_registry
 from coffeetrace.api.cache import Memo, PageCache
+from coffeetrace.api.ratelimit import ClientLimiter
 from coffeetrace.broker_control import BrokerControl
-from coffeetrace.errors import CoffeetraceError
+from coffeetrace.errors import CoffeetraceError, first_line
 from coffeetrace.settings import Settings, get_settings
 from coffeetrace.trace.rules import TraceRules
+
+UNPARSABLE_BODY = "There was an error parsing the body"  # FastAPI's 400 detail
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -44,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.page_cache_entries, settings.page_cache_recheck_s, settings.page_cache_ttl_s
     )
     app.state.link_memo = Memo()
+    app.state.public_limiter = ClientLimiter.from_settings(settings)
     app.state.broker_control = BrokerControl(settings)
 
     @app.exception_handler(CoffeetraceError)
@@ -53,7 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(psycopg.DataError)
     async def refused_value(request: Request, exc: psycopg.DataError) -> JSONResponse:
         # driver or server refused a value the schema let through (NUL byte, out of range)
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         return JSONResponse(
             {"error": "invalid", "message": f"a value was refused: {reason}"}, status_code=422
         )
@@ -82,14 +88,41 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         # FastAPI's own 404/405 in the project's error format
+        if exc.status_code == 400 and exc.detail == UNPARSABLE_BODY:
+            # FastAPI's 400 for a body it cannot decode (not UTF-8, say): the documented 422
+            return JSONResponse(
+                {
+                    "error": "invalid",
+                    "message": "body: not a JSON document (send UTF-8 JSON)",
+                    "details": {"problems": [{"field": "body", "message": UNPARSABLE_BODY}]},
+                },
+                status_code=422,
+            )
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         message = str(exc.detail)
+        headers = getattr(exc, "headers", None)
         if exc.status_code == 404:
             message = f"no such endpoint: {request.method} {request.url.path} (see /docs)"
+        if exc.status_code == 405:
+            # every method of the path, not just those of the first route that matched it
+            allow = request.app.state.method_table.allowed(request.url.path)
+            headers = {**(headers or {}), "Allow": ", ".join(allow)}
         return JSONResponse(
-            {"error": code, "message": message},
-            status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
+            {"error": code, "message": message}, status_code=exc.status_code, headers=headers
+        )
+
+    @app.exception_handler(psycopg_pool.PoolTimeout)
+    @app.exception_handler(psycopg.OperationalError)
+    async def database_down(request: Request, exc: Exception) -> JSONResponse:
+        # the database is unreachable (restarting, say): retryable, not a server bug
+        return JSONResponse(
+            {
+                "error": "unavailable",
+                "message": "the database is not reachable at the moment; try again shortly",
+                "details": {},
+            },
+            status_code=503,
+            headers={"Retry-After": "5"},
         )
 
     @app.exception_handler(RequestValidationError)
@@ -108,10 +141,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             status_code=422,
         )
 
-    from coffeetrace.api import health, public, routes_lots, routes_registry
-
     app.include_router(health.router)
     app.include_router(routes_registry.router)
     app.include_router(routes_lots.router)
     app.include_router(public.router)
+    hardening.install(app, settings)
     return app

@@ -73,7 +73,8 @@ def create_api_key(
             token_hash=hash_token(token),
         ),
     ).fetchone()
-    return IssuedKey(row=row, token=token)  # type: ignore[arg-type]
+    assert row is not None  # insert ... returning
+    return IssuedKey(row=row, token=token)
 
 
 def caller_for_token(conn: psycopg.Connection[dict[str, Any]], token: str) -> Caller:

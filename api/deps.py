@@ -10,6 +10,7 @@ import psycopg
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from coffeetrace import db
 from coffeetrace.api.auth import Caller, caller_for_token
 from coffeetrace.db import DbConn
 from coffeetrace.errors import Unauthorized
@@ -20,7 +21,7 @@ _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key
 
 def get_conn(request: Request) -> Iterator[DbConn]:
     """A connection in a transaction; handlers never commit themselves."""
-    with request.app.state.pool.connection() as conn, conn.transaction():
+    with db.transaction(request.app.state.pool) as conn:
         yield conn
 
 

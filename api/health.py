@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from coffeetrace.errors import ConfigError
+from coffeetrace.errors import ConfigError, first_line
 from coffeetrace.mqtt import check_broker
 from coffeetrace.sql import load_queries
 
@@ -34,7 +34,7 @@ def readyz(request: Request) -> JSONResponse:
         checks["database"] = "ok"
     except Exception as exc:  # any failure means not ready; the reason is reported
         checks["database"] = "unreachable"
-        reasons.append(f"database: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+        reasons.append(f"database: {first_line(exc)}")
     try:
         check_broker(settings.effective_mqtt_url(), timeout_s=3)
         checks["broker"] = "ok"

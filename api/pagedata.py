@@ -19,7 +19,7 @@ import psycopg
 from coffeetrace.errors import NotFound
 from coffeetrace.settings import Settings
 from coffeetrace.sql import load_queries
-from coffeetrace.trace import eudr, genealogy, provenance, verification
+from coffeetrace.trace import eudr, genealogy, provenance
 
 MAX_MAP_TREES = 3000
 TOP_TREES = 10
@@ -53,8 +53,8 @@ def lot_page(
     lot = conn.execute(SQL["lot_page_lot"], {"lot_id": lot_id}).fetchone()
     if lot is None:
         raise NotFound("lot not found")
-    signed = provenance.provenance(conn, lot_id, settings=settings)
-    checked = verification.verify_lot(conn, lot_id)  # the badge says what a check finds, now
+    story = provenance.lot_story(conn, lot_id, settings=settings)  # one walk upstream
+    signed, checked = story["signed"], story["verification"]
     doc = signed["document"]
     quantity = float(lot["quantity_kg"])
 

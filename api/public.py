@@ -19,7 +19,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, RedirectResponse
 
-from coffeetrace.api import i18n, pagedata, render, resolver
+from coffeetrace import db
+from coffeetrace.api import i18n, pagedata, ratelimit, render, resolver
 from coffeetrace.api.cache import Entry, PageCache
 from coffeetrace.api.schemas import Error, error_responses
 from coffeetrace.db import DbConn
@@ -27,7 +28,7 @@ from coffeetrace.errors import CoffeetraceError, NotFound
 from coffeetrace.sql import load_queries
 from coffeetrace.trace import epcis, provenance, signing, verification
 
-router = APIRouter(tags=["public"], responses=error_responses(404, 422))
+router = APIRouter(tags=["public"], responses=error_responses(404, 422, 429))
 PublicId = Annotated[str, Path(min_length=1, max_length=64, description="Random 128-bit public id")]
 Lang = Annotated[str | None, Query(pattern="^(vi|en)$", description="Page language")]
 HTML = "text/html; charset=utf-8"
@@ -75,17 +76,25 @@ def _problem(
     heading: str,
     text: str | None,
     lang: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Response:
     """The one error format for API clients; a friendly page for browsers."""
     if wants_json(request) or "text/html" not in request.headers.get("accept", "text/html"):
-        return JSONResponse(exc.to_dict(), status_code=status)
+        return JSONResponse(exc.to_dict(), status_code=status, headers=headers)
     chosen = i18n.negotiate(lang, request.headers.get("accept-language"))
     body = render.message_html(chosen, heading, text, exc.message if status == 400 else None)
     return Response(
         body,
         status_code=status,
         media_type=HTML,
-        headers={"Cache-Control": "no-store", "Content-Language": chosen},
+        headers={"Cache-Control": "no-store", "Content-Language": chosen, **(headers or {})},
+    )
+
+
+def _limited(request: Request, exc: ratelimit.RateLimited, lang: str | None) -> Response:
+    retry = str(exc.details["retry_after_s"])
+    return _problem(
+        request, 429, exc, "too_many_title", "too_many_text", lang, {"Retry-After": retry}
     )
 
 
@@ -110,17 +119,26 @@ async def _serve(
     public_id: str,
     renderer: Renderer,
     extra: dict[str, str] | None = None,
+    lang: str | None = None,
 ) -> Response | None:
     """Serve `key` from the cache, or revalidate it against its head, or render it.
-    None when the public id is unknown."""
+    None when the public id is unknown. A page not in the cache costs the client a
+    lookup of its rate limit (a 429 when it has none left); a cached one costs nothing."""
     cache: PageCache = request.app.state.page_cache
     entry, check = cache.lookup(key)
     if check:
         due = entry
+        if due is None:
+            try:
+                ratelimit.check(request)
+            except ratelimit.RateLimited as exc:
+                return _limited(request, exc, lang)
         try:
             entry = await run_in_threadpool(_load, request, key, head_query, public_id, renderer)
         finally:
             cache.done(due)
+        if entry is None and due is None:
+            ratelimit.missed(request)
     if entry is None:
         return None
     return _respond(request, entry, extra)
@@ -135,7 +153,7 @@ def _load(
 ) -> Entry | None:
     cache: PageCache = request.app.state.page_cache
     with cache.key_lock(key):
-        with request.app.state.pool.connection() as conn, conn.transaction():
+        with db.transaction(request.app.state.pool) as conn:
             row = conn.execute(head_query, {"public_id": public_id}).fetchone()
             if row is None:
                 return None
@@ -155,7 +173,6 @@ async def serve_lot(
     if wants_json(request):
 
         def provenance_json(conn: DbConn, lot_id: Any) -> tuple[bytes, str, dict]:
-
             return _json_bytes(provenance.provenance(conn, lot_id, settings=settings)), JSON, {}
 
         key: tuple[str, ...] = ("lot", public_id, "json")
@@ -169,7 +186,7 @@ async def serve_lot(
             return render.lot_html(data, chosen, verify_url), HTML, {"Content-Language": chosen}
 
         key, renderer = ("lot", public_id, "html", chosen), lot_html
-    response = await _serve(request, key, SQL["lot_head"], public_id, renderer, extra)
+    response = await _serve(request, key, SQL["lot_head"], public_id, renderer, extra, lang)
     return response or _not_found(request, "lot", lang)
 
 
@@ -195,7 +212,6 @@ async def lot_epcis(public_id: PublicId, request: Request) -> Response:
     base = _base(request)
 
     def epcis_json(conn: DbConn, lot_id: Any) -> tuple[bytes, str, dict]:
-
         return _json_bytes(epcis.export_epcis(conn, lot_id, base)), "application/ld+json", {}
 
     response = await _serve(request, ("epcis", public_id), SQL["lot_head"], public_id, epcis_json)
@@ -208,11 +224,15 @@ async def lot_epcis(public_id: PublicId, request: Request) -> Response:
     responses={404: {}},
 )
 def lot_verify(public_id: PublicId, request: Request) -> Response:
-
     settings = request.app.state.settings
-    with request.app.state.pool.connection() as conn, conn.transaction():
+    try:
+        ratelimit.check(request)  # never cached: every request is a lookup
+    except ratelimit.RateLimited as exc:
+        return _limited(request, exc, None)
+    with db.transaction(request.app.state.pool) as conn:
         row = conn.execute(SQL["lot_head"], {"public_id": public_id}).fetchone()
         if row is None:
+            ratelimit.missed(request)
             return _not_found(request, "lot", None)
         checked = verification.verify_lot(conn, row["id"])
         signed = provenance.provenance(conn, row["id"], settings=settings)
@@ -246,7 +266,7 @@ async def tree_page(public_id: PublicId, request: Request, lang: Lang = None) ->
         return render.tree_html(data, chosen), HTML, {"Content-Language": chosen}
 
     response = await _serve(
-        request, ("tree", public_id, chosen), SQL["tree_head"], public_id, tree_html
+        request, ("tree", public_id, chosen), SQL["tree_head"], public_id, tree_html, lang=lang
     )
     return response or _not_found(request, "tree", lang)
 
@@ -259,6 +279,7 @@ async def tree_page(public_id: PublicId, request: Request, lang: Lang = None) ->
         307: {"description": "Redirect to the requested link type"},
         400: {"description": "The GTIN or lot is not valid (message says why)", "model": Error},
         404: {"description": "Unknown lot: a friendly page"},
+        429: {"description": "Too many lookups from this address (Retry-After)", "model": Error},
     },
 )
 async def digital_link(
@@ -278,6 +299,10 @@ async def digital_link(
             gtin14 = resolver.check_digital_link(gtin, lot)
         except CoffeetraceError as exc:
             return _problem(request, 400, exc, "bad_code_title", None, lang)
+        try:
+            ratelimit.check(request)  # a link not remembered costs a lookup
+        except ratelimit.RateLimited as exc:
+            return _limited(request, exc, lang)
 
         def lookup() -> str | None:
             with request.app.state.pool.connection() as conn:
@@ -288,6 +313,7 @@ async def digital_link(
 
         public_id = await run_in_threadpool(lookup)
         if public_id is None:
+            ratelimit.missed(request)  # a guessed lot code costs more than a real one
             return _not_found(request, "lot", lang)
         anchor = f"{base}/01/{gtin14}/10/{quote(lot, safe='')}"
         link = resolver.link_header(anchor, base, public_id)
@@ -311,7 +337,6 @@ async def digital_link(
 
 @router.get("/.well-known/coffeetrace-signing-key", summary="Public key of provenance signatures")
 def signing_key(request: Request) -> dict[str, Any]:
-
     return signing.public_key_document(request.app.state.settings)
 
 

@@ -49,6 +49,12 @@ def _host(value: str) -> str:
     return urlsplit(value).hostname or value
 
 
+def plural(t: dict[str, Any], key: str, n: int) -> str:
+    """The text `key` for a count: `{key}_one` for 1, else `{key}_other` (Vietnamese nouns
+    do not inflect, so both of its forms read the same)."""
+    return str(t[f"{key}_one" if n == 1 else f"{key}_other"]).format(n=n)
+
+
 @cache
 def environment() -> Environment:
     env = Environment(
@@ -58,6 +64,7 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(kg=_kg, num=_num, pct=_pct, day=_day, host=_host)
+    env.globals["plural"] = plural
     return env
 
 

@@ -74,7 +74,6 @@ def list_lots(
     summary="Build a cherry lot from harvest events",
 )
 def create_lot(body: CherryLotIn, request: Request, conn: Conn, caller: Operator) -> dict:
-
     if not any([body.harvest_ids, body.tree_ids, body.plot_ids, body.farm_ids]):
         raise ValidationFailed(
             "name the harvests: give harvest_ids, or tree_ids, plot_ids or "
@@ -118,7 +117,6 @@ def get_lot(lot_id: UUID, conn: Conn, caller: Reader) -> dict:
     summary="Backward trace: lots, steps, harvests, trees, plots and farms with shares",
 )
 def trace_backward(lot_id: UUID, conn: Conn, caller: Reader) -> Any:
-
     owned_lot(conn, caller.cooperative_id, lot_id)
     return genealogy.trace_backward(conn, lot_id)
 
@@ -137,7 +135,6 @@ def trace_forward(
     plot_id: UUID | None = None,
     farm_id: UUID | None = None,
 ) -> Any:
-
     given = {
         k: v
         for k, v in dict(lot_id=lot_id, tree_id=tree_id, plot_id=plot_id, farm_id=farm_id).items()
@@ -171,7 +168,6 @@ def trace_forward(
     summary="Check the lot's events against the hash chain",
 )
 def verify(lot_id: UUID, conn: Conn, caller: Reader) -> Any:
-
     owned_lot(conn, caller.cooperative_id, lot_id)
     return verification.verify_lot(conn, lot_id)
 
@@ -198,7 +194,6 @@ def lot_flags(lot_id: UUID, request: Request, conn: Conn, caller: Reader) -> Any
     summary="The cooperative's plausibility flags, newest first",
 )
 def cooperative_flags(conn: Conn, caller: Reader, limit: Limit = 50) -> Any:
-
     return plausibility.flags_for_cooperative(conn, caller.cooperative_id, limit=limit)
 
 
@@ -209,7 +204,6 @@ def cooperative_flags(conn: Conn, caller: Reader, limit: Limit = 50) -> Any:
     summary="The signed public provenance document",
 )
 def provenance(lot_id: UUID, request: Request, conn: Conn, caller: Reader) -> Any:
-
     owned_lot(conn, caller.cooperative_id, lot_id)
     return prov.provenance(conn, lot_id, settings=request.app.state.settings)
 
@@ -222,7 +216,6 @@ def provenance(lot_id: UUID, request: Request, conn: Conn, caller: Reader) -> An
     responses={200: {"content": {"application/ld+json": {"schema": {"type": "object"}}}}},
 )
 def epcis(lot_id: UUID, request: Request, conn: Conn, caller: Reader) -> Response:
-
     owned_lot(conn, caller.cooperative_id, lot_id)
     doc = epcis_export.export_epcis(conn, lot_id, request.app.state.settings.public_base_url)
     return JSONResponse(jsonable_encoder(doc), media_type="application/ld+json")
@@ -235,7 +228,6 @@ def epcis(lot_id: UUID, request: Request, conn: Conn, caller: Reader) -> Respons
     responses={200: {"content": {"application/geo+json": {"schema": {"type": "object"}}}}},
 )
 def eudr(lot_id: UUID, conn: Conn, caller: Reader) -> Response:
-
     owned_lot(conn, caller.cooperative_id, lot_id)
     doc = eudr_export.export_eudr(conn, lot_id)
     return Response(eudr_export.dumps(doc), media_type="application/geo+json")
@@ -334,7 +326,6 @@ def get_transformation(transformation_id: UUID, conn: Conn, caller: Reader) -> d
 def create_transformation(
     body: TransformationIn, request: Request, conn: Conn, caller: Operator
 ) -> Any:
-
     for out in body.outputs:
         if out.product_id is not None:
             _get(conn, SQL["get_product"], "product", out.product_id, caller.cooperative_id)

@@ -284,6 +284,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         404: "Not found in your cooperative",
         409: "Already exists",
         422: "Invalid request or a domain rule refused it",
+        429: "Too many lookups from this address; wait Retry-After seconds",
         503: "The MQTT broker did not confirm the change; nothing was changed",
     }
     return {code: {"model": Error, "description": meaning[code]} for code in codes}

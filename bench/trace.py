@@ -86,7 +86,7 @@ def build_fed_lot(conn: psycopg.Connection, coop_id: uuid.UUID, fed: int) -> Row
     harvest_ids = [
         r["harvest_id"] for r in _rows(conn, SQL["bench_trace_fed_harvests"], {"fed": fed})
     ]
-    t = datetime(2026, 12, 1, tzinfo=UTC)
+    t = datetime(2025, 12, 1, tzinfo=UTC)  # after its harvests, not in the future
     from coffeetrace.settings import DEFAULT_STEP_MAX_YIELD as yields
 
     def step(

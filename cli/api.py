@@ -28,7 +28,6 @@ SQL = load_queries("coffeetrace.api", "cli.sql")
 
 
 def _lots(conn, refs: list[str], cooperative: str | None) -> list[dict]:
-
     found = []
     for ref in refs:
         lot = lots.find_lot(conn, ref, cooperative_code=cooperative)
@@ -191,7 +190,6 @@ def device_rotate(device_id: str = typer.Argument(..., help="Device id.")) -> No
 
 
 def _set_active(device_id: str, active: bool) -> None:
-
     def change(conn, settings, control):
         device = registry.get_device_cooperative(conn, device_id)
         registry.set_device_active(conn, device["cooperative_id"], device_id, active)
@@ -235,6 +233,11 @@ def serve_api(
         port=port or settings.api_port,
         workers=workers,
         proxy_headers=True,
+        forwarded_allow_ips=settings.api_forwarded_allow_ips,
+        timeout_keep_alive=settings.api_keep_alive_s,
+        limit_concurrency=settings.api_limit_concurrency or None,
+        backlog=settings.api_backlog,
+        h11_max_incomplete_event_size=settings.api_max_header_bytes,
         log_level="info" if verbose else "warning",
         access_log=verbose,
     )

@@ -41,7 +41,7 @@ def ingest(
     LedgerPruner(settings, stop).start()
     port = settings.ingest_metrics_port
     say(
-        f"ingest: {service.topic_filter} -> {settings.effective_database_url().split('@')[-1]}"
+        f"ingest: {service.topic_filter} -> {db.redact(settings.effective_database_url())}"
         + (f"; metrics on :{port}/metrics" if port else "")
     )
     try:

@@ -23,7 +23,7 @@ from coffeetrace.ingest.limits import for_replay
 from coffeetrace.ingest.retention import LedgerPruner
 from coffeetrace.ingest.service import IngestService
 from coffeetrace.migrate import migrate
-from coffeetrace.mqtt import check_broker
+from coffeetrace.mqtt import check_broker, parse_broker_url
 from coffeetrace.settings import Settings
 from coffeetrace.simulators.demo import start_demo
 
@@ -57,21 +57,24 @@ def start_servers(settings: Settings, stack: ExitStack, say: Callable[[str], Non
     if settings.embedded_database:
         pg = EmbeddedPostgres(settings.data_dir, settings.embedded_pg_port)
         pg.start()
-        stack.callback(pg.stop)
+        if pg.started_here:  # a server reused (that of a running `up`) is left running
+            stack.callback(pg.stop)
         overrides["database_url"] = pg.url
-        say(f"PostgreSQL (embedded) on 127.0.0.1:{pg.port}, data in {pg.pgdata}")
+        how = "embedded" if pg.started_here else "embedded, already running"
+        say(f"PostgreSQL ({how}) on 127.0.0.1:{pg.port}, data in {pg.pgdata}")
     else:
         db.check_database(settings.database_url, settings.db_connect_timeout_s)
         say(f"PostgreSQL at {db.redact(settings.database_url)}")
     if settings.embedded_broker:
         broker = EmbeddedBroker(settings.data_dir, settings.embedded_mqtt_port)
         broker.start()
-        stack.callback(broker.stop)
+        if broker.started_here:
+            stack.callback(broker.stop)
         overrides["mqtt_url"] = broker.url
         say(f"MQTT broker (embedded {broker.kind}) on 127.0.0.1:{broker.port}")
     else:
         check_broker(settings.mqtt_url)
-        say(f"MQTT broker at {settings.mqtt_url.split('@')[-1]}")
+        say(f"MQTT broker at {parse_broker_url(settings.mqtt_url).redacted()}")
     return settings.model_copy(update=overrides)
 
 
@@ -127,6 +130,10 @@ def up(settings: Settings, *, demo: bool, say: Callable[[str], None]) -> None:
             port=settings.api_port,
             log_level="warning",
             lifespan="on",
+            timeout_keep_alive=settings.api_keep_alive_s,
+            limit_concurrency=settings.api_limit_concurrency or None,
+            backlog=settings.api_backlog,
+            h11_max_incomplete_event_size=settings.api_max_header_bytes,
         )
         server = uvicorn.Server(config)
 

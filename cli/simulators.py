@@ -21,7 +21,6 @@ from coffeetrace.simulators.simulate import simulate as run_simulation
 
 
 def _date(value: str | None, option: str) -> date | None:
-
     try:
         return datetime.strptime(value, "%Y-%m-%d").date() if value else None
     except ValueError:

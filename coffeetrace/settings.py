@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from coffeetrace.errors import ConfigError
+
 DEFAULT_STEP_MAX_YIELD: dict[str, float] = {
     # Maximum output kg per input kg for each processing step (see DOMAIN.md):
     # fresh cherry -> dried cherry loses most of its water; dried cherry -> green
@@ -41,6 +43,7 @@ DEFAULT_KIND_MAX_YIELD_FROM_CHERRY: dict[str, float] = {
 }
 DEFAULT_TREE_YIELD_FLAG_FACTOR = 3.0
 DEFAULT_TYPICAL_TREE_CHERRY_KG = 10.0
+DEFAULT_STEP_CLOCK_SKEW_S = 300.0
 
 
 class Settings(BaseSettings):
@@ -219,6 +222,78 @@ class Settings(BaseSettings):
     page_max_age_s: int = Field(
         60, description="Cache-Control max-age of public pages, for browsers and CDNs."
     )
+    public_lookups_per_minute: float = Field(
+        60.0,
+        ge=0,
+        description="Public lookups per minute one client address may make, sustained: "
+        "Digital Link lookups not remembered, page renders on a cache miss, /l/{id}/verify "
+        "(token bucket per address and API process; cached pages cost nothing; 0: no limit).",
+    )
+    public_lookups_burst: int = Field(
+        60, ge=1, description="Public lookups a client may make at once above its rate."
+    )
+    public_miss_cost: float = Field(
+        5.0,
+        ge=1,
+        description="Lookups a lookup that finds nothing (a 404: a guessed lot code) counts as.",
+    )
+    public_rate_clients: int = Field(
+        10_000,
+        ge=1,
+        description="Client addresses whose buckets are kept in memory (least recent dropped).",
+    )
+    # request limits, served-connection limits, response headers (api/hardening.py)
+    api_max_body_bytes: int = Field(
+        1024 * 1024,
+        ge=0,
+        description="Largest request body, in bytes; larger ones get 413 before the body "
+        "is read or the key checked (a plot's polygon of 20,000 vertices fits).",
+    )
+    api_max_lot_body_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=0,
+        description="Largest body of POST /v1/lots, whose harvest_ids may name a whole "
+        "season's harvests (about 200,000 ids).",
+    )
+    api_keep_alive_s: int = Field(
+        5,
+        ge=1,
+        description="Seconds an idle keep-alive connection stays open after a response "
+        "(uvicorn timeout_keep_alive; not a header-read timeout, see docs/deployment.md).",
+    )
+    api_limit_concurrency: int = Field(
+        1000,
+        ge=0,
+        description="Open connections plus running requests per API process beyond which "
+        "new requests get 503 (uvicorn limit_concurrency; 0: no limit).",
+    )
+    api_backlog: int = Field(
+        2048, ge=1, description="Connections the kernel queues before the API accepts them."
+    )
+    api_max_header_bytes: int = Field(
+        16 * 1024,
+        ge=1024,
+        description="Largest request line plus headers with the h11 parser (uvicorn "
+        "h11_max_incomplete_event_size); larger: 400.",
+    )
+    api_forwarded_allow_ips: str = Field(
+        "127.0.0.1",
+        description="Comma-separated proxy addresses whose X-Forwarded-For/-Proto the API "
+        "trusts (uvicorn forwarded_allow_ips; `*`: any, only behind a proxy on a private "
+        "network).",
+    )
+    api_hsts_seconds: int = Field(
+        0,
+        ge=0,
+        description="Strict-Transport-Security max-age on every response; set it only when "
+        "the API is reached over HTTPS (0: no HSTS header).",
+    )
+    api_gzip_min_bytes: int = Field(
+        1024,
+        ge=0,
+        description="Responses at least this large are gzipped for clients that accept it "
+        "(HTML, JSON, SVG; not PNG or PDF; 0: never compress).",
+    )
 
     # --- trace -------------------------------------------------------------
     signing_key: str = Field(
@@ -242,6 +317,12 @@ class Settings(BaseSettings):
         DEFAULT_TYPICAL_TREE_CHERRY_KG,
         description="Typical fresh-cherry kg per mature tree per season (about 2 kg green,"
         " DOMAIN.md); the plausibility flags compare season totals with it.",
+    )
+    step_clock_skew_s: float = Field(
+        DEFAULT_STEP_CLOCK_SKEW_S,
+        ge=0,
+        description="How far in the future a processing step's occurred_at may be (clock "
+        "skew of the recording phone or office); later ones are refused.",
     )
 
     @property
@@ -268,7 +349,6 @@ def get_settings(**overrides: object) -> Settings:
 
     An invalid value becomes a ConfigError that names the environment variable to fix.
     """
-    from coffeetrace.errors import ConfigError
 
     try:
         return Settings(**overrides)  # type: ignore[arg-type]

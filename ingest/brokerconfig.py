@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -181,7 +182,6 @@ def _give_to_broker_group(path: Path) -> None:
     (user `mosquitto` here, uid 1883 in the eclipse-mosquitto image)."""
     if os.geteuid() != 0:
         return
-    import pwd
 
     try:
         entry = pwd.getpwnam("mosquitto")

@@ -13,8 +13,10 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import UTC, datetime, timedelta
+from typing import LiteralString
 
 from coffeetrace import db
+from coffeetrace.db import DbConn
 from coffeetrace.settings import Settings
 from coffeetrace.sql import load_queries
 
@@ -25,20 +27,25 @@ log = logging.getLogger(__name__)
 BATCH = 10_000
 
 
+def _delete_in_batches(conn: DbConn, query: LiteralString, before: datetime, batch: int) -> int:
+    """Run a bounded delete until it deletes less than `batch`: short transactions, so
+    ingest writing meanwhile never waits long on a lock."""
+    total = 0
+    while True:
+        deleted = conn.execute(query, {"before": before, "batch": batch}).rowcount
+        total += deleted
+        if deleted < batch:
+            return total
+
+
 def prune_ledger(settings: Settings, *, now: datetime | None = None, batch: int = BATCH) -> int:
     """Delete ledger rows older than the window, in short transactions; return how many."""
     days = settings.ingest_ledger_retention_days
     if days <= 0:
         return 0
     before = (now or datetime.now(UTC)) - timedelta(days=days)
-    total = 0
     with db.connect(settings.effective_database_url(), autocommit=True) as conn:
-        while True:
-            cursor = conn.execute(SQL["prune_ledger"], {"before": before, "batch": batch})
-            deleted = cursor.rowcount
-            total += deleted
-            if deleted < batch:
-                break
+        total = _delete_in_batches(conn, SQL["prune_ledger"], before, batch)
     log.info("ledger_pruned rows=%s before=%s", total, before.isoformat())
     return total
 
@@ -51,15 +58,8 @@ def prune_dead_letters(
     if days <= 0:
         return 0
     before = (now or datetime.now(UTC)) - timedelta(days=days)
-    total = 0
     with db.connect(settings.effective_database_url(), autocommit=True) as conn:
-        while True:
-            deleted = conn.execute(
-                SQL["prune_dead_letters"], {"before": before, "batch": batch}
-            ).rowcount
-            total += deleted
-            if deleted < batch:
-                break
+        total = _delete_in_batches(conn, SQL["prune_dead_letters"], before, batch)
         conn.execute(SQL["prune_dead_letter_hours"], {"before": before})
     log.info("dead_letters_pruned rows=%s before=%s", total, before.isoformat())
     return total

@@ -101,18 +101,26 @@ class Sent:
     reordered: bool = False
 
 
+@dataclass
+class _Held:
+    """A message held back (reordering) until `wait` later messages have passed it."""
+
+    wait: int
+    sent: Sent
+
+
 def apply_faults(stream: Iterator[Outgoing], config: FaultConfig, seed: int) -> Iterator[Sent]:
     rng = random.Random(f"{seed}:faults")
-    held: list[list[object]] = []  # [messages still to pass, Sent]
+    held: list[_Held] = []
     n_bad = 0
 
     def release() -> Iterator[Sent]:
         for item in held:
-            item[0] = int(item[0]) - 1  # type: ignore[call-overload]
-        ready = [item for item in held if int(item[0]) <= 0]  # type: ignore[call-overload]
+            item.wait -= 1
+        ready = [item for item in held if item.wait <= 0]
         for item in ready:
             held.remove(item)
-            yield item[1]  # type: ignore[misc]
+            yield item.sent
 
     for msg in stream:
         if msg.channel == "status":
@@ -120,7 +128,7 @@ def apply_faults(stream: Iterator[Outgoing], config: FaultConfig, seed: int) -> 
             continue
         hold = bool(config.reorder_rate) and rng.random() < config.reorder_rate
         if hold:
-            held.append([rng.randint(1, 4), Sent(msg, "good", reordered=True)])
+            held.append(_Held(rng.randint(1, 4), Sent(msg, "good", reordered=True)))
         else:
             yield Sent(msg, "good")
             yield from release()
@@ -148,4 +156,4 @@ def apply_faults(stream: Iterator[Outgoing], config: FaultConfig, seed: int) -> 
                 malformed_kind=kind,
             )
     for item in held:
-        yield item[1]  # type: ignore[misc]
+        yield item.sent

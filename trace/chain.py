@@ -68,7 +68,9 @@ def append_event(
     q.one(conn, SQL["lock_chain"], {"cooperative_id": str(cooperative_id)})
     head = q.one(conn, SQL["chain_head"], {"cooperative_id": cooperative_id})
     prev_hash = head["hash"] if head else GENESIS
-    seq = q.one(conn, SQL["next_seq"], {})["seq"]  # type: ignore[index]
+    next_seq = q.one(conn, SQL["next_seq"], {})
+    assert next_seq is not None  # an aggregate: always one row
+    seq = next_seq["seq"]
     digest = event_hash(
         seq=seq,
         cooperative_id=cooperative_id,
@@ -93,4 +95,5 @@ def append_event(
         ),
     )
     log.debug("trace_event_appended seq=%s kind=%s", seq, kind)
-    return row  # type: ignore[return-value]
+    assert row is not None  # insert ... returning
+    return row

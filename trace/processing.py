@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -116,7 +116,10 @@ def record_transformation(
     Raises RuleViolation (422): "unknown_step", "mass_balance" (figures step, input_kg,
     output_kg, max_yield, max_output_kg), "lot_overdrawn" (lot_id, code, requested_kg,
     remaining_kg), "cherry_yield" (kind, output_kg, cherry_kg, max_yield, max_output_kg),
-    "no_inputs", "no_outputs", "positive_kg", "duplicate_input";
+    "no_inputs", "no_outputs", "positive_kg", "duplicate_input", "step_before_inputs"
+    (occurred_at before an input lot came to be: its own step, or its latest harvest;
+    figures occurred_at, inputs_ready_at, lot_id, code), "step_in_future" (occurred_at
+    more than rules.step_clock_skew_s ahead of now; figures occurred_at, now);
     NotFound for a lot of another cooperative; Conflict for a reused output code.
     Appends a "transformation" trace event.
     """
@@ -137,6 +140,7 @@ def record_transformation(
             max_yield_from_cherry=rules.kind_max_yield_from_cherry
             if max_yield_from_cherry is None
             else max_yield_from_cherry,
+            clock_skew_s=rules.step_clock_skew_s,
         )
 
 
@@ -153,6 +157,7 @@ def _record(
     evidence: Sequence[Mapping[str, Any]] | None,
     max_yield: Mapping[str, float],
     max_yield_from_cherry: Mapping[str, float],
+    clock_skew_s: float,
 ) -> Row:
     yields = max_yield
     if step not in yields:
@@ -163,6 +168,15 @@ def _record(
         )
     if occurred_at.tzinfo is None:
         raise ValidationFailed("occurred_at needs a time zone", field="occurred_at")
+    now = datetime.now(UTC)
+    if occurred_at > now + timedelta(seconds=clock_skew_s):
+        raise RuleViolation(
+            "step_in_future",
+            f"{step} dated {occurred_at.isoformat()} is in the future (now is"
+            f" {now.isoformat(timespec='seconds')}); record a step once it has happened",
+            occurred_at=occurred_at.isoformat(),
+            now=now.isoformat(timespec="seconds"),
+        )
     ins = _inputs(inputs)
     outs = _outputs(outputs)
     input_kg = sum(ins.values(), Decimal("0"))
@@ -199,6 +213,7 @@ def _record(
                 requested_kg=str(kg),
                 remaining_kg=str(lot["remaining_kg"]),
             )
+    _check_after_inputs(step, occurred_at, [locked[lot_id] for lot_id in ins])
     cherry = _cherry_behind(locked, ins)
     _check_cherry_yield(outs, output_kg, cherry, max_yield_from_cherry)
     for lot_id, kg in ins.items():
@@ -279,6 +294,23 @@ def _record(
         "transformation": get_transformation(conn, cooperative_id, t["id"]),
         "outputs": out_lots,
     }
+
+
+def _check_after_inputs(step: str, occurred_at: datetime, lots: list[Row]) -> None:
+    """A step cannot happen before its newest input lot came to be."""
+    newest = max(lots, key=lambda lot: lot["ready_at"])
+    if occurred_at < newest["ready_at"]:
+        ready = newest["ready_at"].isoformat()
+        raise RuleViolation(
+            "step_before_inputs",
+            f"{step} dated {occurred_at.isoformat()} is before its input lot"
+            f" {newest['code']} came to be ({ready}: its latest harvest or the step that"
+            " made it); a step cannot happen before its inputs",
+            occurred_at=occurred_at.isoformat(),
+            inputs_ready_at=ready,
+            lot_id=str(newest["id"]),
+            code=newest["code"],
+        )
 
 
 def _inputs(inputs: Sequence[tuple[UUID, Any]]) -> dict[UUID, Decimal]:

@@ -17,11 +17,14 @@ from coffeetrace.trace import queries as q
 from coffeetrace.trace.genealogy import trace_backward
 from coffeetrace.trace.jsonutil import iso_utc, jsonable
 from coffeetrace.trace.signing import sign
+from coffeetrace.trace.verification import verify_lot
 
 SQL = load_queries("coffeetrace.trace", "exports.sql")
 
 
-def provenance(conn: DbConn, lot_id: UUID, *, settings: Settings) -> Row:
+def provenance(
+    conn: DbConn, lot_id: UUID, *, settings: Settings, backward: Row | None = None
+) -> Row:
     """Returns {"document": {...}, "signature": {"algorithm": "Ed25519", "key_id": str,
     "value": base64url (no padding) signature over canonical JSON of "document"}}.
 
@@ -39,7 +42,7 @@ def provenance(conn: DbConn, lot_id: UUID, *, settings: Settings) -> Row:
     decimals). Verify with signing.verify_signature(document, value, public_key).
     Key: settings.signing_key, else generated once under settings.data_dir (signing.py).
     """
-    trace = trace_backward(conn, lot_id)
+    trace = backward if backward is not None else trace_backward(conn, lot_id)
     lot = trace["lot"]
     lot_ids = [r["lot_id"] for r in trace["lots"]]
     ident = {r["id"]: r for r in q.rows(conn, SQL["lot_identities"], {"ids": lot_ids})}
@@ -130,3 +133,12 @@ def provenance(conn: DbConn, lot_id: UUID, *, settings: Settings) -> Row:
     }
     document = jsonable(document)
     return {"document": document, "signature": sign(document, settings)}
+
+
+def lot_story(conn: DbConn, lot_id: UUID, *, settings: Settings) -> Row:
+    """What a lot's public page tells, from one walk upstream: {"signed": provenance(),
+    "verification": verification.verify_lot() of the same lots}."""
+    backward = trace_backward(conn, lot_id)
+    signed = provenance(conn, lot_id, settings=settings, backward=backward)
+    checked = verify_lot(conn, lot_id, lot_ids=[r["lot_id"] for r in backward["lots"]])
+    return {"signed": signed, "verification": checked}

@@ -13,12 +13,15 @@ from typing import Any, LiteralString
 from uuid import UUID
 
 import psycopg
+from biip import ParseError
+from biip.gtin import Gtin
 from psycopg.types.json import Jsonb
 
 from coffeetrace.credentials import DeviceSecret, new_public_id
 from coffeetrace.db import DbConn, Row
-from coffeetrace.errors import Conflict, NotFound, ValidationFailed
+from coffeetrace.errors import Conflict, NotFound, RuleViolation, ValidationFailed
 from coffeetrace.sql import load_queries
+from coffeetrace.trace.geometry import validate_plot_geometry
 
 SQL = load_queries("coffeetrace.trace", "registry.sql")
 
@@ -68,6 +71,37 @@ def get_cooperative_by_code(conn: DbConn, code: str) -> Row | None:
     return conn.execute(SQL["get_cooperative_by_code"], {"code": code}).fetchone()
 
 
+def gtin_in_prefix(gtin: str, company_prefix: str | None) -> str:
+    """The GTIN as 14 digits when it was allocated from `company_prefix` (its digits after
+    the indicator start with the prefix, as in GS1's General Specifications); otherwise
+    RuleViolation "gtin_prefix". Only the holder of a company prefix may allocate its
+    GTINs, so that no cooperative can take another's and resolve it to its own lots."""
+    try:
+        parsed = Gtin.parse(gtin)
+    except ParseError as exc:
+        raise ValidationFailed(f"invalid GTIN {gtin!r}: {exc}", field="gtin", gtin=gtin) from None
+    gtin14 = parsed.as_gtin_14()
+    if not company_prefix:
+        raise RuleViolation(
+            "gtin_prefix",
+            "your cooperative has no GS1 company prefix registered, so it cannot allocate"
+            " GTINs; register the prefix GS1 assigned to it first",
+            field="gtin",
+            gtin=gtin14,
+        )
+    if not gtin14[1:].startswith(company_prefix):
+        raise RuleViolation(
+            "gtin_prefix",
+            f"GTIN {gtin14} is not from your GS1 company prefix {company_prefix}: after the"
+            f" indicator digit it must start with {company_prefix}, not"
+            f" {gtin14[1 : 1 + len(company_prefix)]}",
+            field="gtin",
+            gtin=gtin14,
+            company_prefix=company_prefix,
+        )
+    return gtin14
+
+
 def create_product(
     conn: DbConn,
     cooperative_id: UUID,
@@ -76,11 +110,39 @@ def create_product(
     kind: str = "green",
     gtin: str | None = None,
 ) -> Row:
-    return _one(
-        conn,
-        SQL["insert_product"],
-        dict(cooperative_id=cooperative_id, name=name, kind=kind, gtin=gtin),
-    )
+    """A product; a GTIN must come from the cooperative's GS1 company prefix (checked
+    before its uniqueness, so a refusal never tells whether another cooperative has it)."""
+    if gtin is not None:
+        row = conn.execute(
+            SQL["cooperative_gs1_prefix"], {"cooperative_id": cooperative_id}
+        ).fetchone()
+        if row is None:
+            raise NotFound("no such cooperative", cooperative_id=str(cooperative_id))
+        gtin = gtin_in_prefix(gtin, row["gs1_company_prefix"])
+    try:
+        with conn.transaction():
+            return _one(
+                conn,
+                SQL["insert_product"],
+                dict(cooperative_id=cooperative_id, name=name, kind=kind, gtin=gtin),
+            )
+    except Conflict as exc:
+        if exc.details.get("constraint") != "products_gtin_key":
+            raise
+        own = conn.execute(
+            SQL["own_product_by_gtin"], {"gtin": gtin, "cooperative_id": cooperative_id}
+        ).fetchone()
+        if own is not None:
+            raise Conflict(
+                f"your product {own['name']!r} ({own['id']}) already has GTIN {gtin}",
+                constraint="products_gtin_key",
+                product_id=str(own["id"]),
+            ) from None
+        # only when two cooperatives were given overlapping prefixes: name nobody
+        raise Conflict(
+            f"GTIN {gtin} cannot be allocated; check your GS1 company prefix with GS1",
+            constraint="products_gtin_key",
+        ) from None
 
 
 def create_farm(
@@ -164,8 +226,6 @@ def create_plot(
     growing_area_code: str | None = None,
     district: str | None = None,
 ) -> Row:
-    from coffeetrace.trace.geometry import validate_plot_geometry
-
     validate_plot_geometry(geometry, area_ha)
     lon, lat = geometry_centroid(geometry)
     return _one(

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from coffeetrace.settings import (
     DEFAULT_KIND_MAX_YIELD_FROM_CHERRY,
+    DEFAULT_STEP_CLOCK_SKEW_S,
     DEFAULT_STEP_MAX_YIELD,
     DEFAULT_TREE_YIELD_FLAG_FACTOR,
     DEFAULT_TYPICAL_TREE_CHERRY_KG,
@@ -33,6 +34,8 @@ class TraceRules:
     # plausibility: a tree's season total above this many typical yields is flagged
     tree_yield_flag_factor: float = DEFAULT_TREE_YIELD_FLAG_FACTOR
     typical_tree_cherry_kg: float = DEFAULT_TYPICAL_TREE_CHERRY_KG
+    # processing: how far in the future a step's occurred_at may be
+    step_clock_skew_s: float = DEFAULT_STEP_CLOCK_SKEW_S
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TraceRules:
@@ -41,6 +44,7 @@ class TraceRules:
             kind_max_yield_from_cherry=dict(settings.kind_max_yield_from_cherry),
             tree_yield_flag_factor=settings.tree_yield_flag_factor,
             typical_tree_cherry_kg=settings.typical_tree_cherry_kg,
+            step_clock_skew_s=settings.step_clock_skew_s,
         )
 
 

@@ -106,7 +106,7 @@ def _compare_lot(event: Row, lot: Row, *, key: str = "lot") -> list[str]:
     return diffs
 
 
-def verify_lot(conn: DbConn, lot_id: UUID) -> Row:
+def verify_lot(conn: DbConn, lot_id: UUID, *, lot_ids: list[UUID] | None = None) -> Row:
     """Check every event about the lot and its upstream lots, and the rows they describe.
 
     Returns {"ok": bool, "lot_id", "public_id", "code", "checked_events": int,
@@ -114,12 +114,13 @@ def verify_lot(conn: DbConn, lot_id: UUID) -> Row:
       "problems": [{"seq": int|None, "kind": str|None, "problem": "hash_mismatch" |
         "chain_broken" | "row_mismatch" | "missing_event", "detail": str}]}.
     A problem's seq/kind name the stored event concerned (None when the event is missing).
+    `lot_ids`: the lot and its upstream lots, when the caller has them already.
     """
-
     target = q.one(conn, LOTS_SQL["lot_brief"], {"id": lot_id})
     if target is None:
         raise NotFound("no such lot", lot_id=str(lot_id))
-    lot_ids = upstream_lot_ids(conn, lot_id)
+    if lot_ids is None:
+        lot_ids = upstream_lot_ids(conn, lot_id)
     lots = q.rows(conn, SQL["lots_for_verify"], {"lot_ids": lot_ids})
     # the events the rows point at, found even if an edit took the lot out of their lot_ids
     seqs = sorted({s for r in lots for s in (r["event_seq"], r["step_event_seq"]) if s})
@@ -153,17 +154,9 @@ def _check_rows(
     conn: DbConn, lot_ids: list[UUID], lot_rows: list[Row], events: list[Row]
 ) -> list[Row]:
     """Do the lot, harvest and transformation rows still say what their events said?"""
-    problems: list[Row] = []
     lots = {r["id"]: r for r in lot_rows}
     by_seq = {ev["seq"]: ev for ev in events}
-    created: dict[str, Row] = {}
-    steps: dict[str, Row] = {}
-    for ev in events:
-        payload = ev["payload"] if isinstance(ev["payload"], dict) else {}
-        if ev["kind"] == "lot_created" and isinstance(payload.get("lot"), dict):
-            created.setdefault(str(payload["lot"].get("id")), ev)
-        elif ev["kind"] == "transformation" and payload.get("transformation_id"):
-            steps.setdefault(str(payload["transformation_id"]), ev)
+    created, steps = _events_by_subject(events)
     harvests: dict[str, dict[str, Decimal]] = {}
     for r in q.rows(conn, SQL["lot_harvests_for_lots"], {"lot_ids": lot_ids}):
         harvests.setdefault(str(r["lot_id"]), {})[str(r["harvest_id"])] = r["kg"]
@@ -172,82 +165,120 @@ def _check_rows(
         str(r["id"]): r
         for r in q.rows(conn, SQL["transformations_with_edges_by_ids"], {"ids": list(produced_by)})
     }
-
+    problems: list[Row] = []
     for lot in lots.values():
-        lid = str(lot["id"])
-        if lot["remaining_kg"] != lot["quantity_kg"] - lot["consumed_kg"]:
-            named = created.get(lid) or steps.get(str(lot["produced_by"]))
-            problems.append(
-                _problem(
-                    named,
-                    "row_mismatch",
-                    f"lot {lot['code']}: remaining_kg {lot['remaining_kg']} is not"
-                    f" quantity {lot['quantity_kg']} less consumed"
-                    f" {lot['consumed_kg']}",
-                )
-            )
+        problems += _check_balance(lot, created, steps)
         if lot["produced_by"] is None:
-            event = created.get(lid)
-            if event is None:
-                pointed = by_seq.get(lot["event_seq"])
-                problems.append(
-                    _problem(
-                        pointed,
-                        "row_mismatch",
-                        f"event {pointed['seq']} ({pointed['kind']}) no longer describes"
-                        f" cherry lot {lot['code']}",
-                    )
-                    if pointed
-                    else _problem(
-                        None, "missing_event", f"cherry lot {lot['code']} has no lot_created event"
-                    )
-                )
-                continue
-            diffs = _compare_lot(event, lot)
-            recorded = {str(h): _dec(kg) for h, kg in event["payload"].get("harvests", [])}
-            if recorded != harvests.get(lid, {}):
-                diffs.append("its harvest kilograms differ from the recorded ones")
-            if diffs:
-                problems.append(
-                    _problem(
-                        event,
-                        "row_mismatch",
-                        f"lot {lot['code']} no longer matches event"
-                        f" {event['seq']} (lot_created): " + "; ".join(diffs),
-                    )
-                )
+            problems += _check_cherry_lot(lot, created, by_seq, harvests)
         else:
-            tid = str(lot["produced_by"])
-            step_event = steps.get(tid)
-            if step_event is None:
-                pointed = by_seq.get(lot["step_event_seq"])
-                problems.append(
-                    _problem(
-                        pointed,
-                        "row_mismatch",
-                        f"event {pointed['seq']} ({pointed['kind']}) no longer describes"
-                        f" transformation {tid} of lot {lot['code']}",
-                    )
-                    if pointed
-                    else _problem(
-                        None,
-                        "missing_event",
-                        f"lot {lot['code']} was made by transformation {tid}, which has"
-                        " no transformation event",
-                    )
-                )
-                continue
-            outs = {o.get("id"): o for o in step_event["payload"].get("outputs", [])}
-            lot_diffs = _compare_lot({"payload": {"lot": outs.get(lid)}}, lot)
-            if lot_diffs:
-                problems.append(
-                    _problem(
-                        step_event,
-                        "row_mismatch",
-                        f"lot {lot['code']} no longer matches event"
-                        f" {step_event['seq']} (transformation): " + "; ".join(lot_diffs),
-                    )
-                )
+            problems += _check_step_lot(lot, steps, by_seq)
+    problems += _check_transformations(steps, transformations, lots)
+    return problems
+
+
+def _events_by_subject(events: list[Row]) -> tuple[dict[str, Row], dict[str, Row]]:
+    """(lot id -> its lot_created event, transformation id -> its transformation event)."""
+    created: dict[str, Row] = {}
+    steps: dict[str, Row] = {}
+    for ev in events:
+        payload = ev["payload"] if isinstance(ev["payload"], dict) else {}
+        if ev["kind"] == "lot_created" and isinstance(payload.get("lot"), dict):
+            created.setdefault(str(payload["lot"].get("id")), ev)
+        elif ev["kind"] == "transformation" and payload.get("transformation_id"):
+            steps.setdefault(str(payload["transformation_id"]), ev)
+    return created, steps
+
+
+def _check_balance(lot: Row, created: dict[str, Row], steps: dict[str, Row]) -> list[Row]:
+    if lot["remaining_kg"] == lot["quantity_kg"] - lot["consumed_kg"]:
+        return []
+    named = created.get(str(lot["id"])) or steps.get(str(lot["produced_by"]))
+    return [
+        _problem(
+            named,
+            "row_mismatch",
+            f"lot {lot['code']}: remaining_kg {lot['remaining_kg']} is not"
+            f" quantity {lot['quantity_kg']} less consumed {lot['consumed_kg']}",
+        )
+    ]
+
+
+def _unclaimed(pointed: Row | None, describes: str, missing: str) -> Row:
+    """The event a row points at no longer describes it, or there is no event at all."""
+    if pointed is None:
+        return _problem(None, "missing_event", missing)
+    return _problem(
+        pointed,
+        "row_mismatch",
+        f"event {pointed['seq']} ({pointed['kind']}) no longer describes {describes}",
+    )
+
+
+def _check_cherry_lot(
+    lot: Row,
+    created: dict[str, Row],
+    by_seq: dict[int, Row],
+    harvests: dict[str, dict[str, Decimal]],
+) -> list[Row]:
+    """A lot built from harvests against its lot_created event (lot row and kilograms)."""
+    lid = str(lot["id"])
+    event = created.get(lid)
+    if event is None:
+        return [
+            _unclaimed(
+                by_seq.get(lot["event_seq"]),
+                f"cherry lot {lot['code']}",
+                f"cherry lot {lot['code']} has no lot_created event",
+            )
+        ]
+    diffs = _compare_lot(event, lot)
+    recorded = {str(h): _dec(kg) for h, kg in event["payload"].get("harvests", [])}
+    if recorded != harvests.get(lid, {}):
+        diffs.append("its harvest kilograms differ from the recorded ones")
+    if not diffs:
+        return []
+    return [
+        _problem(
+            event,
+            "row_mismatch",
+            f"lot {lot['code']} no longer matches event {event['seq']} (lot_created): "
+            + "; ".join(diffs),
+        )
+    ]
+
+
+def _check_step_lot(lot: Row, steps: dict[str, Row], by_seq: dict[int, Row]) -> list[Row]:
+    """A lot made by a processing step against that step's transformation event."""
+    tid = str(lot["produced_by"])
+    step_event = steps.get(tid)
+    if step_event is None:
+        return [
+            _unclaimed(
+                by_seq.get(lot["step_event_seq"]),
+                f"transformation {tid} of lot {lot['code']}",
+                f"lot {lot['code']} was made by transformation {tid}, which has"
+                " no transformation event",
+            )
+        ]
+    outs = {o.get("id"): o for o in step_event["payload"].get("outputs", [])}
+    diffs = _compare_lot({"payload": {"lot": outs.get(str(lot["id"]))}}, lot)
+    if not diffs:
+        return []
+    return [
+        _problem(
+            step_event,
+            "row_mismatch",
+            f"lot {lot['code']} no longer matches event {step_event['seq']} (transformation): "
+            + "; ".join(diffs),
+        )
+    ]
+
+
+def _check_transformations(
+    steps: dict[str, Row], transformations: dict[str, Row], lots: dict[UUID, Row]
+) -> list[Row]:
+    """Every transformation event against its transformation row, inputs and outputs."""
+    problems: list[Row] = []
     for tid, ev in steps.items():
         t = transformations.get(tid)
         if t is None:

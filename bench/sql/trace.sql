@@ -34,7 +34,7 @@ from bench_tree t join bench_plot p on p.i = t.plot_i;
 -- name: bench_trace_harvests
 insert into harvest_events (id, time, device_id, msg_id, cooperative_id, farm_id, plot_id,
                             tree_id, cherry_kg)
-select t.harvest_id, timestamptz '2026-11-01 00:00+00' + (t.i %% 40000) * interval '1 minute',
+select t.harvest_id, timestamptz '2025-11-01 00:00+00' + (t.i %% 40000) * interval '1 minute',
        'bench-scale', t.i::text, %(cooperative_id)s, f.id, p.id, t.id, 4.0
 from bench_tree t join bench_plot p on p.i = t.plot_i join bench_farm f on f.i = p.farm_i;
 
@@ -49,11 +49,11 @@ select cherry_id, md5(cherry_id::text), %(cooperative_id)s, 'BC-' || g, 'cherry'
 from bench_lot;
 insert into lot_harvests (lot_id, harvest_id, harvest_time, tree_id, kg)
 select l.cherry_id, t.harvest_id,
-       timestamptz '2026-11-01 00:00+00' + (t.i %% 40000) * interval '1 minute', t.id, 4.0
+       timestamptz '2025-11-01 00:00+00' + (t.i %% 40000) * interval '1 minute', t.id, 4.0
 from bench_tree t join bench_lot l on l.g = (t.i - %(fed)s - 1) / 100 + 1
 where t.i > %(fed)s;
 insert into transformations (id, cooperative_id, step, occurred_at, input_kg, output_kg)
-select step_id, %(cooperative_id)s, 'drying', timestamptz '2026-12-01 00:00+00', 400, 200
+select step_id, %(cooperative_id)s, 'drying', timestamptz '2025-12-01 00:00+00', 400, 200
 from bench_lot;
 insert into lots (id, public_id, cooperative_id, code, kind, quantity_kg, remaining_kg,
                   produced_by)

@@ -125,3 +125,20 @@ def test_the_checks_see_a_violation() -> None:
     } <= kinds
     assert "ground" not in ALLOWED["ground"] - {"ground"}
     assert layer("coffeetrace.api.app") == "api" and layer("coffeetrace.db") == "ground"
+
+
+def test_imports_inside_functions_say_why() -> None:
+    """Imports sit at module top; one inside a function carries a comment saying why (on
+    its line or the line above)."""
+    silent = []
+    for module, path in modules():
+        lines = path.read_text().splitlines()
+        for node in ast.walk(ast.parse("\n".join(lines), str(path))):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            for inner in ast.walk(node):
+                if isinstance(inner, ast.Import | ast.ImportFrom):
+                    here, above = lines[inner.lineno - 1], lines[inner.lineno - 2]
+                    if "#" not in here and not above.strip().startswith("#"):
+                        silent.append(f"{module}:{inner.lineno}: {here.strip()}")
+    assert silent == []

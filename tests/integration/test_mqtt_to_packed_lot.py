@@ -23,7 +23,7 @@ from coffeetrace.trace import epcis, eudr, registry, verification
 from tests.conftest import SHARED
 from tests.factories import World
 from tests.ingest.helpers import publish_all, wait_until
-from tests.trace.test_done_when import build_chain, check_backward_shares, check_forward_reach
+from tests.trace.chain import build_chain, check_backward_shares, check_forward_reach
 
 
 @pytest.fixture

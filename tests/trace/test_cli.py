@@ -10,7 +10,7 @@ import typer
 from typer.testing import CliRunner
 
 from coffeetrace import cli
-from tests.trace.test_done_when import build_chain
+from tests.trace.chain import build_chain
 
 
 @pytest.fixture

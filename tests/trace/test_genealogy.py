@@ -13,7 +13,7 @@ from coffeetrace.errors import NotFound, RuleViolation, ValidationFailed
 from coffeetrace.trace import genealogy, lots, processing, verification
 from tests.factories import make_world
 from tests.trace.builders import T0, harvest_trees
-from tests.trace.test_done_when import build_chain
+from tests.trace.chain import build_chain
 
 
 def test_forward_from_plot_farm_and_lot(conn: psycopg.Connection) -> None:

@@ -69,7 +69,7 @@ def test_other_cooperatives_harvests_cannot_be_taken(conn: psycopg.Connection) -
 
 def test_lot_codes_and_lookups(conn: psycopg.Connection) -> None:
     w = make_world(conn, trees=2)
-    product = registry.create_product(conn, w.coop["id"], "Green", gtin="08930000000025")
+    product = registry.create_product(conn, w.coop["id"], "Green", gtin="08930000000026")
     h1, h2 = harvest_trees(conn, w.trees, 4)
     lot = lots.build_cherry_lot(
         conn, w.coop["id"], code="L-1", harvest_ids=[h1], product_id=product["id"]
@@ -79,10 +79,10 @@ def test_lot_codes_and_lookups(conn: psycopg.Connection) -> None:
     with pytest.raises(ValidationFailed):
         lots.build_cherry_lot(conn, w.coop["id"], code="has space", harvest_ids=[h2])
     assert lots.lot_by_public_id(conn, lot["public_id"])["id"] == lot["id"]  # type: ignore[index]
-    assert lots.lot_by_gtin_and_code(conn, "08930000000025", "L-1")["id"] == lot["id"]  # type: ignore[index]
-    assert lots.lot_by_gtin_and_code(conn, "08930000000025", "nope") is None
+    assert lots.lot_by_gtin_and_code(conn, "08930000000026", "L-1")["id"] == lot["id"]  # type: ignore[index]
+    assert lots.lot_by_gtin_and_code(conn, "08930000000026", "nope") is None
     assert lots.find_lot(conn, "L-1")["id"] == lot["id"]
-    assert lots.get_lot(conn, w.coop["id"], lot["id"])["gtin"] == "08930000000025"
+    assert lots.get_lot(conn, w.coop["id"], lot["id"])["gtin"] == "08930000000026"
     other = make_world(conn, trees=1, lon=108.3)
     with pytest.raises(NotFound):
         lots.get_lot(conn, other.coop["id"], lot["id"])

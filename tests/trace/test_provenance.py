@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from coffeetrace.errors import ConfigError
 from coffeetrace.settings import Settings
 from coffeetrace.trace import provenance, signing
-from tests.trace.test_done_when import build_chain
+from tests.trace.chain import build_chain
 
 
 def test_document_is_signed_and_public_only(conn: psycopg.Connection, settings: Settings) -> None:
@@ -30,7 +30,7 @@ def test_document_is_signed_and_public_only(conn: psycopg.Connection, settings: 
     text = json.dumps(doc, ensure_ascii=False)
     for private in ("Nguyễn Văn A", "+84912345678", "079123456789", "coordinates"):
         assert private not in text
-    assert doc["lot"]["gtin"] == "08930000000018" and doc["lot"]["code"] == "PK-1"
+    assert doc["lot"]["gtin"] == "08930000000033" and doc["lot"]["code"] == "PK-1"
     farms = {f["code"]: f for f in doc["farms"]}
     assert farms[built["world"].farm["code"]]["display_name"] == "Farm Ea Tu"  # consented
     assert farms["F-OTHER"]["display_name"] is None  # not consented

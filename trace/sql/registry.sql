@@ -74,3 +74,9 @@ select 1 from plots where id = %(id)s and cooperative_id = %(cooperative_id)s;
 
 -- name: tree_is_of_cooperative
 select 1 from trees where id = %(id)s and cooperative_id = %(cooperative_id)s;
+
+-- name: cooperative_gs1_prefix
+select gs1_company_prefix from cooperatives where id = %(cooperative_id)s;
+
+-- name: own_product_by_gtin
+select id, name from products where gtin = %(gtin)s and cooperative_id = %(cooperative_id)s;
