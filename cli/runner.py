@@ -112,7 +112,7 @@ def up(settings: Settings, *, demo: bool, say: Callable[[str], None]) -> None:
         ingest = IngestService(for_replay(settings) if demo else settings)
         ingest.start()
         stack.callback(ingest.stop)
-        say(f"ingest subscribed to {settings.topic_prefix}/#")
+        say(f"ingest subscribed to {ingest.topic_filter}")
 
         stop = threading.Event()
         stack.callback(stop.set)

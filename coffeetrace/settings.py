@@ -112,6 +112,11 @@ class Settings(BaseSettings):
     ingest_metrics_port: int = Field(
         9108, description="Prometheus metrics port of `coffeetrace ingest` (0: off)."
     )
+    ingest_metrics_host: str = Field(
+        "127.0.0.1",
+        description="Address the ingest metrics and health endpoints listen on (0.0.0.0 for a "
+        "Prometheus in another container).",
+    )
     ingest_device_cache_ttl_s: float = Field(
         60.0, description="Seconds a cached device or tree binding is trusted before a re-read."
     )

@@ -88,7 +88,7 @@ class IngestMetrics:
         )
 
     def serve(
-        self, port: int, readiness: Readiness, alive: Callable[[], bool], addr: str = "0.0.0.0"
+        self, port: int, readiness: Readiness, alive: Callable[[], bool], addr: str = "127.0.0.1"
     ) -> ThreadingHTTPServer | None:
         """Serve /metrics, /healthz and /readyz on `port` (0: off); returns the server."""
         if port <= 0:

@@ -168,7 +168,7 @@ class IngestService:
                 setting="COFFEETRACE_MQTT_URL",
             )
         self._metrics_server = self.metrics.serve(
-            s.ingest_metrics_port, self.readiness, lambda: self.healthy
+            s.ingest_metrics_port, self.readiness, lambda: self.healthy, s.ingest_metrics_host
         )
         log.info(
             "ingest_started broker=%s filter=%s client_id=%s batch=%s max_delay_ms=%s",
