@@ -195,7 +195,7 @@ class Preparer:
             try:
                 screened = self._screen_one(msg, out.rejects)
             except Exception as exc:  # a payload that breaks the code: its own dead letter
-                info = parse_topic(self.prefix, msg.topic) if isinstance(msg.topic, str) else None
+                info = parse_topic(self.prefix, msg.topic)
                 out.rejects.append(
                     self.reject(
                         msg,

@@ -78,8 +78,7 @@ class Worker:
         self.pipe = pipe
         self.settings = settings
         self.preparer = Preparer.from_settings(settings)
-        cap = settings.ingest_dead_letters_per_device_hour
-        self.dead_letter_cap = cap
+        self.dead_letter_cap = settings.ingest_dead_letters_per_device_hour
         self.pool: Any = None
         self._send_lock = threading.Lock()  # the writer and the retry loops both send
         self._inbox: queue.SimpleQueue[tuple[int, list[Incoming]] | None] = queue.SimpleQueue()
