@@ -12,7 +12,7 @@ COPY trace trace
 COPY simulators simulators
 COPY migrations migrations
 RUN pip install . && useradd --system --uid 10001 coffeetrace \
-    && mkdir -p /data && chown coffeetrace /data
+    && mkdir -p /data /keys && chown coffeetrace /data /keys && chmod 0700 /keys
 USER coffeetrace
 ENV COFFEETRACE_DATA_DIR=/data
 EXPOSE 8000 9108

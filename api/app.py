@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,12 +14,14 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from coffeetrace import db
-from coffeetrace.api import hardening, health, public, routes_lots, routes_registry
+from coffeetrace.api import hardening, health, public, routes_chain, routes_lots, routes_registry
 from coffeetrace.api.cache import Memo, PageCache
+from coffeetrace.api.checkpointer import run_checkpointer
 from coffeetrace.api.ratelimit import ClientLimiter
 from coffeetrace.broker_control import BrokerControl
 from coffeetrace.errors import CoffeetraceError, first_line
 from coffeetrace.settings import Settings, get_settings
+from coffeetrace.trace.keys import KeyRing
 from coffeetrace.trace.rules import TraceRules
 
 UNPARSABLE_BODY = "There was an error parsing the body"  # FastAPI's 400 detail
@@ -31,9 +34,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = db.open_pool(settings, name="api")
         app.state.pool = pool
+        ticker = None
+        if settings.checkpoint_interval_s > 0:
+            ticker = asyncio.create_task(
+                run_checkpointer(pool, app.state.keys, settings.checkpoint_interval_s)
+            )
         try:
             yield
         finally:
+            if ticker is not None:
+                ticker.cancel()
             pool.close()
 
     app = FastAPI(
@@ -45,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.state.settings = settings
     app.state.rules = TraceRules.from_settings(settings)  # the domain's rules, configured
+    app.state.keys = KeyRing(settings.effective_keys_dir())
     app.state.page_cache = PageCache(
         settings.page_cache_entries, settings.page_cache_recheck_s, settings.page_cache_ttl_s
     )
@@ -54,7 +65,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(CoffeetraceError)
     async def domain_error(request: Request, exc: CoffeetraceError) -> JSONResponse:
-        return JSONResponse(exc.to_dict(), status_code=exc.status_code)
+        retry = exc.details.get("retry_after_s") if exc.status_code == 429 else None
+        headers = {"Retry-After": str(retry)} if retry is not None else None
+        return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(psycopg.DataError)
     async def refused_value(request: Request, exc: psycopg.DataError) -> JSONResponse:
@@ -145,5 +158,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes_registry.router)
     app.include_router(routes_lots.router)
     app.include_router(public.router)
+    app.include_router(routes_chain.router)
     hardening.install(app, settings)
     return app

@@ -14,6 +14,7 @@ from coffeetrace import db
 from coffeetrace.api.auth import Caller, caller_for_token
 from coffeetrace.db import DbConn
 from coffeetrace.errors import Unauthorized
+from coffeetrace.trace.keys import KeyRing
 
 _bearer = HTTPBearer(auto_error=False, description="API key as a bearer token")
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key")
@@ -27,6 +28,15 @@ def get_conn(request: Request) -> Iterator[DbConn]:
 
 # scope="function": the commit happens before the response is sent, so a 2xx means stored.
 Conn = Annotated[DbConn, Depends(get_conn, scope="function")]
+
+
+def get_keys(request: Request) -> KeyRing:
+    """The cooperatives' signing keys (COFFEETRACE_KEYS_DIR): writers sign as they write."""
+    keys: KeyRing = request.app.state.keys
+    return keys
+
+
+Keys = Annotated[KeyRing, Depends(get_keys)]
 
 
 def get_caller(

@@ -16,10 +16,11 @@ from uuid import UUID
 
 import psycopg
 
+from coffeetrace.db import Row
 from coffeetrace.errors import NotFound
-from coffeetrace.settings import Settings
 from coffeetrace.sql import load_queries
-from coffeetrace.trace import eudr, genealogy, provenance
+from coffeetrace.trace import eudr, genealogy, provenance, statements, verification
+from coffeetrace.trace.keys import KeyRing
 
 MAX_MAP_TREES = 3000
 TOP_TREES = 10
@@ -41,19 +42,34 @@ def season_window(lot: dict[str, Any]) -> tuple[datetime, datetime]:
     return until - timedelta(days=365), until
 
 
+def lot_story(conn: psycopg.Connection[dict[str, Any]], lot_id: UUID, keys: KeyRing) -> Row:
+    """What a lot's public page tells, from one walk upstream: {"signed": the stored
+    statement as served (statements.served), or the rebuilt document unsigned for a lot
+    that has none, "verification": verification.verify_lot()}."""
+    backward = genealogy.trace_backward(conn, lot_id)
+    signed = statements.served(conn, lot_id) or {
+        "document": provenance.document(conn, lot_id, backward=backward),
+        "signature": None,
+        "checkpoint": None,
+        "inclusion": [],
+    }
+    checked = verification.verify_lot(conn, lot_id, keys=keys, backward=backward)
+    return {"signed": signed, "verification": checked}
+
+
 def lot_page(
-    conn: psycopg.Connection[dict[str, Any]], lot_id: UUID, settings: Settings
+    conn: psycopg.Connection[dict[str, Any]], lot_id: UUID, keys: KeyRing
 ) -> dict[str, Any]:
     """Everything the lot page renders, as plain data.
 
-    Shares of trees, plots and farms come from the signed provenance document, so the
-    page and the document a buyer can verify always tell the same story.
+    Shares of trees, plots and farms come from the signed statement, so the page and
+    the document a buyer can verify always tell the same story.
     """
 
     lot = conn.execute(SQL["lot_page_lot"], {"lot_id": lot_id}).fetchone()
     if lot is None:
         raise NotFound("lot not found")
-    story = provenance.lot_story(conn, lot_id, settings=settings)  # one walk upstream
+    story = lot_story(conn, lot_id, keys)  # one walk upstream
     signed, checked = story["signed"], story["verification"]
     doc = signed["document"]
     quantity = float(lot["quantity_kg"])
@@ -139,7 +155,7 @@ def lot_page(
             "problems": len(checked.get("problems", [])),
             "head_hash": head.get("head_hash"),
             "head_seq": head.get("head_seq"),
-            "signature": signed.get("signature", {}),
+            "signature": signed.get("signature") or {},
         },
     }
 

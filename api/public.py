@@ -26,7 +26,7 @@ from coffeetrace.api.schemas import Error, error_responses
 from coffeetrace.db import DbConn
 from coffeetrace.errors import CoffeetraceError, NotFound
 from coffeetrace.sql import load_queries
-from coffeetrace.trace import epcis, provenance, signing, verification
+from coffeetrace.trace import epcis, keys
 
 router = APIRouter(tags=["public"], responses=error_responses(404, 422, 429))
 PublicId = Annotated[str, Path(min_length=1, max_length=64, description="Random 128-bit public id")]
@@ -169,11 +169,11 @@ def _load(
 async def serve_lot(
     request: Request, public_id: str, lang: str | None, extra: dict[str, str] | None = None
 ) -> Response:
-    settings = request.app.state.settings
+    ring: keys.KeyRing = request.app.state.keys
     if wants_json(request):
 
         def provenance_json(conn: DbConn, lot_id: Any) -> tuple[bytes, str, dict]:
-            return _json_bytes(provenance.provenance(conn, lot_id, settings=settings)), JSON, {}
+            return _json_bytes(pagedata.lot_story(conn, lot_id, ring)["signed"]), JSON, {}
 
         key: tuple[str, ...] = ("lot", public_id, "json")
         renderer: Renderer = provenance_json
@@ -182,7 +182,7 @@ async def serve_lot(
         verify_url = f"/l/{public_id}/verify"
 
         def lot_html(conn: DbConn, lot_id: Any) -> tuple[bytes, str, dict]:
-            data = pagedata.lot_page(conn, lot_id, settings)
+            data = pagedata.lot_page(conn, lot_id, ring)
             return render.lot_html(data, chosen, verify_url), HTML, {"Content-Language": chosen}
 
         key, renderer = ("lot", public_id, "html", chosen), lot_html
@@ -223,32 +223,32 @@ async def lot_epcis(public_id: PublicId, request: Request) -> Response:
     summary="Check the lot against the hash chain and signature",
     responses={404: {}},
 )
-def lot_verify(public_id: PublicId, request: Request) -> Response:
-    settings = request.app.state.settings
-    try:
-        ratelimit.check(request)  # never cached: every request is a lookup
-    except ratelimit.RateLimited as exc:
-        return _limited(request, exc, None)
-    with db.transaction(request.app.state.pool) as conn:
-        row = conn.execute(SQL["lot_head"], {"public_id": public_id}).fetchone()
-        if row is None:
-            ratelimit.missed(request)
-            return _not_found(request, "lot", None)
-        checked = verification.verify_lot(conn, row["id"])
-        signed = provenance.provenance(conn, row["id"], settings=settings)
-    key = signing.public_key_document(settings)
-    signature_ok = signing.verify_signature(
-        signed["document"], signed["signature"]["value"], key["public_key"]
-    )
-    body = {
-        "lot": {"public_id": public_id, "page": f"/l/{public_id}"},
-        "ok": bool(checked.get("ok")) and signature_ok,
-        "chain": checked,
-        "signature": {**signed["signature"], "valid": signature_ok},
-        "document": signed["document"],
-        "public_key": "/.well-known/coffeetrace-signing-key",
-    }
-    return Response(_json_bytes(body), media_type=JSON, headers={"Cache-Control": "no-cache"})
+async def lot_verify(public_id: PublicId, request: Request) -> Response:
+    ring: keys.KeyRing = request.app.state.keys
+
+    def verify_json(conn: DbConn, lot_id: Any) -> tuple[bytes, str, dict]:
+        story = pagedata.lot_story(conn, lot_id, ring)
+        signed, checked = story["signed"], story["verification"]
+        statement_ok = signed["signature"] is not None and not any(
+            p["kind"] == "statement" for p in checked["problems"]
+        )
+        body = {
+            "lot": {"public_id": public_id, "page": f"/l/{public_id}"},
+            "ok": bool(checked.get("ok")),
+            "chain": checked,
+            "signature": {**(signed["signature"] or {}), "valid": statement_ok},
+            "document": signed["document"],
+            "checkpoint": signed["checkpoint"],
+            "inclusion": signed["inclusion"],
+            "public_keys": "/.well-known/coffeetrace-keys",
+        }
+        return _json_bytes(body), JSON, {}
+
+    # cached by the lot's chain head like its page (and re-run at the latest after
+    # COFFEETRACE_PAGE_CACHE_TTL_S); a verification not in the cache costs the client
+    # its rate limit
+    response = await _serve(request, ("verify", public_id), SQL["lot_head"], public_id, verify_json)
+    return response or _not_found(request, "lot", None)
 
 
 @router.get(
@@ -335,9 +335,24 @@ async def digital_link(
     return RedirectResponse(target, status_code=307, headers={"Link": link})
 
 
-@router.get("/.well-known/coffeetrace-signing-key", summary="Public key of provenance signatures")
-def signing_key(request: Request) -> dict[str, Any]:
-    return signing.public_key_document(request.app.state.settings)
+@router.get(
+    "/.well-known/coffeetrace-keys",
+    summary="Every cooperative's public signing keys with their validity",
+)
+def public_keys(request: Request) -> dict[str, Any]:
+    ring: keys.KeyRing = request.app.state.keys
+    with db.transaction(request.app.state.pool) as conn:
+        coops = conn.execute(SQL["cooperatives_public"]).fetchall()
+    return {
+        "algorithm": keys.ALGORITHM,
+        "signed": "domain + newline + canonical JSON (sorted keys, no whitespace, UTF-8);"
+        " domains: coffeetrace.provenance.v1 (lot statements), coffeetrace.checkpoint.v1"
+        " (checkpoint bodies), coffeetrace.event.v1 (event hash, hex)",
+        "cooperatives": [
+            {"code": c["code"], "id": str(c["id"]), "keys": ring.public_keys(c["id"])}
+            for c in coops
+        ],
+    }
 
 
 @router.get("/.well-known/gs1resolver", summary="GS1 resolver description")

@@ -9,12 +9,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
+from coffeetrace import db
 from coffeetrace.api import labels, qr
-from coffeetrace.api.deps import Conn, Operator, Reader, page
+from coffeetrace.api.deps import Conn, Keys, Operator, Reader, page
 from coffeetrace.api.routes_registry import Cursor, Limit, _get, _uuid_cursor
 from coffeetrace.api.schemas import (
     CherryLotIn,
@@ -27,10 +28,17 @@ from coffeetrace.api.schemas import (
 )
 from coffeetrace.errors import NotFound, ValidationFailed
 from coffeetrace.sql import load_queries
+from coffeetrace.trace import (
+    checkpoints,
+    genealogy,
+    lots,
+    plausibility,
+    processing,
+    statements,
+    verification,
+)
 from coffeetrace.trace import epcis as epcis_export
 from coffeetrace.trace import eudr as eudr_export
-from coffeetrace.trace import genealogy, lots, plausibility, processing, verification
-from coffeetrace.trace import provenance as prov
 
 SQL = load_queries("coffeetrace.api", "registry.sql")
 
@@ -73,7 +81,9 @@ def list_lots(
     tags=["lots"],
     summary="Build a cherry lot from harvest events",
 )
-def create_lot(body: CherryLotIn, request: Request, conn: Conn, caller: Operator) -> dict:
+def create_lot(
+    body: CherryLotIn, request: Request, background: BackgroundTasks, conn: Conn, caller: Operator
+) -> dict:
     if not any([body.harvest_ids, body.tree_ids, body.plot_ids, body.farm_ids]):
         raise ValidationFailed(
             "name the harvests: give harvest_ids, or tree_ids, plot_ids or "
@@ -90,6 +100,7 @@ def create_lot(body: CherryLotIn, request: Request, conn: Conn, caller: Operator
     ):
         for id_ in ids or ():
             _get(conn, query, kind, id_, caller.cooperative_id)
+    background.add_task(witness_after_commit, request, caller.cooperative_id)
     return lots.build_cherry_lot(
         conn,
         caller.cooperative_id,
@@ -102,7 +113,15 @@ def create_lot(body: CherryLotIn, request: Request, conn: Conn, caller: Operator
         until=body.until,
         product_id=body.product_id,
         rules=request.app.state.rules,
+        keys=request.app.state.keys,
     )
+
+
+def witness_after_commit(request: Request, cooperative_id: UUID) -> None:
+    """Run after the response, so after the commit: the witness may see the checkpoint the
+    write just signed (a refused or rolled-back write left a checkpoint nobody sees)."""
+    with db.transaction(request.app.state.pool) as conn:
+        checkpoints.observe(conn, request.app.state.keys, cooperative_id)
 
 
 @router.get("/lots/{lot_id}", response_model=Lot, tags=["lots"])
@@ -167,9 +186,9 @@ def trace_forward(
     tags=["traces"],
     summary="Check the lot's events against the hash chain",
 )
-def verify(lot_id: UUID, conn: Conn, caller: Reader) -> Any:
+def verify(lot_id: UUID, conn: Conn, caller: Reader, keys: Keys) -> Any:
     owned_lot(conn, caller.cooperative_id, lot_id)
-    return verification.verify_lot(conn, lot_id)
+    return verification.verify_lot(conn, lot_id, keys=keys)
 
 
 @router.get(
@@ -203,9 +222,14 @@ def cooperative_flags(conn: Conn, caller: Reader, limit: Limit = 50) -> Any:
     tags=["traces"],
     summary="The signed public provenance document",
 )
-def provenance(lot_id: UUID, request: Request, conn: Conn, caller: Reader) -> Any:
+def provenance(lot_id: UUID, conn: Conn, caller: Reader) -> Any:
+    """The statement signed when the lot's history last moved, with the newest checkpoint
+    and the inclusion proofs of the lot's events in it (404 for a lot without one)."""
     owned_lot(conn, caller.cooperative_id, lot_id)
-    return prov.provenance(conn, lot_id, settings=request.app.state.settings)
+    served = statements.served(conn, lot_id)
+    if served is None:
+        raise NotFound("the lot has no signed statement (see `coffeetrace keys sign-legacy`)")
+    return served
 
 
 @router.get(
@@ -324,8 +348,13 @@ def get_transformation(transformation_id: UUID, conn: Conn, caller: Reader) -> d
     summary="Record a processing step: consumes input lots, creates output lots",
 )
 def create_transformation(
-    body: TransformationIn, request: Request, conn: Conn, caller: Operator
+    body: TransformationIn,
+    request: Request,
+    background: BackgroundTasks,
+    conn: Conn,
+    caller: Operator,
 ) -> Any:
+    background.add_task(witness_after_commit, request, caller.cooperative_id)
     for out in body.outputs:
         if out.product_id is not None:
             _get(conn, SQL["get_product"], "product", out.product_id, caller.cooperative_id)
@@ -340,4 +369,5 @@ def create_transformation(
         measurements=body.measurements,
         evidence=body.evidence,
         rules=request.app.state.rules,
+        keys=request.app.state.keys,
     )

@@ -9,7 +9,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request, Response
 
 from coffeetrace.api import auth, qr
-from coffeetrace.api.deps import Admin, Conn, Operator, Reader, page
+from coffeetrace.api.deps import Admin, Conn, Keys, Operator, Reader, page
 from coffeetrace.api.resolver import check_gtin
 from coffeetrace.api.schemas import (
     ApiKey,
@@ -94,11 +94,11 @@ def list_products(
 
 
 @router.post("/products", response_model=Product, status_code=201, tags=["registry"])
-def create_product(body: ProductIn, conn: Conn, caller: Operator) -> dict:
+def create_product(body: ProductIn, conn: Conn, caller: Operator, keys: Keys) -> dict:
     if body.gtin is not None:
         check_gtin(body.gtin)
     return registry.create_product(
-        conn, caller.cooperative_id, body.name, kind=body.kind, gtin=body.gtin
+        conn, caller.cooperative_id, body.name, keys=keys, kind=body.kind, gtin=body.gtin
     )
 
 
@@ -139,11 +139,12 @@ def list_farms(
     tags=["registry"],
     summary="Register a farm; its personal data is stored but never returned here",
 )
-def create_farm(body: FarmIn, conn: Conn, caller: Operator) -> dict:
+def create_farm(body: FarmIn, conn: Conn, caller: Operator, keys: Keys) -> dict:
     farm = registry.create_farm(
         conn,
         caller.cooperative_id,
         body.code,
+        keys=keys,
         display_name=body.display_name,
         display_name_consent=body.display_name_consent,
         district=body.district,
@@ -163,10 +164,14 @@ def get_farm(farm_id: UUID, conn: Conn, caller: Reader) -> dict:
     status_code=204,
     tags=["registry"],
     summary="Replace the farm's personal data (write-only for operators)",
+    description="The consent and the owner's name are facts of the farm that exports state:"
+    " the change is recorded as a new registry version of the farm (a signed chain event).",
 )
-def put_farm_private(farm_id: UUID, body: FarmPrivate, conn: Conn, caller: Operator) -> Response:
+def put_farm_private(
+    farm_id: UUID, body: FarmPrivate, conn: Conn, caller: Operator, keys: Keys
+) -> Response:
     _get(conn, SQL["get_farm"], "farm", farm_id, caller.cooperative_id)
-    registry.set_farm_private(conn, farm_id, **body.model_dump())
+    registry.set_farm_private(conn, farm_id, keys=keys, **body.model_dump())
     return Response(status_code=204)
 
 
@@ -207,7 +212,7 @@ def list_plots(
 
 
 @router.post("/plots", response_model=Plot, status_code=201, tags=["registry"])
-def create_plot(body: PlotIn, conn: Conn, caller: Operator) -> dict:
+def create_plot(body: PlotIn, conn: Conn, caller: Operator, keys: Keys) -> dict:
     _get(conn, SQL["get_farm"], "farm", body.farm_id, caller.cooperative_id)
     row = registry.create_plot(
         conn,
@@ -216,6 +221,7 @@ def create_plot(body: PlotIn, conn: Conn, caller: Operator) -> dict:
         body.code,
         body.geometry,
         body.area_ha,
+        keys=keys,
         altitude_m=body.altitude_m,
         growing_area_code=body.growing_area_code,
         district=body.district,
@@ -256,13 +262,14 @@ def list_trees(
 
 
 @router.post("/trees", response_model=Tree, status_code=201, tags=["registry"])
-def create_tree(body: TreeIn, conn: Conn, caller: Operator) -> dict:
+def create_tree(body: TreeIn, conn: Conn, caller: Operator, keys: Keys) -> dict:
     _get(conn, SQL["get_plot"], "plot", body.plot_id, caller.cooperative_id)
     return registry.create_tree(
         conn,
         caller.cooperative_id,
         body.plot_id,
         body.tag_code,
+        keys=keys,
         lon=body.lon,
         lat=body.lat,
         species=body.species,

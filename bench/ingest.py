@@ -265,13 +265,19 @@ def bench_servers(
 
 def _world(url: str, devices: int = 1) -> tuple[list[str], Any, Any]:
     """A cooperative with one plot and `devices` soil nodes on it: their ids, the cooperative's
-    and the plot's."""
+    and the plot's. Its registry versions are signed with a key made for the scratch
+    database and thrown away with it (nothing in the benchmark checks them)."""
     from coffeetrace.trace import registry
+    from coffeetrace.trace.keys import KeyRing
 
-    with psycopg.connect(url, row_factory=dict_row) as conn:
+    with (
+        psycopg.connect(url, row_factory=dict_row) as conn,
+        tempfile.TemporaryDirectory(prefix="ct-bench-keys-") as keys_dir,
+    ):
+        keys = KeyRing(Path(keys_dir))
         migrate(conn)
         coop = registry.create_cooperative(conn, f"bench-{uuid.uuid4().hex[:6]}", "Bench")
-        farm = registry.create_farm(conn, coop["id"], "F-BENCH")
+        farm = registry.create_farm(conn, coop["id"], "F-BENCH", keys=keys)
         plot = registry.create_plot(
             conn,
             coop["id"],
@@ -279,6 +285,7 @@ def _world(url: str, devices: int = 1) -> tuple[list[str], Any, Any]:
             "P-1",
             {"type": "Point", "coordinates": [108.05, 12.68]},
             1.0,
+            keys=keys,
         )
         ids = [
             registry.register_device(
@@ -320,6 +327,9 @@ def bench_settings(
             "mqtt_client_id": f"bench-ingest-{uuid.uuid4().hex[:6]}",
             "mqtt_shared_group": "",
             "ingest_metrics_port": 0,
+            # ingest signs each batch onto the chain: the keys of the scratch cooperative
+            # live, and go, with the bench's broker folder
+            "keys_dir": broker.data_dir / "keys",
         }
     )
 

@@ -26,6 +26,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from coffeetrace import db
@@ -34,6 +35,7 @@ from coffeetrace.db import scratch_database
 from coffeetrace.embedded import free_port
 from coffeetrace.settings import Settings
 from coffeetrace.sql import load_queries
+from coffeetrace.trace.keys import KeyRing
 
 TREES_PER_PLOT = 1100  # 3 x 3 m spacing on a hectare
 PLOT_SIDE_DEG = 0.0009  # about 100 m at 12.7 N
@@ -51,9 +53,12 @@ def fetch(url: str, timeout: float = 30) -> bytes:
         return response.read()
 
 
-def seed(url: str, trees: int, lot_trees: int, say: Callable[[str], None]) -> dict[str, Any]:
-    """Registry of `trees` trees (COPY), harvests and weather for one plot, one green lot."""
-    from coffeetrace.trace import lots, processing, registry
+def seed(
+    url: str, trees: int, lot_trees: int, say: Callable[[str], None], *, keys: KeyRing
+) -> dict[str, Any]:
+    """Registry of `trees` trees (COPY, then their registry versions), harvests and weather
+    for one plot, one green lot; `keys` sign the chain events."""
+    from coffeetrace.trace import batches, lots, processing, registry, registry_versions
 
     t0 = time.perf_counter()
     n_plots = max(math.ceil(trees / TREES_PER_PLOT), math.ceil(lot_trees / TREES_PER_PLOT))
@@ -61,12 +66,14 @@ def seed(url: str, trees: int, lot_trees: int, say: Callable[[str], None]) -> di
         coop = registry.create_cooperative(
             conn, "bench-coop", "HTX Cà phê Ea Tu (bench)", gs1_company_prefix="8930000"
         )
-        product = registry.create_product(conn, coop["id"], "Robusta Đắk Lắk green", gtin=GTIN)
+        product = registry.create_product(
+            conn, coop["id"], "Robusta Đắk Lắk green", keys=keys, gtin=GTIN
+        )
         plots = []
         for i in range(n_plots):
             if i % 2 == 0:
                 farm = registry.create_farm(
-                    conn, coop["id"], f"F-{i // 2:06d}", district="Buôn Ma Thuột"
+                    conn, coop["id"], f"F-{i // 2:06d}", keys=keys, district="Buôn Ma Thuột"
                 )
             lon = 107.9 + (i % 40) * 0.0015
             lat = 12.6 + (i // 40) * 0.0015
@@ -84,6 +91,7 @@ def seed(url: str, trees: int, lot_trees: int, say: Callable[[str], None]) -> di
                 f"P-{i:06d}",
                 {"type": "Polygon", "coordinates": [ring]},
                 1.0,
+                keys=keys,
                 altitude_m=450 + i % 200,
                 growing_area_code="VN-DL-BMT",
             )
@@ -105,6 +113,8 @@ def seed(url: str, trees: int, lot_trees: int, say: Callable[[str], None]) -> di
                         f"{2005 + n % 15}-06-01",
                     )
                 )
+        # the COPYed trees' registry versions, one signed event per 5,000 trees
+        registry_versions.record_missing_versions(conn, keys, coop["id"])
         conn.commit()
         say(f"seeded {trees:,} trees on {n_plots:,} plots in {time.perf_counter() - t0:.1f}s")
         conn.execute(SQL["bench_page_analyze_trees"])
@@ -129,12 +139,16 @@ def seed(url: str, trees: int, lot_trees: int, say: Callable[[str], None]) -> di
             SQL["bench_page_harvests"],
             {"start": start, "device": scale.username, "tree_ids": lot_tree_ids},
         )
+        # sealed in ingest batches, as ingest seals what it stores (trace/batches.py)
+        batches.seal_cooperative(conn, keys, coop["id"])
         for plot_id, _, _ in plots[: math.ceil(lot_trees / TREES_PER_PLOT)]:
             conn.execute(
                 SQL["bench_page_weather"],
                 {"until": start, "device": soil.username, "plot_id": plot_id},
             )
-        cherry = lots.build_cherry_lot(conn, coop["id"], code="C-2025-0001", tree_ids=lot_tree_ids)
+        cherry = lots.build_cherry_lot(
+            conn, coop["id"], code="C-2025-0001", tree_ids=lot_tree_ids, keys=keys
+        )
         dried = processing.record_transformation(
             conn,
             coop["id"],
@@ -150,6 +164,7 @@ def seed(url: str, trees: int, lot_trees: int, say: Callable[[str], None]) -> di
             ],
             place="Sân phơi Ea Tu",
             measurements={"moisture_pct": 12.4},
+            keys=keys,
         )["outputs"][0]
         green = processing.record_transformation(
             conn,
@@ -168,6 +183,7 @@ def seed(url: str, trees: int, lot_trees: int, say: Callable[[str], None]) -> di
             place="Nhà máy xát Ea Tu",
             measurements={"moisture_pct": 12.1, "screen_size": 16, "defect_count": 7},
             evidence=[{"type": "certificate", "name": "4C", "issuer": "4C Services"}],
+            keys=keys,
         )["outputs"][0]
         conn.commit()
     say(
@@ -178,8 +194,9 @@ def seed(url: str, trees: int, lot_trees: int, say: Callable[[str], None]) -> di
 
 
 @contextmanager
-def app_server(url: str, *, cache: bool) -> Iterator[str]:
-    """`coffeetrace api` in a child process on a free port."""
+def app_server(url: str, *, cache: bool, keys_dir: Path) -> Iterator[str]:
+    """`coffeetrace api` in a child process on a free port, with the signing keys the
+    store was written with."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = dict(
@@ -188,6 +205,7 @@ def app_server(url: str, *, cache: bool) -> Iterator[str]:
         COFFEETRACE_PUBLIC_BASE_URL=base,
         COFFEETRACE_PAGE_CACHE_ENTRIES=str(2048 if cache else 0),
         COFFEETRACE_DB_POOL_MAX="10",
+        COFFEETRACE_KEYS_DIR=str(keys_dir),
     )
     log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - a file, not a pipe that could fill
     command = [sys.executable, "-m", "coffeetrace.cli", "api", "--port", str(port)]
@@ -305,12 +323,16 @@ def run_page_bench(
     say: Callable[[str], None],
 ) -> dict[str, Any]:
     loadgen = "wrk" if shutil.which("wrk") else "httpx-asyncio"
-    with scratch_database(settings.effective_database_url(), "ct_bench_page", keep=keep) as url:
-        lot = seed(url, trees, lot_trees, say)
+    with (
+        scratch_database(settings.effective_database_url(), "ct_bench_page", keep=keep) as url,
+        tempfile.TemporaryDirectory(prefix="ct-bench-keys-") as keys_tmp,
+    ):
+        keys_dir = Path(keys_tmp)  # the scratch cooperative's keys, gone with its database
+        lot = seed(url, trees, lot_trees, say, keys=KeyRing(keys_dir))
         page_path = f"/l/{lot['public_id']}"
         dl_path = f"/01/{GTIN}/10/{lot['code']}"
         results: dict[str, Any] = {}
-        with app_server(url, cache=False) as base:
+        with app_server(url, cache=False, keys_dir=keys_dir) as base:
             t = time.perf_counter()
             first = fetch(base + page_path)
             results["first_render_ms"] = (time.perf_counter() - t) * 1000
@@ -318,7 +340,7 @@ def run_page_bench(
             results["bare_nocache"] = measure(base + "/healthz", connections, duration_s)
             results["cold"] = measure(base + page_path, connections, duration_s)
             say(f"cold: {results['cold']}")
-        with app_server(url, cache=True) as base:
+        with app_server(url, cache=True, keys_dir=keys_dir) as base:
             fetch(base + page_path)
             results["bare"] = measure(base + "/healthz", connections, duration_s)
             say(f"bare: {results['bare']}")

@@ -1,9 +1,10 @@
 """`coffeetrace bench seed`: bulk tree seeding against raw COPY of the same rows.
 
 In a scratch database: the plan's farms and plots go through the registry, then its
-trees are seeded with the bulk path (row generation included in the time) into the real
-`trees` table, which ends with all its keys, foreign keys and indexes. The very same
-bytes are then COPYed, in one statement each, into two scratch tables:
+trees are seeded with the bulk path (row generation and the trees' registry versions,
+one signed chain event per batch of plots, included in the time) into the real `trees`
+table, which ends with all its keys, foreign keys and indexes. The very same bytes are
+then COPYed, in one statement each, into two scratch tables:
 
 - "shaped": LIKE trees INCLUDING ALL plus the same foreign keys — the raw cost of loading
   these rows into a table of that shape; `ratio` (target >= 0.5) is against this one;
@@ -14,8 +15,10 @@ bytes are then COPYed, in one statement each, into two scratch tables:
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, cast
 
 import psycopg
@@ -26,6 +29,7 @@ from coffeetrace.db import scratch_database
 from coffeetrace.simulators.plan import WorldSpec, make_plan
 from coffeetrace.simulators.seeding import copy_trees
 from coffeetrace.sql import load_queries
+from coffeetrace.trace.keys import KeyRing
 
 SQL = load_queries("coffeetrace_bench", "seed.sql")
 TARGET_RATIO = 0.5
@@ -47,13 +51,25 @@ def bench_seed(
     say: Callable[[str], None],
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Run the seeding benchmark in a scratch database on `server_url`'s server."""
-    with scratch_database(server_url, "ct_bench_seed", keep=keep) as url:
-        return _run(url, trees=trees, seed=seed, say=say, progress=progress)
+    """Run the seeding benchmark in a scratch database on `server_url`'s server (the
+    scratch cooperative's signing keys live in a temporary directory, gone with it)."""
+    with (
+        scratch_database(server_url, "ct_bench_seed", keep=keep) as url,
+        tempfile.TemporaryDirectory(prefix="ct-bench-keys-") as keys_dir,
+    ):
+        return _run(
+            url, trees=trees, seed=seed, say=say, progress=progress, keys=KeyRing(Path(keys_dir))
+        )
 
 
 def _run(
-    url: str, *, trees: int, seed: int, say: Callable[[str], None], progress: bool
+    url: str,
+    *,
+    trees: int,
+    seed: int,
+    say: Callable[[str], None],
+    progress: bool,
+    keys: KeyRing,
 ) -> dict[str, Any]:
     plan = make_plan(WorldSpec(coop_code=f"bench-{seed}", seed=seed, trees=trees))
     say(f"plan: {len(plan.farms):,} farms, {len(plan.plots):,} plots, {plan.tree_count:,} trees")
@@ -67,7 +83,7 @@ def _run(
     with psycopg.connect(url, row_factory=dict_row) as conn:
         registry_t0 = time.perf_counter()
         with conn.transaction():
-            seeded = _seed_registry(conn, plan)
+            seeded = _seed_registry(conn, plan, keys)
         registry_s = time.perf_counter() - registry_t0
         with Progress(*cols, disable=not progress, transient=True) as bar:
             task = bar.add_task("seeding trees (bulk)", total=plan.tree_count)
@@ -78,6 +94,7 @@ def _run(
                     seeded[0],
                     plan.plots,
                     seeded[1],
+                    keys=keys,
                     progress=lambda k: bar.advance(task, k),
                     keep=kept,
                 )
@@ -126,14 +143,16 @@ def _run(
     return result
 
 
-def _seed_registry(conn: Conn, plan: Any) -> tuple[Any, dict[str, Any]]:
+def _seed_registry(conn: Conn, plan: Any, keys: KeyRing) -> tuple[Any, dict[str, Any]]:
     """Cooperative, farms and plots through the registry (devices are not needed here)."""
     from coffeetrace.trace import registry
 
     coop = registry.create_cooperative(conn, plan.spec.coop_code, plan.spec.coop_name)
     plot_ids = {}
     for farm in plan.farms:
-        row = registry.create_farm(conn, coop["id"], farm.code, district=farm.district.name)
+        row = registry.create_farm(
+            conn, coop["id"], farm.code, keys=keys, district=farm.district.name
+        )
         for plot in farm.plots:
             plot_ids[plot.code] = registry.create_plot(
                 conn,
@@ -142,6 +161,7 @@ def _seed_registry(conn: Conn, plan: Any) -> tuple[Any, dict[str, Any]]:
                 plot.code,
                 plot.geometry,
                 plot.area_ha,
+                keys=keys,
                 altitude_m=plot.altitude_m,
                 district=plot.district.name,
             )["id"]

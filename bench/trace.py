@@ -12,11 +12,13 @@ from __future__ import annotations
 import json
 import logging
 import statistics
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, LiteralString, cast
 
 import psycopg
@@ -24,7 +26,16 @@ from psycopg.rows import dict_row
 
 from coffeetrace.db import scratch_database
 from coffeetrace.sql import load_queries
-from coffeetrace.trace import genealogy, lots, processing, registry
+from coffeetrace.trace import (
+    batches,
+    genealogy,
+    lots,
+    processing,
+    registry,
+    registry_versions,
+    verification,
+)
+from coffeetrace.trace.keys import KeyRing
 
 SQL = load_queries("coffeetrace_bench", "trace.sql")
 log = logging.getLogger(__name__)
@@ -49,6 +60,7 @@ def load_store(
     conn: psycopg.Connection,
     coop_id: uuid.UUID,
     *,
+    keys: KeyRing,
     trees: int,
     fed: int,
     trees_per_plot: int = 1000,
@@ -76,16 +88,25 @@ def load_store(
         _script(conn, script, params)
         conn.commit()
         log.info("bench_loaded part=%s seconds=%.1f", name, time.perf_counter() - t0)
+        if name == "trees":
+            # the registry rows loaded with SQL get their versions (one event per 5,000)
+            t0 = time.perf_counter()
+            registry_versions.record_missing_versions(conn, keys, coop_id)
+            conn.commit()
+            log.info("bench_loaded part=registry_versions seconds=%.1f", time.perf_counter() - t0)
     # fresh statistics, as autovacuum would give a real store
     _script(conn, SQL["bench_trace_analyze"], {})
     conn.commit()
 
 
-def build_fed_lot(conn: psycopg.Connection, coop_id: uuid.UUID, fed: int) -> Row:
+def build_fed_lot(conn: psycopg.Connection, coop_id: uuid.UUID, fed: int, keys: KeyRing) -> Row:
     """The traced lot: `fed` trees -> cherry lots of 100 -> 6 processing levels."""
     harvest_ids = [
         r["harvest_id"] for r in _rows(conn, SQL["bench_trace_fed_harvests"], {"fed": fed})
     ]
+    # the traced lot's harvests sealed in ingest batches, as ingest seals what it stores
+    # (the background lots' harvests are never verified here, and stay unsealed)
+    batches.seal_harvests(conn, keys, harvest_ids)
     t = datetime(2025, 12, 1, tzinfo=UTC)  # after its harvests, not in the future
     from coffeetrace.settings import DEFAULT_STEP_MAX_YIELD as yields
 
@@ -104,6 +125,7 @@ def build_fed_lot(conn: psycopg.Connection, coop_id: uuid.UUID, fed: int) -> Row
                 outputs=outs(g, total),
                 measurements={"moisture_pct": 12.0},
                 max_yield=yields,
+                keys=keys,
             )
             made.extend(r["outputs"])
         return made
@@ -117,6 +139,7 @@ def build_fed_lot(conn: psycopg.Connection, coop_id: uuid.UUID, fed: int) -> Row
             coop_id,
             code=f"FC-{i}",
             harvest_ids=harvest_ids[i * CHERRY_LOT_TREES : (i + 1) * CHERRY_LOT_TREES],
+            keys=keys,
         )
         for i in range(-(-len(harvest_ids) // CHERRY_LOT_TREES))
     ]
@@ -169,6 +192,58 @@ def _timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
         result = fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times) * 1000, result
+
+
+def measure_verify(conn: psycopg.Connection, packed: Row, keys: KeyRing, repeat: int) -> Row:
+    """verify_lot of the traced lot against reading the rows it checks by id: its lots,
+    events, harvests, registry rows with their version events, ingest batches, statement."""
+    ver_ms, report = _timed(lambda: verification.verify_lot(conn, packed["id"], keys=keys), repeat)
+    back = genealogy.trace_backward(conn, packed["id"])
+    lot_ids = [r["lot_id"] for r in back["lots"]]
+    cherry_ids = [r["lot_id"] for r in back["lots"] if r["produced_by"] is None]
+
+    def ceiling() -> int:
+        n = len(_rows(conn, SQL["bench_trace_ceiling_lots"], {"ids": lot_ids}))
+        n += len(_rows(conn, SQL["bench_trace_ceiling_verify_events"], {"ids": lot_ids}))
+        n += len(_rows(conn, SQL["bench_trace_ceiling_verify_harvest_rows"], {"ids": cherry_ids}))
+        for query, key, id_key in (
+            (SQL["bench_trace_ceiling_verify_trees"], "trees", "tree_id"),
+            (SQL["bench_trace_ceiling_verify_plots"], "plots", "plot_id"),
+            (SQL["bench_trace_ceiling_verify_farms"], "farms", "farm_id"),
+        ):
+            n += len(_rows(conn, query, {"ids": [r[id_key] for r in back[key]]}))
+        n += len(
+            _rows(
+                conn,
+                SQL["bench_trace_ceiling_verify_registry_events"],
+                {
+                    "trees": [r["tree_id"] for r in back["trees"]],
+                    "plots": [r["plot_id"] for r in back["plots"]],
+                    "farms": [r["farm_id"] for r in back["farms"]],
+                },
+            )
+        )
+        n += len(
+            _rows(
+                conn,
+                SQL["bench_trace_ceiling_transformations"],
+                {"ids": [t["id"] for t in back["transformations"]]},
+            )
+        )
+        n += len(_rows(conn, SQL["bench_trace_ceiling_verify_batches"], {"ids": cherry_ids}))
+        n += len(_rows(conn, SQL["bench_trace_ceiling_verify_statement"], {"id": packed["id"]}))
+        return n
+
+    ceil_ms, rows = _timed(ceiling, repeat)
+    return {
+        "verify_ms": round(ver_ms, 2),
+        "verify_ceiling_ms": round(ceil_ms, 2),
+        "verify_ratio": round(ver_ms / ceil_ms, 2),
+        "verify_ok": report["ok"],
+        "verify_problems": len(report["problems"]),
+        "verify_events": report["checked_events"],
+        "verify_ceiling_rows": rows,
+    }
 
 
 def measure(
@@ -256,12 +331,14 @@ def run(
     with (
         scratch_database(admin_url, "ct_bench_trace", keep=keep) as url,
         psycopg.connect(url, row_factory=dict_row) as dict_conn,
+        tempfile.TemporaryDirectory(prefix="ct-bench-keys-") as keys_dir,
     ):
         conn = cast(psycopg.Connection, dict_conn)
+        keys = KeyRing(Path(keys_dir))  # the scratch cooperative's keys, gone with it
         coop = registry.create_cooperative(conn, "bench", "Bench cooperative")
         conn.commit()
         t0 = time.perf_counter()
-        load_store(conn, coop["id"], trees=trees, fed=fed)
+        load_store(conn, coop["id"], keys=keys, trees=trees, fed=fed)
         load_s = time.perf_counter() - t0
         say(f"loaded {trees:,} trees with one harvest each in {load_s:.0f} s")
         t0 = time.perf_counter()
@@ -269,7 +346,7 @@ def run(
         level = quiet.level
         quiet.setLevel(logging.WARNING)  # one line per step of the build is noise here
         try:
-            packed = build_fed_lot(conn, coop["id"], fed)
+            packed = build_fed_lot(conn, coop["id"], fed, keys)
         finally:
             quiet.setLevel(level)
         build_s = time.perf_counter() - t0
@@ -283,6 +360,7 @@ def run(
             Row, conn.execute(SQL["bench_trace_fed_tree"], {"id": first}).fetchone()
         )
         result = measure(conn, packed, fed_tree["tree_id"], fed_tree["farm_id"], repeat)
+        result.update(measure_verify(conn, packed, keys, repeat))
     summary = {
         "bench": "trace",
         "trees": trees,
@@ -298,6 +376,11 @@ def run(
         f"backward: {result['backward_ms']} ms for {result['backward_trees']:,} trees,"
         f" {result['backward_lots']} lots; ceiling {result['backward_ceiling_ms']} ms"
         f" -> ratio {result['backward_ratio']}"
+    )
+    say(
+        f"verify: {result['verify_ms']} ms ({'OK' if result['verify_ok'] else 'PROBLEMS'},"
+        f" {result['verify_events']} events); ceiling {result['verify_ceiling_ms']} ms for"
+        f" {result['verify_ceiling_rows']:,} rows -> ratio {result['verify_ratio']}"
     )
     for label in ("forward_tree", "forward_farm"):
         say(

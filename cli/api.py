@@ -21,7 +21,7 @@ from coffeetrace.credentials import new_device_secret
 from coffeetrace.errors import NotFound, ValidationFailed
 from coffeetrace.settings import get_settings
 from coffeetrace.sql import load_queries
-from coffeetrace.trace import lots, registry
+from coffeetrace.trace import lot_lookup, registry
 from coffeetrace.trace.registry import get_cooperative_by_code
 
 SQL = load_queries("coffeetrace.api", "cli.sql")
@@ -30,7 +30,7 @@ SQL = load_queries("coffeetrace.api", "cli.sql")
 def _lots(conn, refs: list[str], cooperative: str | None) -> list[dict]:
     found = []
     for ref in refs:
-        lot = lots.find_lot(conn, ref, cooperative_code=cooperative)
+        lot = lot_lookup.find_lot(conn, ref, cooperative_code=cooperative)
         found.append(conn.execute(SQL["lot_for_label"], {"id": lot["id"]}).fetchone())
     return found
 

@@ -11,3 +11,8 @@ app = typer.Typer(
 )
 export_app = typer.Typer(help="Exports of a lot's history.", no_args_is_help=True)
 app.add_typer(export_app, name="export")
+keys_app = typer.Typer(
+    help="Each cooperative's signing keys (files under COFFEETRACE_KEYS_DIR).",
+    no_args_is_help=True,
+)
+app.add_typer(keys_app, name="keys")

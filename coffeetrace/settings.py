@@ -222,7 +222,9 @@ class Settings(BaseSettings):
         description="Seconds a cached lot page is served before its chain head is re-read.",
     )
     page_cache_ttl_s: float = Field(
-        300.0, description="Longest a cached public page lives (sensor charts move on)."
+        60.0,
+        description="Longest a cached public page or verify answer lives (sensor charts move "
+        "on; the tamper badge re-verifies the lot at the latest after this).",
     )
     page_max_age_s: int = Field(
         60, description="Cache-Control max-age of public pages, for browsers and CDNs."
@@ -301,9 +303,16 @@ class Settings(BaseSettings):
     )
 
     # --- trace -------------------------------------------------------------
-    signing_key: str = Field(
-        "",
-        description="Ed25519 private key (PEM or base64 raw). Empty: generated under data_dir.",
+    keys_dir: Path | None = Field(
+        None,
+        description="Directory of each cooperative's Ed25519 signing keys and its latest "
+        "checkpoint (outside the database; 0700, private keys 0600). Empty: {data_dir}/keys.",
+    )
+    checkpoint_interval_s: float = Field(
+        300.0,
+        ge=0,
+        description="Seconds between the API's signed checkpoints of chains that grew (ingest "
+        "batches); lot writes sign one at once. 0: only on writes and `coffeetrace checkpoint`.",
     )
     step_max_yield: dict[str, float] = Field(
         default_factory=lambda: dict(DEFAULT_STEP_MAX_YIELD),
@@ -342,6 +351,9 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"postgresql://postgres@127.0.0.1:{self.embedded_pg_port}/coffeetrace"
+
+    def effective_keys_dir(self) -> Path:
+        return self.keys_dir if self.keys_dir else Path(self.data_dir) / "keys"
 
     def effective_mqtt_url(self) -> str:
         if self.mqtt_url:

@@ -10,18 +10,30 @@ savepoint, and only when its unique key refuses one (a resent set) is the savepo
 rolled back and the batch claimed with `claim_messages`, which tells which keys are new.
 The caller says when duplicates are to be expected (the previous batch had some), and
 the claim then goes straight to `claim_messages`.
+
+Evidence (trace/batches.py, migration 0043): in the same transaction, for each
+cooperative whose records the batch wrote, one 'ingest_batch' chain event holding the
+Merkle root over those records' leaves (computed in the worker's prepare stage,
+trace/records.py), and its ingest_batches row; harvest rows are COPYed with their place
+in it (batch_seq, batch_index). Only records written count: keys the ledger knew, in-batch
+duplicates and dead letters have no leaf. The events are appended after the readings'
+COPY: appending takes the cooperative's chain lock, held until the commit.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from typing import Any
+from uuid import UUID
 
 import psycopg
 from psycopg.rows import tuple_row
 
+from coffeetrace.ingest.copyrows import SIGNATURE, TRAILER
 from coffeetrace.ingest.validate import Prepared, Reject
 from coffeetrace.sql import load_queries
+from coffeetrace.trace.batches import BatchRecords, record_batch
+from coffeetrace.trace.keys import KeyRing
 
 SQL = load_queries("coffeetrace.ingest", "queries.sql")
 
@@ -36,6 +48,7 @@ class Written:
     harvests: int = 0  # of `sets`, how many were harvest events
     known_keys: int = 0  # of `duplicates`, how many the ledger already had
     dead_letters_dropped: int = 0  # beyond the per-device hourly cap: counted, no row
+    batch_events: int = 0  # ingest_batch chain events appended (one per cooperative)
 
     def __add__(self, other: Written) -> Written:
         return Written(
@@ -43,7 +56,14 @@ class Written:
         )
 
 
-# column types of copy_readings and copy_ledger, in order
+class EvidenceError(Exception):
+    """The batch's chain events could not be written (keys directory, chain state, the
+    database): never the fault of a message, so the worker retries the batch and
+    acknowledges nothing, instead of splitting it to find a bad message."""
+
+
+# column types of copy_readings (whose rows copyrows.py encodes itself; the bench's raw
+# COPY ceiling uses these) and of copy_ledger, in order
 READING_TYPES = ["timestamptz", "text", "uuid", "uuid", "text", "float8"]
 LEDGER_TYPES = ["text", "text", "text", "int4"]
 
@@ -107,19 +127,64 @@ def _dead_letters_to_keep(
     return kept, dropped
 
 
+def _evidence(
+    batch: Prepared, claimed: set[tuple[str, str]] | None
+) -> tuple[dict[UUID, BatchRecords], dict[tuple[str, str], tuple[UUID, int]]]:
+    """The written records of `batch` by cooperative, in ledger order, and each written
+    harvest's (cooperative, leaf index)."""
+    groups: dict[UUID, BatchRecords] = {}
+    harvest_at: dict[tuple[str, str], tuple[UUID, int]] = {}
+    if claimed is None and batch.evidence:
+        coops = {e[0] for e in batch.evidence}
+        if len(coops) == 1:  # the usual batch: every record new, one cooperative
+            (coop,) = coops
+            groups[coop] = BatchRecords(
+                device_ids=[e[0] for e in batch.ledger],
+                msg_ids=[e[1] for e in batch.ledger],
+                kinds=[e[2] for e in batch.ledger],
+                times=[e[1] for e in batch.evidence],
+                leaves=[e[2] for e in batch.evidence],
+            )
+            if batch.harvests:
+                harvest_at = {
+                    (e[0], e[1]): (coop, i) for i, e in enumerate(batch.ledger) if e[2] == "harvest"
+                }
+            return groups, harvest_at
+    for (device_id, msg_id, kind, _n), (coop, ts, leaf) in zip(
+        batch.ledger, batch.evidence, strict=True
+    ):
+        if claimed is not None and (device_id, msg_id) not in claimed:
+            continue
+        records = groups.get(coop)
+        if records is None:
+            records = groups[coop] = BatchRecords()
+        if kind == "harvest":
+            harvest_at[(device_id, msg_id)] = (coop, len(records.leaves))
+        records.device_ids.append(device_id)
+        records.msg_ids.append(msg_id)
+        records.kinds.append(kind)
+        records.times.append(ts)
+        records.leaves.append(leaf)
+    return groups, harvest_at
+
+
 def write_batch(
     conn: psycopg.Connection[Any],
     batch: Prepared,
     *,
+    keys: KeyRing,
     expect_duplicates: bool = False,
     dead_letter_cap: int | None = None,
 ) -> Written:
-    """Store `batch` inside one transaction of `conn` (committed on return).
+    """Store `batch` inside one transaction of `conn` (a connection with dict rows;
+    committed on return), with its evidence: one chain event per cooperative, signed with
+    that cooperative's key from `keys`.
 
     `batch.rejects` is narrowed to the dead letters that got a row; `batch.dropped` holds
     the reason codes of those beyond `dead_letter_cap` per device and hour."""
     kept: list[Reject] = []
     dropped: list[Reject] = []
+    events = 0
     with conn.transaction():
         claimed: set[tuple[str, str]] | None = set()
         if batch.ledger:
@@ -127,18 +192,18 @@ def write_batch(
         new_keys = len(batch.ledger) if claimed is None else len(claimed)
         readings = 0
         if new_keys and batch.readings:
-            with conn.cursor().copy(SQL["copy_readings"]) as copy:
-                copy.set_types(READING_TYPES)
-                for key, rows in batch.readings.items():
-                    if claimed is None or key in claimed:
-                        for row in rows:
-                            copy.write_row(row)
-                        readings += len(rows)
-        harvests = [row for key, row in batch.harvests.items() if claimed is None or key in claimed]
-        if harvests:
-            with conn.cursor().copy(SQL["copy_harvests"]) as copy:
-                for row in harvests:
-                    copy.write_row(row)
+            # each set's rows come ready in binary COPY format (copyrows.py): one write of
+            # the whole batch, not one write_row per reading
+            if claimed is None:
+                parts = [rows for rows, _ in batch.readings.values()]
+                readings = sum(n for _, n in batch.readings.values())
+            else:
+                chosen = [v for k, v in batch.readings.items() if k in claimed]
+                parts = [rows for rows, _ in chosen]
+                readings = sum(n for _, n in chosen)
+            if parts:
+                with conn.cursor().copy(SQL["copy_readings"]) as copy:
+                    copy.write(b"".join([SIGNATURE, *parts, TRAILER]))
         if batch.statuses:
             ids = list(batch.statuses)
             values = [batch.statuses[i] for i in ids]
@@ -169,6 +234,31 @@ def write_batch(
                                 r.encoding,
                             )
                         )
+        harvests: list[tuple[Any, ...]] = []
+        if new_keys:
+            # Last: each append takes its cooperative's chain lock (an advisory lock, held
+            # until this transaction commits), so other writers of the chain (another
+            # consumer, a clerk building a lot) wait only for the harvest COPY and the
+            # commit. Cooperatives in one order for every consumer: no deadlock.
+            groups, harvest_at = _evidence(batch, claimed)
+            seqs: dict[UUID, int] = {}
+            for coop in sorted(groups, key=str):
+                try:
+                    seqs[coop] = record_batch(conn, keys, coop, groups[coop])["seq"]
+                except Exception as exc:
+                    raise EvidenceError(
+                        f"cannot record the batch on cooperative {coop}'s chain: "
+                        f"{type(exc).__name__}: {exc}"
+                    ) from exc
+            events = len(seqs)
+            for key, row in batch.harvests.items():
+                place = harvest_at.get(key)
+                if place is not None:
+                    harvests.append((*row, seqs[place[0]], place[1]))
+            if harvests:
+                with conn.cursor().copy(SQL["copy_harvests"]) as copy:
+                    for row in harvests:
+                        copy.write_row(row)
     # only once committed: a retried transaction starts again from every reject
     batch.rejects = kept
     batch.dropped = [r.code for r in dropped]
@@ -182,4 +272,5 @@ def write_batch(
         harvests=len(harvests),
         known_keys=known,
         dead_letters_dropped=len(dropped),
+        batch_events=events,
     )

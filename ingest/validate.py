@@ -16,11 +16,19 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from coffeetrace.errors import first_line
 from coffeetrace.ingest import decode
+from coffeetrace.ingest.copyrows import reading_rows
 from coffeetrace.ingest.devices import DeviceCache, DeviceInfo, TreeInfo
 from coffeetrace.ingest.limits import DeviceLimiter, Limits
 from coffeetrace.ingest.models import DeviceStatus, HarvestEvent, TelemetrySet, error_text
 from coffeetrace.ingest.topics import Incoming, parse_topic
 from coffeetrace.settings import Settings
+from coffeetrace.trace.records import (
+    harvest_leaf_of,
+    reading_set_leaf_packed,
+    scaled,
+    sorted_values,
+    time_us,
+)
 
 # Rejected items of one message that get a dead-letter row each; the rest of that
 # message's rejected items share one summary row (a 1,000-item array of junk is one
@@ -50,7 +58,11 @@ class Prepared:
     """One batch, ready for the store: ledger keys and the rows behind each key."""
 
     ledger: list[tuple[str, str, str, int]] = field(default_factory=list)  # device, key, kind, n
-    readings: dict[tuple[str, str], list[tuple[Any, ...]]] = field(default_factory=dict)
+    # one per ledger entry, in the same order: (cooperative, time, leaf hash) of the record
+    # behind it (trace/records.py), for the batch's evidence (store.py)
+    evidence: list[tuple[UUID, datetime, bytes]] = field(default_factory=list)
+    # key -> (its sensor_readings rows in binary COPY format (copyrows.py), how many)
+    readings: dict[tuple[str, str], tuple[bytes, int]] = field(default_factory=dict)
     harvests: dict[tuple[str, str], tuple[Any, ...]] = field(default_factory=dict)
     statuses: dict[str, tuple[bool, float | None, str | None, datetime]] = field(
         default_factory=dict
@@ -395,18 +407,29 @@ class Preparer:
             seen.add(key)
             if newest is None or ts > newest:
                 newest = ts
+            t_us = time_us(ts)
             if telemetry:
                 assert isinstance(model, TelemetrySet)  # as the topic says (see above)
                 plot_id = tree.plot_id if tree else device.plot_id
+                assert plot_id is not None  # _check_tree refused a set with no plot
                 tree_id = tree.id if tree else None
-                rows = [
-                    (ts, device.id, plot_id, tree_id, metric, value)
-                    for metric, value in model.values.items()
-                ]
-                out.readings[key] = rows
-                out.ledger.append((device.id, msg_key, "telemetry", len(rows)))
+                # sorted and packed once, for both the leaf and the binary COPY rows
+                metrics, packed = sorted_values(model.values)
+                out.readings[key] = (
+                    reading_rows(t_us, device.id, plot_id, tree_id, metrics, packed),
+                    len(metrics),
+                )
+                out.ledger.append((device.id, msg_key, "telemetry", len(metrics)))
+                leaf = reading_set_leaf_packed(
+                    device.id, msg_key, t_us, plot_id, tree_id, metrics, packed
+                )
             else:
                 assert isinstance(model, HarvestEvent) and tree is not None  # it names its tree
+                # the kilograms and ripeness go to the COPY as the very text the leaf holds
+                # (numeric(10, 3) and (5, 2)), rounded as PostgreSQL would round the float
+                kg = scaled(model.cherry_kg, 3)
+                ripeness = scaled(model.ripeness_pct, 2)
+                assert kg is not None
                 out.harvests[key] = (
                     ts,
                     device.id,
@@ -415,11 +438,24 @@ class Preparer:
                     tree.farm_id,
                     tree.plot_id,
                     tree.id,
-                    model.cherry_kg,
-                    model.ripeness_pct,
+                    kg,
+                    ripeness,
                     model.picker,
                 )
                 out.ledger.append((device.id, msg_key, "harvest", 1))
+                leaf = harvest_leaf_of(
+                    device.id,
+                    msg_key,
+                    t_us,
+                    device.cooperative_id,
+                    tree.farm_id,
+                    tree.plot_id,
+                    tree.id,
+                    kg,
+                    ripeness,
+                    model.picker,
+                )
+            out.evidence.append((device.cooperative_id, ts, leaf))
         if newest is not None:
             out.newest_ts.append(newest)
 

@@ -41,10 +41,11 @@ import psycopg
 
 from coffeetrace import db
 from coffeetrace.errors import first_line
-from coffeetrace.ingest.store import Written, write_batch
+from coffeetrace.ingest.store import EvidenceError, Written, write_batch
 from coffeetrace.ingest.topics import Incoming, parse_topic
 from coffeetrace.ingest.validate import Prepared, Preparer, ScreenedBatch
 from coffeetrace.settings import Settings
+from coffeetrace.trace.keys import KeyRing
 
 log = logging.getLogger("coffeetrace.ingest.worker")
 
@@ -79,6 +80,8 @@ class Worker:
         self.settings = settings
         self.preparer = Preparer.from_settings(settings)
         self.dead_letter_cap = settings.ingest_dead_letters_per_device_hour
+        # each committed batch is signed onto its cooperatives' chains (store.write_batch)
+        self.keys = KeyRing(settings.effective_keys_dir())
         self.pool: Any = None
         self._send_lock = threading.Lock()  # the writer and the retry loops both send
         self._inbox: queue.SimpleQueue[tuple[int, list[Incoming]] | None] = queue.SimpleQueue()
@@ -192,6 +195,15 @@ class Worker:
                     return work(conn, *args)
             except _Isolate:
                 raise
+            except EvidenceError as exc:  # the chain's or the keys' problem, not a message's
+                self.send(("db_error",))
+                log.error(
+                    "ingest_evidence_unavailable step=%s messages=%s retry_in_s=%.1f error=%s",
+                    step,
+                    messages,
+                    delay,
+                    first_line(exc),
+                )
             except psycopg.Error as exc:
                 if is_content_error(exc):  # raised outside write_batch's own handling
                     log.warning(
@@ -236,6 +248,7 @@ class Worker:
         written = write_batch(
             conn,
             prepared,
+            keys=self.keys,
             expect_duplicates=self._expect_duplicates,
             dead_letter_cap=self.dead_letter_cap,
         )
@@ -260,6 +273,8 @@ class Worker:
         Database failures of its own still propagate (and are retried by the caller)."""
         try:
             return self._write(conn, self.preparer.bind(conn, batch))
+        except EvidenceError:
+            raise  # no message's fault: retried whole by the caller
         except psycopg.Error as exc:
             if not is_content_error(exc):
                 raise
@@ -346,6 +361,8 @@ def main(pipe: Connection, settings: Settings, log_level: int) -> None:
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     worker = Worker(pipe, settings)
     try:
+        # the key directory must be usable before anything is received (private keys 0600)
+        worker.keys.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         worker.pool = db.open_pool(settings, settings.effective_database_url(), name="ingest")
     except Exception as exc:
         worker.send(("error", str(exc)))

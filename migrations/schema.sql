@@ -36,6 +36,48 @@ CREATE TABLE public.api_keys (
 );
 
 --
+-- Name: chain_checkpoints; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.chain_checkpoints (
+    id bigint NOT NULL,
+    cooperative_id uuid NOT NULL,
+    tree_size bigint NOT NULL,
+    root_hash text NOT NULL,
+    head_seq bigint,
+    issued_at timestamp with time zone NOT NULL,
+    body jsonb NOT NULL,
+    signature jsonb NOT NULL,
+    CONSTRAINT chain_checkpoints_root_hash_check CHECK ((root_hash ~ '^[0-9a-f]{64}$'::text)),
+    CONSTRAINT chain_checkpoints_tree_size_check CHECK ((tree_size >= 0))
+);
+
+--
+-- Name: chain_checkpoints_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.chain_checkpoints ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.chain_checkpoints_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
+-- Name: chain_nodes; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.chain_nodes (
+    cooperative_id uuid NOT NULL,
+    level smallint NOT NULL,
+    idx bigint NOT NULL,
+    hash bytea NOT NULL,
+    CONSTRAINT chain_nodes_hash_check CHECK ((length(hash) = 32))
+);
+
+--
 -- Name: cooperatives; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -150,7 +192,8 @@ CREATE TABLE public.farms (
     display_name_consent boolean DEFAULT false NOT NULL,
     district text,
     commune text,
-    created_at timestamp with time zone DEFAULT now() NOT NULL
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    event_seq bigint
 );
 
 --
@@ -170,9 +213,31 @@ CREATE TABLE public.harvest_events (
     ripeness_pct numeric(5,2),
     picker_code text,
     received_at timestamp with time zone DEFAULT now() NOT NULL,
+    batch_seq bigint,
+    batch_index integer,
     CONSTRAINT harvest_events_cherry_kg_check CHECK ((cherry_kg >= (0)::numeric)),
     CONSTRAINT harvest_events_ripeness_pct_check CHECK (((ripeness_pct >= (0)::numeric) AND (ripeness_pct <= (100)::numeric)))
 );
+
+--
+-- Name: ingest_batches; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.ingest_batches (
+    event_seq bigint NOT NULL,
+    cooperative_id uuid NOT NULL,
+    device_ids text[] NOT NULL,
+    msg_ids text[] NOT NULL,
+    kinds text[] NOT NULL,
+    times timestamp with time zone[] NOT NULL,
+    leaves bytea NOT NULL,
+    CONSTRAINT ingest_batches_leaves_check CHECK (((length(leaves) % 32) = 0))
+);
+ALTER TABLE ONLY public.ingest_batches ALTER COLUMN device_ids SET COMPRESSION lz4;
+ALTER TABLE ONLY public.ingest_batches ALTER COLUMN msg_ids SET COMPRESSION lz4;
+ALTER TABLE ONLY public.ingest_batches ALTER COLUMN kinds SET COMPRESSION lz4;
+ALTER TABLE ONLY public.ingest_batches ALTER COLUMN times SET COMPRESSION lz4;
+ALTER TABLE ONLY public.ingest_batches ALTER COLUMN leaves SET STORAGE EXTERNAL;
 
 --
 -- Name: ingest_messages; Type: TABLE; Schema: public; Owner: -
@@ -198,6 +263,34 @@ CREATE TABLE public.lot_harvests (
     tree_id uuid NOT NULL,
     kg numeric(10,3) NOT NULL,
     CONSTRAINT lot_harvests_kg_check CHECK ((kg > (0)::numeric))
+);
+
+--
+-- Name: lot_statements; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.lot_statements (
+    id bigint NOT NULL,
+    lot_id uuid NOT NULL,
+    cooperative_id uuid NOT NULL,
+    chain_seq bigint NOT NULL,
+    document jsonb NOT NULL,
+    signature jsonb NOT NULL,
+    checkpoint_id bigint,
+    made_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+--
+-- Name: lot_statements_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.lot_statements ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.lot_statements_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
 );
 
 --
@@ -317,6 +410,7 @@ CREATE TABLE public.plots (
     centroid_lon double precision NOT NULL,
     centroid_lat double precision NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
+    event_seq bigint,
     CONSTRAINT plots_altitude_m_check CHECK (((altitude_m >= '-100'::integer) AND (altitude_m <= 3000))),
     CONSTRAINT plots_area_ha_check CHECK ((area_ha > (0)::numeric))
 );
@@ -332,6 +426,7 @@ CREATE TABLE public.products (
     kind text DEFAULT 'green'::text NOT NULL,
     gtin character(14),
     created_at timestamp with time zone DEFAULT now() NOT NULL,
+    event_seq bigint,
     CONSTRAINT products_gtin_check CHECK ((gtin ~ '^[0-9]{14}$'::text)),
     CONSTRAINT products_kind_check CHECK ((kind = ANY (ARRAY['cherry'::text, 'dried_cherry'::text, 'green'::text, 'roasted'::text, 'packed'::text])))
 );
@@ -360,7 +455,9 @@ CREATE TABLE public.trace_events (
     recorded_at timestamp with time zone DEFAULT now() NOT NULL,
     payload jsonb NOT NULL,
     prev_hash text NOT NULL,
-    hash text NOT NULL
+    hash text NOT NULL,
+    "position" bigint NOT NULL,
+    signature jsonb
 );
 
 --
@@ -435,6 +532,7 @@ CREATE TABLE public.trees (
     planted_on date,
     status text DEFAULT 'active'::text NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
+    event_seq bigint,
     CONSTRAINT trees_status_check CHECK ((status = ANY (ARRAY['active'::text, 'stumped'::text, 'replanted'::text, 'removed'::text, 'dead'::text])))
 );
 
@@ -451,6 +549,20 @@ ALTER TABLE ONLY public.api_keys
 
 ALTER TABLE ONLY public.api_keys
     ADD CONSTRAINT api_keys_token_hash_key UNIQUE (token_hash);
+
+--
+-- Name: chain_checkpoints chain_checkpoints_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.chain_checkpoints
+    ADD CONSTRAINT chain_checkpoints_pkey PRIMARY KEY (id);
+
+--
+-- Name: chain_nodes chain_nodes_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.chain_nodes
+    ADD CONSTRAINT chain_nodes_pkey PRIMARY KEY (cooperative_id, level, idx);
 
 --
 -- Name: cooperatives cooperatives_code_key; Type: CONSTRAINT; Schema: public; Owner: -
@@ -523,6 +635,13 @@ ALTER TABLE ONLY public.harvest_events
     ADD CONSTRAINT harvest_events_pkey PRIMARY KEY (id, "time");
 
 --
+-- Name: ingest_batches ingest_batches_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.ingest_batches
+    ADD CONSTRAINT ingest_batches_pkey PRIMARY KEY (event_seq);
+
+--
 -- Name: ingest_messages ingest_messages_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -535,6 +654,13 @@ ALTER TABLE ONLY public.ingest_messages
 
 ALTER TABLE ONLY public.lot_harvests
     ADD CONSTRAINT lot_harvests_pkey PRIMARY KEY (lot_id, harvest_id);
+
+--
+-- Name: lot_statements lot_statements_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.lot_statements
+    ADD CONSTRAINT lot_statements_pkey PRIMARY KEY (id);
 
 --
 -- Name: lots lots_cooperative_id_code_key; Type: CONSTRAINT; Schema: public; Owner: -
@@ -669,6 +795,12 @@ ALTER TABLE ONLY public.trees
 CREATE INDEX api_keys_coop_idx ON public.api_keys USING btree (cooperative_id, created_at DESC);
 
 --
+-- Name: chain_checkpoints_coop_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX chain_checkpoints_coop_idx ON public.chain_checkpoints USING btree (cooperative_id, tree_size DESC, id DESC);
+
+--
 -- Name: dead_letter_hours_hour_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -697,6 +829,12 @@ CREATE INDEX devices_coop_idx ON public.devices USING btree (cooperative_id);
 --
 
 CREATE INDEX farms_coop_id_idx ON public.farms USING btree (cooperative_id, id);
+
+--
+-- Name: harvest_events_batch_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX harvest_events_batch_idx ON public.harvest_events USING btree (batch_seq, batch_index);
 
 --
 -- Name: harvest_events_coop_time_idx; Type: INDEX; Schema: public; Owner: -
@@ -733,6 +871,12 @@ CREATE INDEX lot_harvests_harvest_idx ON public.lot_harvests USING btree (harves
 --
 
 CREATE INDEX lot_harvests_tree_idx ON public.lot_harvests USING btree (tree_id);
+
+--
+-- Name: lot_statements_lot_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX lot_statements_lot_idx ON public.lot_statements USING btree (lot_id, id DESC);
 
 --
 -- Name: lots_coop_id_idx; Type: INDEX; Schema: public; Owner: -
@@ -781,6 +925,12 @@ CREATE INDEX sensor_readings_device_time_idx ON public.sensor_readings USING btr
 --
 
 CREATE INDEX sensor_readings_plot_metric_time_idx ON public.sensor_readings USING btree (plot_id, metric, "time" DESC);
+
+--
+-- Name: trace_events_coop_position_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE UNIQUE INDEX trace_events_coop_position_idx ON public.trace_events USING btree (cooperative_id, "position");
 
 --
 -- Name: trace_events_coop_seq_idx; Type: INDEX; Schema: public; Owner: -
@@ -838,6 +988,20 @@ ALTER TABLE ONLY public.api_keys
     ADD CONSTRAINT api_keys_cooperative_id_fkey FOREIGN KEY (cooperative_id) REFERENCES public.cooperatives(id) ON DELETE CASCADE;
 
 --
+-- Name: chain_checkpoints chain_checkpoints_cooperative_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.chain_checkpoints
+    ADD CONSTRAINT chain_checkpoints_cooperative_id_fkey FOREIGN KEY (cooperative_id) REFERENCES public.cooperatives(id);
+
+--
+-- Name: chain_nodes chain_nodes_cooperative_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.chain_nodes
+    ADD CONSTRAINT chain_nodes_cooperative_id_fkey FOREIGN KEY (cooperative_id) REFERENCES public.cooperatives(id);
+
+--
 -- Name: devices devices_cooperative_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -873,11 +1037,32 @@ ALTER TABLE ONLY public.farms
     ADD CONSTRAINT farms_cooperative_id_fkey FOREIGN KEY (cooperative_id) REFERENCES public.cooperatives(id) ON DELETE CASCADE;
 
 --
+-- Name: ingest_batches ingest_batches_event_seq_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.ingest_batches
+    ADD CONSTRAINT ingest_batches_event_seq_fkey FOREIGN KEY (event_seq) REFERENCES public.trace_events(seq) ON DELETE CASCADE;
+
+--
 -- Name: lot_harvests lot_harvests_lot_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.lot_harvests
     ADD CONSTRAINT lot_harvests_lot_id_fkey FOREIGN KEY (lot_id) REFERENCES public.lots(id) ON DELETE CASCADE;
+
+--
+-- Name: lot_statements lot_statements_cooperative_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.lot_statements
+    ADD CONSTRAINT lot_statements_cooperative_id_fkey FOREIGN KEY (cooperative_id) REFERENCES public.cooperatives(id);
+
+--
+-- Name: lot_statements lot_statements_lot_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.lot_statements
+    ADD CONSTRAINT lot_statements_lot_id_fkey FOREIGN KEY (lot_id) REFERENCES public.lots(id) ON DELETE CASCADE;
 
 --
 -- Name: lots lots_cooperative_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -

@@ -31,6 +31,7 @@ from coffeetrace.simulators.seeding import Conn, SeededWorld, seed_world
 from coffeetrace.simulators.stats import SimStats
 from coffeetrace.simulators.streams import DeviceFaults, Timing
 from coffeetrace.sql import load_queries
+from coffeetrace.trace.keys import KeyRing
 from coffeetrace.trace.lots import build_cherry_lot
 from coffeetrace.trace.processing import record_transformation
 from coffeetrace.trace.rules import TraceRules
@@ -173,7 +174,7 @@ def start_demo(
     plan = make_plan(spec)
     url = settings.effective_database_url()
     with db.connect(url, timeout_s=settings.db_connect_timeout_s) as conn, conn.transaction():
-        world = seed_world(conn, plan)
+        world = seed_world(conn, plan, keys=KeyRing(settings.effective_keys_dir()))
         packed = cast(
             dict[str, Any] | None,
             conn.execute(
@@ -271,6 +272,7 @@ def build_demo_lot(conn: Conn, world: SeededWorld, settings: Settings) -> dict[s
     coop = world.cooperative_id
     farms = [world.farm_ids[f.code] for f in world.plan.farms[:LOT_FARMS]]
     rules = TraceRules.from_settings(settings)
+    keys = KeyRing(settings.effective_keys_dir())
     cherry = build_cherry_lot(
         conn,
         coop,
@@ -279,6 +281,7 @@ def build_demo_lot(conn: Conn, world: SeededWorld, settings: Settings) -> dict[s
         since=datetime(2025, 10, 1, tzinfo=LOCAL),
         until=datetime(2026, 2, 1, tzinfo=LOCAL),
         rules=rules,
+        keys=keys,
     )
     patio = "Sân phơi HTX Ea Tu, Buôn Ma Thuột"
     mill = "Xưởng chế biến HTX Ea Tu, Buôn Ma Thuột"
@@ -302,6 +305,7 @@ def build_demo_lot(conn: Conn, world: SeededWorld, settings: Settings) -> dict[s
             place=place,
             measurements=measurements,
             rules=rules,
+            keys=keys,
         )
         log.info("demo_step step=%s in_kg=%s out_kg=%s", name, lot["quantity_kg"], kg)
         return list(result["outputs"])

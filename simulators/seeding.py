@@ -4,6 +4,9 @@ Cooperative, products, farms (with their private data), plots and devices go thr
 `trace.registry`, like any other client of the store. Trees do too for small worlds;
 large ones use the bulk path (`copy_trees`): one COPY per batch of plots into the same
 table, with the same columns and the same random public ids the registry would give.
+Either way every registry row gets its registry version (a signed chain event, with
+`keys`); the bulk path records one event per batch of up to `registry_versions.CHUNK`
+trees and COPYs the rows with its seq.
 
 A second seeding of the same plan finds the cooperative by its code and returns the
 existing ids (device credentials are rotated, since only their hashes are stored).
@@ -29,7 +32,8 @@ from coffeetrace.errors import Conflict
 from coffeetrace.simulators.physics import LOCAL
 from coffeetrace.simulators.plan import PlotPlan, WorldPlan
 from coffeetrace.sql import load_queries
-from coffeetrace.trace import registry
+from coffeetrace.trace import registry, registry_versions
+from coffeetrace.trace.keys import KeyRing
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +73,13 @@ def seed_world(
     conn: Conn,
     plan: WorldPlan,
     *,
+    keys: KeyRing,
     bulk: bool | None = None,
     progress: Callable[[int], None] | None = None,
     known_passwords: dict[str, str] | None = None,
 ) -> SeededWorld:
-    """Create (or find) the plan's cooperative; the caller owns the transaction.
+    """Create (or find) the plan's cooperative; the caller owns the transaction. `keys`:
+    the cooperatives' signing keys, which sign the registry versions.
 
     `known_passwords` (device id -> password from an earlier run) are kept when they
     still match the stored hash, so a broker password file written in between stays valid.
@@ -88,7 +94,9 @@ def seed_world(
     )
     coop_id = coop["id"]
     products = {
-        p.kind: registry.create_product(conn, coop_id, p.name, kind=p.kind, gtin=p.gtin)["id"]
+        p.kind: registry.create_product(conn, coop_id, p.name, keys=keys, kind=p.kind, gtin=p.gtin)[
+            "id"
+        ]
         for p in plan.products
     }
     farm_ids: dict[str, UUID] = {}
@@ -98,6 +106,7 @@ def seed_world(
             conn,
             coop_id,
             farm.code,
+            keys=keys,
             display_name=farm.display_name,
             display_name_consent=farm.consent,
             district=farm.district.name,
@@ -117,6 +126,7 @@ def seed_world(
                 plot.code,
                 plot.geometry,
                 plot.area_ha,
+                keys=keys,
                 altitude_m=plot.altitude_m,
                 growing_area_code=plot.growing_area_code,
                 district=plot.district.name,
@@ -124,23 +134,29 @@ def seed_world(
     t1 = time.perf_counter()
     use_bulk = bulk if bulk is not None else plan.tree_count > BULK_THRESHOLD
     if use_bulk:
-        trees = copy_trees(conn, coop_id, plan.plots, plot_ids, progress=progress)
+        trees = copy_trees(conn, coop_id, plan.plots, plot_ids, keys=keys, progress=progress)
     else:
         trees = 0
         for plot in plan.plots:
-            for tree in plot.trees():
-                registry.create_tree(
+            trees += len(
+                registry.create_trees(
                     conn,
                     coop_id,
                     plot_ids[plot.code],
-                    tree.tag_code,
-                    lon=tree.lon,
-                    lat=tree.lat,
-                    cultivar=tree.cultivar,
-                    planted_on=tree.planted_on,
-                    status=tree.status,
+                    [
+                        dict(
+                            tag_code=tree.tag_code,
+                            lon=tree.lon,
+                            lat=tree.lat,
+                            cultivar=tree.cultivar,
+                            planted_on=tree.planted_on,
+                            status=tree.status,
+                        )
+                        for tree in plot.trees()
+                    ],
+                    keys=keys,
                 )
-                trees += 1
+            )
             if progress is not None:
                 progress(plot.tree_count)
     t2 = time.perf_counter()
@@ -278,16 +294,55 @@ def public_ids(n: int) -> list[str]:
     return [body[i * 25 : (i + 1) * 25] + last[i] for i in range(n)]
 
 
-def tree_copy_lines(coop_id: UUID, plot: PlotPlan, plot_id: UUID, ids: TreeIds) -> bytes:
-    """The plot's trees as COPY text rows (columns of the `copy_trees` query)."""
+@dataclass
+class TreeBatch:
+    """Trees of one or more plots as COPY text rows (columns of the `copy_trees` query,
+    without the last one, event_seq) and their registry facts [(id, facts)]."""
+
+    lines: bytes
+    records: list[tuple[str, dict[str, Any]]]
+
+    @property
+    def count(self) -> int:
+        return len(self.records)
+
+    def copy_data(self, event_seq: int) -> bytes:
+        """The rows with their event_seq: the registry event that records them."""
+        return self.lines.replace(b"\n", b"\t%d\n" % event_seq)
+
+
+def tree_copy_lines(coop_id: UUID, plot: PlotPlan, plot_id: UUID, ids: TreeIds) -> TreeBatch:
+    """The plot's trees as COPY text rows and registry facts."""
     tail = f"\t{coop_id}\t{plot_id}\t"
     pub = public_ids(plot.tree_count)
     own = ids.take(plot.tree_count)
-    lines = [
-        f"{own[i]}\t{pub[i]}\t{tag}{tail}{coords}\t{SPECIES}\t{cultivar}\t{planted}\t{status}\n"
-        for i, (tag, coords, cultivar, planted, status) in enumerate(plot.tree_rows())
-    ]
-    return "".join(lines).encode()
+    lines = []
+    records = []
+    plot_text = str(plot_id)
+    for i, (tag, coords, cultivar, planted, status) in enumerate(plot.tree_rows()):
+        lines.append(
+            f"{own[i]}\t{pub[i]}\t{tag}{tail}{coords}\t{SPECIES}\t{cultivar}\t{planted}\t{status}\n"
+        )
+        lon, lat = coords.split("\t")
+        # registry_versions.facts("tree", row) of the row as stored, built directly (a
+        # million of them: no intermediate row); tests check the two agree
+        records.append(
+            (
+                own[i],
+                {
+                    "public_id": pub[i],
+                    "tag_code": tag,
+                    "plot_id": plot_text,
+                    "lon": float(lon),
+                    "lat": float(lat),
+                    "species": SPECIES,
+                    "cultivar": cultivar,
+                    "planted_on": planted,
+                    "status": status,
+                },
+            )
+        )
+    return TreeBatch("".join(lines).encode(), records)
 
 
 def copy_trees(
@@ -296,11 +351,17 @@ def copy_trees(
     plots: Iterable[PlotPlan],
     plot_ids: dict[str, UUID],
     *,
+    keys: KeyRing,
     progress: Callable[[int], None] | None = None,
     keep: list[bytes] | None = None,
     rebuild: bool | None = None,
+    chunk: int = registry_versions.CHUNK,
 ) -> int:
     """Bulk-load the plots' trees with COPY; returns the number of trees.
+
+    Plots are taken in batches of about `chunk` trees (a plot is never split): each batch
+    gets one registry event recording its trees' facts, then one COPY of its rows with
+    that event's seq, so no row is written twice.
 
     rebuild (default: when the trees table is empty, as in a fresh benchmark database):
     lock the table, drop its unique and foreign keys and its secondary indexes (the
@@ -316,15 +377,15 @@ def copy_trees(
     restore: list[sql.Composed | sql.SQL] = []
     if rebuild:
         conn.execute(SQL["lock_trees"])
-        keys = conn.execute(SQL["trees_keys"]).fetchall()
-        for row in keys:
+        constraints = conn.execute(SQL["trees_keys"]).fetchall()
+        for row in constraints:
             # Composed: table and constraint names are identifiers, never parameters.
             conn.execute(
                 sql.SQL("alter table {} drop constraint {}").format(
                     sql.Identifier(row["table_name"]), sql.Identifier(row["name"])
                 )
             )
-        for row in keys:
+        for row in constraints:
             # The definition is pg_get_constraintdef()'s text for the very key just dropped
             # (catalog output, not input), put back as it was.
             restore.append(
@@ -340,28 +401,45 @@ def copy_trees(
             restore.append(sql.SQL(cast(LiteralString, row["definition"])))
     ids = TreeIds()
     n = 0
+    events = 0
     started = time.perf_counter()
     plot_list = list(plots)
-    # rows of the next plot are generated in a second thread while this one waits for
-    # the socket: the COPY stream never idles on Python work
-    with (
-        ThreadPoolExecutor(1, thread_name_prefix="tree-rows") as pool,
-        conn.cursor().copy(SQL["copy_trees"]) as copy,
-    ):
+    batch: list[TreeBatch] = []
+
+    def flush() -> None:
+        nonlocal n, events
+        records = [r for b in batch for r in b.records]
+        if not records:
+            return
+        event = registry_versions.record_facts(conn, keys, coop_id, "tree", records)
+        events += 1
+        with conn.cursor().copy(SQL["copy_trees"]) as copy:
+            for b in batch:
+                data = b.copy_data(event["seq"])
+                copy.write(data)
+                if keep is not None:
+                    keep.append(data)
+        for b in batch:
+            n += b.count
+            if progress is not None:
+                progress(b.count)
+        batch.clear()
+
+    # rows of the next plots are generated in a second thread while this one waits for
+    # the socket
+    with ThreadPoolExecutor(1, thread_name_prefix="tree-rows") as pool:
         pending = [
             pool.submit(tree_copy_lines, coop_id, p, plot_ids[p.code], ids) for p in plot_list[:2]
         ]
-        for i, plot in enumerate(plot_list):
-            data = pending.pop(0).result()
+        for i in range(len(plot_list)):
+            done = pending.pop(0).result()
             if i + 2 < len(plot_list):
                 nxt = plot_list[i + 2]
                 pending.append(pool.submit(tree_copy_lines, coop_id, nxt, plot_ids[nxt.code], ids))
-            copy.write(data)
-            if keep is not None:
-                keep.append(data)
-            n += plot.tree_count
-            if progress is not None:
-                progress(plot.tree_count)
+            if batch and sum(b.count for b in batch) + done.count > chunk:
+                flush()
+            batch.append(done)
+        flush()
     copied = time.perf_counter()
     if restore:
         # the index builds sort in memory rather than in temporary files (this transaction only)
@@ -375,8 +453,9 @@ def copy_trees(
             time.perf_counter() - t,
         )
     log.info(
-        "trees_copied trees=%d copy_s=%.3f rebuilt_keys=%d rebuild_s=%.3f",
+        "trees_copied trees=%d registry_events=%d copy_s=%.3f rebuilt_keys=%d rebuild_s=%.3f",
         n,
+        events,
         copied - started,
         len(restore),
         time.perf_counter() - copied,

@@ -31,6 +31,7 @@ from coffeetrace.simulators.plan import WorldSpec, make_plan
 from coffeetrace.simulators.seeding import SeededWorld, count_store, seed_world
 from coffeetrace.simulators.stats import SimStats
 from coffeetrace.simulators.streams import DeviceFaults, Timing
+from coffeetrace.trace.keys import KeyRing
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +181,7 @@ def simulate(
             world = seed_world(
                 conn,
                 plan,
+                keys=KeyRing(settings.effective_keys_dir()),
                 bulk=opts.bulk,
                 progress=lambda n: bar.advance(task, n),
                 known_passwords=load_credentials(settings),

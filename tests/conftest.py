@@ -23,6 +23,8 @@ from psycopg_pool import ConnectionPool
 from coffeetrace.embedded import EmbeddedBroker, EmbeddedPostgres, free_port, port_answers
 from coffeetrace.migrate import migrate
 from coffeetrace.settings import Settings
+from coffeetrace.trace.keys import KeyRing
+from tests import sealing
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
@@ -160,6 +162,24 @@ def settings(db_url: str, mqtt_url: str, topic_prefix: str, tmp_path: Path) -> S
         ingest_device_msgs_per_s=0,
         ingest_device_sets_per_s=0,
     )
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> KeyRing:
+    """The cooperatives' signing keys, in the same place the `settings` fixture's
+    components look for them ({data_dir}/keys)."""
+    return KeyRing(tmp_path / "data" / "keys")
+
+
+@pytest.fixture(autouse=True)
+def _sealing_keys(keys: KeyRing) -> Iterator[None]:
+    """Harvests the builders insert with SQL are sealed with the test's own keys, as
+    ingest would have sealed them (tests/sealing.py)."""
+    sealing.use_keys(keys)
+    try:
+        yield
+    finally:
+        sealing.use_keys(None)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import psycopg
 
 from coffeetrace.credentials import new_device_secret
 from coffeetrace.trace import registry
+from coffeetrace.trace.keys import KeyRing
 
 
 def square(lon: float, lat: float, side_deg: float = 0.001) -> dict[str, Any]:
@@ -37,12 +38,14 @@ class World:
 def make_world(
     conn: psycopg.Connection,
     *,
+    keys: KeyRing,
     trees: int = 3,
     lon: float = 108.05,
     lat: float = 12.68,
     code: str | None = None,
 ) -> World:
-    """A cooperative with one farm, one 1-ha plot, `trees` trees, a soil node and a scale."""
+    """A cooperative with one farm, one 1-ha plot, `trees` trees, a soil node and a scale;
+    every registry row has its registry version, signed with `keys`."""
     code = code or f"coop-{uuid.uuid4().hex[:8]}"
     coop = registry.create_cooperative(
         conn, code, f"Cooperative {code}", gs1_company_prefix="8930000"
@@ -51,6 +54,7 @@ def make_world(
         conn,
         coop["id"],
         f"F-{uuid.uuid4().hex[:6].upper()}",
+        keys=keys,
         display_name="Farm Ea Tu",
         display_name_consent=True,
         district="Buôn Ma Thuột",
@@ -68,24 +72,28 @@ def make_world(
         "P-1",
         square(lon, lat),
         1.0,
+        keys=keys,
         altitude_m=500,
         growing_area_code="VN-DL-001",
         district="Buôn Ma Thuột",
     )
     world = World(coop=coop, farm=farm, plot=plot)
-    for i in range(trees):
-        world.trees.append(
-            registry.create_tree(
-                conn,
-                coop["id"],
-                plot["id"],
-                f"T-{i:05d}",
+    world.trees = registry.create_trees(
+        conn,
+        coop["id"],
+        plot["id"],
+        [
+            dict(
+                tag_code=f"T-{i:05d}",
                 lon=lon + 0.0001 * (i + 1),
                 lat=lat + 0.0001 * (i + 1),
                 cultivar="TR4",
                 planted_on=date(2012, 6, 1),
             )
-        )
+            for i in range(trees)
+        ],
+        keys=keys,
+    )
     world.devices["soil"] = registry.register_device(
         conn, coop["id"], "soil_node", plot_id=plot["id"], secret=new_device_secret()
     )

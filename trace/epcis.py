@@ -21,6 +21,7 @@ from uuid import UUID
 from coffeetrace.db import DbConn, Row
 from coffeetrace.sql import load_queries
 from coffeetrace.trace import queries as q
+from coffeetrace.trace import statements
 from coffeetrace.trace.genealogy import trace_backward
 
 SQL = load_queries("coffeetrace.trace", "exports.sql")
@@ -90,7 +91,7 @@ def export_epcis(conn: DbConn, lot_id: UUID, base_url: str) -> dict[str, Any]:
         events.extend(_step_events(s, ident, base, voc))
     events.extend(_sensor_events(conn, trace, ident, base))
     events.sort(key=lambda e: (e["eventTime"], e["eventID"]))
-    return {
+    doc: Row = {
         "@context": [EPCIS_CONTEXT, {"ct": voc}],
         "id": _event_id("document", lot["id"], datetime.now(UTC).isoformat()),
         "type": "EPCISDocument",
@@ -98,6 +99,14 @@ def export_epcis(conn: DbConn, lot_id: UUID, base_url: str) -> dict[str, Any]:
         "creationDate": _time(datetime.now(UTC)),
         "epcisBody": {"eventList": events},
     }
+    served = statements.served(conn, lot_id)
+    if served is not None:
+        # the evidence a partner keeps: the signed statement's signature, the newest
+        # checkpoint of the chain and the inclusion proofs of the lot's events in it
+        doc["ct:statementSignature"] = served["signature"]
+        doc["ct:checkpoint"] = served["checkpoint"]
+        doc["ct:inclusion"] = served["inclusion"]
+    return doc
 
 
 def _harvest_event(h: Row, lot: Row, base: str, coop: Row) -> Row:

@@ -18,7 +18,7 @@ from coffeetrace.db import DbConn, Row
 from coffeetrace.errors import ValidationFailed
 from coffeetrace.sql import load_queries
 from coffeetrace.trace import queries as q
-from coffeetrace.trace.lots import lot_by_id
+from coffeetrace.trace.lot_lookup import lot_by_id
 
 SQL = load_queries("coffeetrace.trace", "genealogy.sql")
 

@@ -13,7 +13,7 @@ from typing import Any
 import shapely
 import shapely.validation
 
-from coffeetrace.errors import RuleViolation
+from coffeetrace.errors import RuleViolation, ValidationFailed
 
 # A single farm plot spanning more than this many degrees (about 50 km) is a data error
 # (swapped or mistyped coordinates), not a plot.
@@ -156,3 +156,20 @@ def tree_in_plot(lon: float, lat: float, geometry: dict[str, Any], area_ha: floa
     c = geometry["coordinates"]
     radius = math.sqrt(float(area_ha) * 10_000 / math.pi) * 1.5
     return distance_m(lon, lat, float(c[0]), float(c[1])) <= radius
+
+
+def geometry_centroid(geometry: dict[str, Any]) -> tuple[float, float]:
+    """(lon, lat) of a Point, or the vertex mean of a Polygon's outer ring."""
+    kind = geometry.get("type")
+    coords = geometry.get("coordinates")
+    if kind == "Point" and isinstance(coords, list) and len(coords) >= 2:
+        return float(coords[0]), float(coords[1])
+    if kind == "Polygon" and isinstance(coords, list) and coords and len(coords[0]) >= 4:
+        ring = coords[0][:-1]
+        return (
+            sum(float(p[0]) for p in ring) / len(ring),
+            sum(float(p[1]) for p in ring) / len(ring),
+        )
+    raise ValidationFailed(
+        "geometry must be a GeoJSON Point or Polygon with [lon, lat] positions", field="geometry"
+    )

@@ -8,12 +8,41 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+_PLAIN = frozenset({str, int, bool, type(None)})
+JSONB_EXPONENT_FLOAT = 1e16  # from here on Python writes floats with an exponent
+
+
+def jsonb_float(value: float) -> float | int:
+    """A float as jsonb gives it back: jsonb keeps numbers as numeric, which has no
+    negative zero and writes 1e+16 as 10000000000000000 (an integer to Python)."""
+    if value == 0:
+        return 0.0
+    if abs(value) >= JSONB_EXPONENT_FLOAT and value == value and abs(value) != float("inf"):
+        return int(value)
+    return value
+
 
 def jsonable(value: Any) -> Any:
-    """The value with UUIDs, Decimals and datetimes turned into JSON-native strings.
+    """The value with UUIDs, Decimals and datetimes turned into JSON-native strings, and
+    floats as jsonb writes them (jsonb_float), so that a value stored as jsonb gives back
+    the same canonical JSON.
 
     Decimals become strings so that kilograms survive a jsonb round trip exactly.
     """
+    # exact-type fast paths (the same results as the checks below): registry versions
+    # pass payloads of thousands of records through here
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if kind is float:
+        return jsonb_float(value)
+    if kind is dict:
+        return {
+            (k if type(k) is str else str(k)): (v if type(v) in _PLAIN else jsonable(v))
+            for k, v in value.items()
+        }
+    if kind is list:
+        return [v if type(v) in _PLAIN else jsonable(v) for v in value]
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -26,6 +55,8 @@ def jsonable(value: Any) -> Any:
         return iso_utc(value)
     if isinstance(value, date):
         return value.isoformat()
+    if isinstance(value, float):
+        return jsonb_float(value)
     return value
 
 
@@ -33,6 +64,14 @@ def iso_utc(value: datetime) -> str:
     if value.tzinfo is None:
         raise ValueError("timestamps must carry a time zone")
     return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def native_canonical_json(value: Any) -> str:
+    """canonical_json's text of a value that is JSON-native already (as jsonb gives it
+    back): the same bytes, without the pass that converts UUIDs, Decimals and dates."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
 
 
 def canonical_json(value: Any) -> bytes:

@@ -19,8 +19,11 @@ from coffeetrace.credentials import new_public_id
 from coffeetrace.db import DbConn, Row
 from coffeetrace.errors import Conflict, NotFound, RuleViolation, ValidationFailed
 from coffeetrace.sql import load_queries
+from coffeetrace.trace import batches, records, statements
 from coffeetrace.trace import queries as q
 from coffeetrace.trace.chain import append_event
+from coffeetrace.trace.keys import KeyRing
+from coffeetrace.trace.lot_lookup import lot_by_id
 from coffeetrace.trace.plausibility import record_flags_for_lot
 from coffeetrace.trace.rules import DEFAULT_RULES, TraceRules
 
@@ -202,6 +205,7 @@ def build_cherry_lot(
     product_id: UUID | None = None,
     harvest_kg: Mapping[UUID, Decimal | float] | None = None,
     rules: TraceRules = DEFAULT_RULES,
+    keys: KeyRing,
 ) -> Row:
     """Create a cherry lot from harvest events and return the lot dict (see module).
 
@@ -212,9 +216,13 @@ def build_cherry_lot(
     "harvests": [{"harvest_id", "harvest_time", "tree_id", "kg": Decimal}].
     Raises RuleViolation (422) "harvest_overdrawn" (a part above what is left, figures
     harvest_id/requested_kg/remaining_kg), "harvest_consumed" (named harvest has nothing
-    left), "no_harvests" (selection is empty); NotFound when a harvest id is not this
+    left), "no_harvests" (selection is empty), "harvest_unverified" (a harvest no longer
+    matches what ingest committed to its batch: edited behind the application's back;
+    figures harvest_ids, problems); NotFound when a harvest id is not this
     cooperative's; Conflict when the code is already used in the cooperative.
-    Appends a "lot_created" trace event and records plausibility flags (by `rules`).
+    Appends a "lot_created" trace event (signed with the cooperative's key from `keys`)
+    pinning each harvest's record leaf, records plausibility flags (by `rules`), and
+    signs the lot's statement (statements.py).
     """
     # a savepoint inside the caller's transaction (a transaction in autocommit mode): a
     # refused lot leaves nothing behind and the caller's transaction usable
@@ -232,6 +240,7 @@ def build_cherry_lot(
             product_id=product_id,
             harvest_kg=harvest_kg,
             rules=rules,
+            keys=keys,
         )
 
 
@@ -249,6 +258,7 @@ def _build_cherry_lot(
     product_id: UUID | None,
     harvest_kg: Mapping[UUID, Decimal | float] | None,
     rules: TraceRules,
+    keys: KeyRing,
 ) -> Row:
     q.one(conn, SQL["lock_harvests"], {"cooperative_id": str(cooperative_id)})
     chosen = _select_harvests(
@@ -269,6 +279,7 @@ def _build_cherry_lot(
             since=since and since.isoformat(),
             until=until and until.isoformat(),
         )
+    leaves = _checked_leaves(conn, [h["harvest_id"] for h in chosen])
     total = sum((h["kg"] for h in chosen), Decimal("0"))
     times = [h["harvest_time"] for h in chosen]
     lot_id = insert_lot(
@@ -292,7 +303,7 @@ def _build_cherry_lot(
             kgs=[h["kg"] for h in chosen],
         ),
     )
-    lot = _lot(conn, lot_id)
+    lot = lot_by_id(conn, lot_id)
     event = append_event(
         conn,
         cooperative_id,
@@ -301,11 +312,17 @@ def _build_cherry_lot(
         max(times),
         {
             "lot": lot_payload(lot),
-            "harvests": [[str(h["harvest_id"]), str(h["kg"])] for h in chosen],
+            # [harvest id, kg taken, tree id, the harvest record's leaf in its batch]
+            "harvests": [
+                [str(h["harvest_id"]), str(h["kg"]), str(h["tree_id"]), leaves[h["harvest_id"]]]
+                for h in chosen
+            ],
         },
+        keys=keys,
     )
     q.execute(conn, SQL["set_lot_event"], {"id": lot_id, "seq": event["seq"]})
     record_flags_for_lot(conn, lot_id, rules=rules)
+    statements.refresh(conn, keys, cooperative_id, [lot_id])
     log.info(
         "cherry_lot_built lot_id=%s code=%s harvests=%s kg=%s", lot_id, code, len(chosen), total
     )
@@ -313,6 +330,21 @@ def _build_cherry_lot(
         {k: h[k] for k in ("harvest_id", "harvest_time", "tree_id", "kg")} for h in chosen
     ]
     return lot
+
+
+def _checked_leaves(conn: DbConn, harvest_ids: list[UUID]) -> dict[UUID, str]:
+    """Each harvest's record leaf (hex), after checking the harvests still match what
+    ingest committed: a lot never takes kilograms invented behind the application's back."""
+    problems = batches.verify_harvests(conn, harvest_ids)
+    if problems:
+        raise RuleViolation(
+            "harvest_unverified",
+            f"{len(problems)} harvest(s) no longer match what ingest recorded: "
+            + problems[0]["detail"],
+            harvest_ids=sorted({str(p["record"]["id"]) for p in problems})[:20],
+        )
+    rows = q.rows(conn, SQL["harvest_rows_by_ids"], {"ids": harvest_ids})
+    return {r["id"]: records.harvest_leaf(r).hex() for r in rows}
 
 
 def lot_payload(lot: Row) -> Row:
@@ -336,54 +368,3 @@ def harvest_remaining(
         conn, SQL["harvests_by_ids"], {"cooperative_id": cooperative_id, "ids": list(harvest_ids)}
     )
     return {h["harvest_id"]: h["remaining_kg"] for h in found}
-
-
-def _lot(conn: DbConn, lot_id: UUID) -> Row:
-    row = q.one(conn, SQL["get_lot"], {"id": lot_id})
-    if row is None:
-        raise NotFound("no such lot", lot_id=str(lot_id))
-    return row
-
-
-def get_lot(conn: DbConn, cooperative_id: UUID, lot_id: UUID) -> Row:
-    """The lot dict; NotFound unless the lot belongs to the cooperative."""
-    row = q.one(conn, SQL["get_lot"], {"id": lot_id})
-    if row is None or row["cooperative_id"] != cooperative_id:
-        raise NotFound("no such lot in this cooperative", lot_id=str(lot_id))
-    return row
-
-
-def lot_by_id(conn: DbConn, lot_id: UUID) -> Row:
-    """The lot dict of any cooperative (for public pages and the CLI); NotFound otherwise."""
-    return _lot(conn, lot_id)
-
-
-def lot_by_public_id(conn: DbConn, public_id: str) -> Row | None:
-    """The lot dict for a public id (any cooperative: public ids are unguessable), or None."""
-    row = q.one(conn, SQL["lot_by_public_id"], {"public_id": public_id})
-    return _lot(conn, row["id"]) if row else None
-
-
-def lot_by_gtin_and_code(conn: DbConn, gtin: str, code: str) -> Row | None:
-    """The lot dict of the lot with batch `code` whose product has GTIN-14 `gtin`, or None."""
-    row = q.one(conn, SQL["lot_by_gtin_and_code"], {"gtin": gtin, "code": code})
-    return _lot(conn, row["id"]) if row else None
-
-
-def find_lot(conn: DbConn, ref: str, *, cooperative_code: str | None = None) -> Row:
-    """Resolve a CLI reference: a lot public id or a lot code (with cooperative_code when
-    two cooperatives use the code). NotFound or Conflict (ambiguous) otherwise."""
-    if cooperative_code is None:
-        lot = lot_by_public_id(conn, ref)
-        if lot is not None:
-            return lot
-    found = q.rows(conn, SQL["lots_by_code"], {"code": ref, "cooperative_code": cooperative_code})
-    if not found:
-        raise NotFound(f"no lot with public id or code {ref!r}", lot=ref)
-    if len(found) > 1:
-        coops = ", ".join(sorted(r["cooperative_code"] for r in found))
-        raise Conflict(
-            f"lot code {ref!r} is used by several cooperatives ({coops}): name one with --coop",
-            lot=ref,
-        )
-    return _lot(conn, found[0]["id"])

@@ -21,9 +21,12 @@ from coffeetrace.db import DbConn, Row
 from coffeetrace.errors import NotFound, RuleViolation, ValidationFailed
 from coffeetrace.sql import load_queries
 from coffeetrace.trace import queries as q
+from coffeetrace.trace import statements
 from coffeetrace.trace.chain import append_event
 from coffeetrace.trace.jsonutil import jsonable
-from coffeetrace.trace.lots import KG, LOT_KINDS, insert_lot, lot_by_id, lot_payload, to_kg
+from coffeetrace.trace.keys import KeyRing
+from coffeetrace.trace.lot_lookup import lot_by_id
+from coffeetrace.trace.lots import KG, LOT_KINDS, insert_lot, lot_payload, to_kg
 from coffeetrace.trace.rules import DEFAULT_RULES, TraceRules
 
 SQL = load_queries("coffeetrace.trace", "processing.sql")
@@ -95,6 +98,7 @@ def record_transformation(
     max_yield: Mapping[str, float] | None = None,
     max_yield_from_cherry: Mapping[str, float] | None = None,
     rules: TraceRules = DEFAULT_RULES,
+    keys: KeyRing,
 ) -> Row:
     """Record one processing step and create its output lots.
 
@@ -121,7 +125,8 @@ def record_transformation(
     figures occurred_at, inputs_ready_at, lot_id, code), "step_in_future" (occurred_at
     more than rules.step_clock_skew_s ahead of now; figures occurred_at, now);
     NotFound for a lot of another cooperative; Conflict for a reused output code.
-    Appends a "transformation" trace event.
+    Appends a "transformation" trace event (signed with the cooperative's key from
+    `keys`) and signs the statements of the input and output lots (statements.py).
     """
     # a savepoint inside the caller's transaction (a transaction in autocommit mode): a
     # refused step leaves nothing behind and the caller's transaction usable
@@ -141,6 +146,7 @@ def record_transformation(
             if max_yield_from_cherry is None
             else max_yield_from_cherry,
             clock_skew_s=rules.step_clock_skew_s,
+            keys=keys,
         )
 
 
@@ -158,6 +164,7 @@ def _record(
     max_yield: Mapping[str, float],
     max_yield_from_cherry: Mapping[str, float],
     clock_skew_s: float,
+    keys: KeyRing,
 ) -> Row:
     yields = max_yield
     if step not in yields:
@@ -281,8 +288,11 @@ def _record(
             "inputs": [{"lot_id": str(lot_id), "kg": str(kg)} for lot_id, kg in ins.items()],
             "outputs": [{**lot_payload(lot), "kg": str(lot["quantity_kg"])} for lot in out_lots],
         },
+        keys=keys,
     )
     q.execute(conn, SQL["set_transformation_event"], {"id": t["id"], "seq": event["seq"]})
+    # the inputs' documents list this event too: their statements move with it
+    statements.refresh(conn, keys, cooperative_id, [*ins, *out_ids])
     log.info(
         "transformation_recorded id=%s step=%s input_kg=%s output_kg=%s",
         t["id"],

@@ -11,22 +11,17 @@ from typing import Any
 from uuid import UUID
 
 from coffeetrace.db import DbConn, Row
-from coffeetrace.settings import Settings
 from coffeetrace.sql import load_queries
 from coffeetrace.trace import queries as q
 from coffeetrace.trace.genealogy import trace_backward
 from coffeetrace.trace.jsonutil import iso_utc, jsonable
-from coffeetrace.trace.signing import sign
-from coffeetrace.trace.verification import verify_lot
 
 SQL = load_queries("coffeetrace.trace", "exports.sql")
 
 
-def provenance(
-    conn: DbConn, lot_id: UUID, *, settings: Settings, backward: Row | None = None
-) -> Row:
-    """Returns {"document": {...}, "signature": {"algorithm": "Ed25519", "key_id": str,
-    "value": base64url (no padding) signature over canonical JSON of "document"}}.
+def document(conn: DbConn, lot_id: UUID, *, backward: Row | None = None) -> Row:
+    """The lot's provenance document as the database holds it now (unsigned: the writer
+    signs it when the history moves, statements.py; read paths serve what was signed).
 
     document = {"type": "coffeetrace.provenance", "version": 1, "lot": {"public_id", "code",
       "kind", "quantity_kg": str, "product": name|None, "gtin": str|None, "harvest_from",
@@ -39,8 +34,7 @@ def provenance(
       "trees": [{"public_id", "tag_code", "share"}],
       "chain": {"head_seq", "head_hash", "events": [{"seq", "kind", "hash"}]}}.
     All values are JSON-native (kg and dates as strings, shares as floats rounded to 9
-    decimals). Verify with signing.verify_signature(document, value, public_key).
-    Key: settings.signing_key, else generated once under settings.data_dir (signing.py).
+    decimals).
     """
     trace = backward if backward is not None else trace_backward(conn, lot_id)
     lot = trace["lot"]
@@ -82,7 +76,7 @@ def provenance(
             },
         )
         farm["share"] += p["share"]
-    document = {
+    doc = {
         "type": "coffeetrace.provenance",
         "version": 1,
         "lot": {
@@ -131,14 +125,5 @@ def provenance(
             "events": [{"seq": e["seq"], "kind": e["kind"], "hash": e["hash"]} for e in events],
         },
     }
-    document = jsonable(document)
-    return {"document": document, "signature": sign(document, settings)}
-
-
-def lot_story(conn: DbConn, lot_id: UUID, *, settings: Settings) -> Row:
-    """What a lot's public page tells, from one walk upstream: {"signed": provenance(),
-    "verification": verification.verify_lot() of the same lots}."""
-    backward = trace_backward(conn, lot_id)
-    signed = provenance(conn, lot_id, settings=settings, backward=backward)
-    checked = verify_lot(conn, lot_id, lot_ids=[r["lot_id"] for r in backward["lots"]])
-    return {"signed": signed, "verification": checked}
+    result: Row = jsonable(doc)
+    return result

@@ -2,11 +2,15 @@
 
 Every function takes an open connection (the caller owns the transaction) and the
 caller's cooperative id, so that nothing can be attached to another tenant's farm or plot.
+Every write of a product, farm (its personal data included), plot or tree records the
+row's new version as a signed chain event in the same transaction
+(registry_versions.record_versions, with the cooperative's key from `keys`).
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, LiteralString
@@ -21,7 +25,9 @@ from coffeetrace.credentials import DeviceSecret, new_public_id
 from coffeetrace.db import DbConn, Row
 from coffeetrace.errors import Conflict, NotFound, RuleViolation, ValidationFailed
 from coffeetrace.sql import load_queries
-from coffeetrace.trace.geometry import validate_plot_geometry
+from coffeetrace.trace.geometry import geometry_centroid, validate_plot_geometry
+from coffeetrace.trace.keys import KeyRing
+from coffeetrace.trace.registry_versions import CHUNK, record_versions
 
 SQL = load_queries("coffeetrace.trace", "registry.sql")
 
@@ -102,11 +108,18 @@ def gtin_in_prefix(gtin: str, company_prefix: str | None) -> str:
     return gtin14
 
 
+def _versioned(conn: DbConn, keys: KeyRing, cooperative_id: UUID, entity: str, row: Row) -> Row:
+    """The row, with its facts recorded as its new version (event_seq set)."""
+    event = record_versions(conn, keys, cooperative_id, entity, [row["id"]])
+    return {**row, "event_seq": event["seq"]}
+
+
 def create_product(
     conn: DbConn,
     cooperative_id: UUID,
     name: str,
     *,
+    keys: KeyRing,
     kind: str = "green",
     gtin: str | None = None,
 ) -> Row:
@@ -121,7 +134,7 @@ def create_product(
         gtin = gtin_in_prefix(gtin, row["gs1_company_prefix"])
     try:
         with conn.transaction():
-            return _one(
+            product = _one(
                 conn,
                 SQL["insert_product"],
                 dict(cooperative_id=cooperative_id, name=name, kind=kind, gtin=gtin),
@@ -143,6 +156,7 @@ def create_product(
             f"GTIN {gtin} cannot be allocated; check your GS1 company prefix with GS1",
             constraint="products_gtin_key",
         ) from None
+    return _versioned(conn, keys, cooperative_id, "product", product)
 
 
 def create_farm(
@@ -150,12 +164,15 @@ def create_farm(
     cooperative_id: UUID,
     code: str,
     *,
+    keys: KeyRing,
     display_name: str | None = None,
     display_name_consent: bool = False,
     district: str | None = None,
     commune: str | None = None,
     private: dict[str, Any] | None = None,
 ) -> Row:
+    """A farm, and its personal data when `private` is given (the keyword arguments of
+    `set_farm_private`); one registry version covers both."""
     farm = _one(
         conn,
         SQL["insert_farm"],
@@ -169,11 +186,40 @@ def create_farm(
         ),
     )
     if private:
-        set_farm_private(conn, farm["id"], **private)
-    return farm
+        _upsert_farm_private(conn, farm["id"], **private)
+    return _versioned(conn, keys, cooperative_id, "farm", farm)
 
 
 def set_farm_private(
+    conn: DbConn,
+    farm_id: UUID,
+    *,
+    keys: KeyRing,
+    owner_name: str | None = None,
+    phone: str | None = None,
+    national_id: str | None = None,
+    address: str | None = None,
+    data_consent: bool = False,
+) -> Row:
+    """Replace the farm's personal data; the consent and the owner's name are facts of
+    the farm, so this records a new version of the farm. Returns the farm_private row."""
+    farm = conn.execute(SQL["farm_cooperative"], {"id": farm_id}).fetchone()
+    if farm is None:
+        raise NotFound(f"farm {farm_id} does not exist", farm_id=str(farm_id))
+    row = _upsert_farm_private(
+        conn,
+        farm_id,
+        owner_name=owner_name,
+        phone=phone,
+        national_id=national_id,
+        address=address,
+        data_consent=data_consent,
+    )
+    record_versions(conn, keys, farm["cooperative_id"], "farm", [farm_id])
+    return row
+
+
+def _upsert_farm_private(
     conn: DbConn,
     farm_id: UUID,
     *,
@@ -197,23 +243,6 @@ def set_farm_private(
     )
 
 
-def geometry_centroid(geometry: dict[str, Any]) -> tuple[float, float]:
-    """(lon, lat) of a Point, or the vertex mean of a Polygon's outer ring."""
-    kind = geometry.get("type")
-    coords = geometry.get("coordinates")
-    if kind == "Point" and isinstance(coords, list) and len(coords) >= 2:
-        return float(coords[0]), float(coords[1])
-    if kind == "Polygon" and isinstance(coords, list) and coords and len(coords[0]) >= 4:
-        ring = coords[0][:-1]
-        return (
-            sum(float(p[0]) for p in ring) / len(ring),
-            sum(float(p[1]) for p in ring) / len(ring),
-        )
-    raise ValidationFailed(
-        "geometry must be a GeoJSON Point or Polygon with [lon, lat] positions", field="geometry"
-    )
-
-
 def create_plot(
     conn: DbConn,
     cooperative_id: UUID,
@@ -222,13 +251,14 @@ def create_plot(
     geometry: dict[str, Any],
     area_ha: float,
     *,
+    keys: KeyRing,
     altitude_m: int | None = None,
     growing_area_code: str | None = None,
     district: str | None = None,
 ) -> Row:
     validate_plot_geometry(geometry, area_ha)
     lon, lat = geometry_centroid(geometry)
-    return _one(
+    plot = _one(
         conn,
         SQL["insert_plot"],
         dict(
@@ -244,9 +274,10 @@ def create_plot(
             centroid_lat=lat,
         ),
     )
+    return _versioned(conn, keys, cooperative_id, "plot", plot)
 
 
-def create_tree(
+def _insert_tree(
     conn: DbConn,
     cooperative_id: UUID,
     plot_id: UUID,
@@ -275,6 +306,55 @@ def create_tree(
             status=status,
         ),
     )
+
+
+def create_tree(
+    conn: DbConn,
+    cooperative_id: UUID,
+    plot_id: UUID,
+    tag_code: str,
+    *,
+    keys: KeyRing,
+    lon: float | None = None,
+    lat: float | None = None,
+    species: str = "Coffea canephora",
+    cultivar: str | None = None,
+    planted_on: date | None = None,
+    status: str = "active",
+) -> Row:
+    tree = _insert_tree(
+        conn,
+        cooperative_id,
+        plot_id,
+        tag_code,
+        lon=lon,
+        lat=lat,
+        species=species,
+        cultivar=cultivar,
+        planted_on=planted_on,
+        status=status,
+    )
+    return _versioned(conn, keys, cooperative_id, "tree", tree)
+
+
+def create_trees(
+    conn: DbConn,
+    cooperative_id: UUID,
+    plot_id: UUID,
+    trees: Sequence[Mapping[str, Any]],
+    *,
+    keys: KeyRing,
+) -> list[Row]:
+    """Many trees of one plot, each given as `create_tree`'s arguments ({"tag_code",
+    "lon", "lat", ...}); their versions are recorded together, one registry event per
+    `registry_versions.CHUNK` trees."""
+    rows = [_insert_tree(conn, cooperative_id, plot_id, **tree) for tree in trees]
+    seq_of: dict[UUID, int] = {}
+    for i in range(0, len(rows), CHUNK):
+        part = [r["id"] for r in rows[i : i + CHUNK]]
+        event = record_versions(conn, keys, cooperative_id, "tree", part)
+        seq_of.update(dict.fromkeys(part, event["seq"]))
+    return [{**r, "event_seq": seq_of[r["id"]]} for r in rows]
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,13 @@
 """Verifying a lot, or a whole chain, against the hash chain (chain.py).
 
-Verification recomputes each hash, checks it against the stored one and against the
-neighbours' links, and compares the lot and transformation rows with what their
-events recorded, so an edit of either the log or the rows is named.
+Verification recomputes each hash, checks it against the stored one, the neighbours'
+links and the writer's signature (keys.py), and compares the rows with what their events
+recorded: lots, lot inputs and their harvests (each harvest against its ingest batch,
+batches.py), transformations, and the registry facts in force (registry_versions.py). The
+lot's stored statement must still verify and still say what the rows say now
+(statements.py), and the chain must extend every checkpoint known: the newest stored one,
+the witness's, and one the caller kept (checkpoints.py). Every problem names the event
+(seq, kind) and, where there is one, the record ({"type", "id"}).
 """
 
 from __future__ import annotations
@@ -13,12 +18,23 @@ from typing import Any
 from uuid import UUID
 
 from coffeetrace.db import DbConn, Row
-from coffeetrace.errors import NotFound
+from coffeetrace.errors import CoffeetraceError, NotFound
 from coffeetrace.sql import load_queries
+from coffeetrace.trace import (
+    batches,
+    checkpoints,
+    merkle,
+    merkle_store,
+    provenance,
+    records,
+    registry_versions,
+    statements,
+)
 from coffeetrace.trace import queries as q
-from coffeetrace.trace.chain import GENESIS, event_hash
-from coffeetrace.trace.genealogy import upstream_lot_ids
+from coffeetrace.trace.chain import EVENT_DOMAIN, GENESIS, event_hash
+from coffeetrace.trace.genealogy import trace_backward
 from coffeetrace.trace.jsonutil import canonical_json, iso_utc
+from coffeetrace.trace.keys import KeyRing
 
 SQL = load_queries("coffeetrace.trace", "chain.sql")
 LOTS_SQL = load_queries("coffeetrace.trace", "lots.sql")
@@ -27,24 +43,53 @@ log = logging.getLogger(__name__)
 
 
 def _recomputed(row: Row) -> str:
-    return event_hash(
-        seq=row["seq"],
-        cooperative_id=row["cooperative_id"],
-        kind=row["kind"],
-        lot_ids=row["lot_ids"],
-        occurred_at=row["occurred_at"],
-        payload=row["payload"],
-        prev_hash=row["prev_hash"],
-    )
+    """The hash the event's content gives (kept on the row: several checks need it)."""
+    cached: str | None = row.get("_recomputed")
+    if cached is None:
+        cached = row["_recomputed"] = event_hash(
+            seq=row["seq"],
+            cooperative_id=row["cooperative_id"],
+            kind=row["kind"],
+            lot_ids=row["lot_ids"],
+            occurred_at=row["occurred_at"],
+            payload=row["payload"],
+            prev_hash=row["prev_hash"],
+        )
+    return cached
 
 
-def _problem(row: Row | None, problem: str, detail: str) -> Row:  # row: the event named
-    return {
+def _problem(
+    row: Row | None, problem: str, detail: str, record: tuple[str, Any] | None = None
+) -> Row:  # row: the event named; record: (type, id) of the row concerned
+    out: Row = {
         "seq": row["seq"] if row else None,
         "kind": row["kind"] if row else None,
         "problem": problem,
         "detail": detail,
     }
+    if record is not None:
+        out["record"] = {"type": record[0], "id": str(record[1])}
+    return out
+
+
+def _check_signature(keys: KeyRing, row: Row) -> list[Row]:
+    """The writer signed the event's hash when it appended it; psql cannot."""
+    if row.get("signature") is None:
+        return [
+            _problem(
+                row,
+                "unsigned_event",
+                f"event {row['seq']} ({row['kind']}) carries no signature: it was not"
+                " written by the application (or before signatures; see"
+                " `coffeetrace keys sign-legacy`)",
+            )
+        ]
+    reason = keys.verify(
+        row["cooperative_id"], EVENT_DOMAIN, _recomputed(row).encode(), row["signature"]
+    )
+    if reason is None:
+        return []
+    return [_problem(row, "signature_invalid", f"event {row['seq']} ({row['kind']}): {reason}")]
 
 
 def _check_links(row: Row) -> list[Row]:
@@ -106,30 +151,70 @@ def _compare_lot(event: Row, lot: Row, *, key: str = "lot") -> list[str]:
     return diffs
 
 
-def verify_lot(conn: DbConn, lot_id: UUID, *, lot_ids: list[UUID] | None = None) -> Row:
-    """Check every event about the lot and its upstream lots, and the rows they describe.
+def verify_lot(
+    conn: DbConn,
+    lot_id: UUID,
+    *,
+    keys: KeyRing,
+    kept: Row | None = None,
+    backward: Row | None = None,
+) -> Row:
+    """Check every event about the lot and its upstream lots, the rows they describe, the
+    lot's signed statement and the checkpoints of the chain.
 
     Returns {"ok": bool, "lot_id", "public_id", "code", "checked_events": int,
       "checked_lots": int, "chain_head": {"seq", "hash"} | None,
+      "checkpoint": {"tree_size", "root_hash", "issued_at", "source"} | None (the largest
+        checkpoint the lot's events were proven against),
       "problems": [{"seq": int|None, "kind": str|None, "problem": "hash_mismatch" |
-        "chain_broken" | "row_mismatch" | "missing_event", "detail": str}]}.
-    A problem's seq/kind name the stored event concerned (None when the event is missing).
-    `lot_ids`: the lot and its upstream lots, when the caller has them already.
+        "chain_broken" | "signature_invalid" | "unsigned_event" | "row_mismatch" |
+        "missing_event" | "missing_statement" | "chain_truncated" | "not_in_checkpoint" |
+        "checkpoint_invalid" | "checkpoint_inconsistent", "detail": str,
+        "record": {"type", "id"} (when a row is concerned)}]}.
+    A problem's seq/kind name the stored event concerned (None when the event is missing;
+    for a truncated chain, the newest seq the checkpoint held).
+    `kept`: a checkpoint {"body", "signature"} the caller kept from earlier.
+    `backward`: trace_backward(lot) when the caller has it already.
     """
     target = q.one(conn, LOTS_SQL["lot_brief"], {"id": lot_id})
     if target is None:
         raise NotFound("no such lot", lot_id=str(lot_id))
-    if lot_ids is None:
-        lot_ids = upstream_lot_ids(conn, lot_id)
+    if backward is None:
+        backward = trace_backward(conn, lot_id)
+    lot_ids = [r["lot_id"] for r in backward["lots"]]
+    coop = target["cooperative_id"]
     lots = q.rows(conn, SQL["lots_for_verify"], {"lot_ids": lot_ids})
-    # the events the rows point at, found even if an edit took the lot out of their lot_ids
-    seqs = sorted({s for r in lots for s in (r["event_seq"], r["step_event_seq"]) if s})
+    registry_ids = dict(
+        tree_ids=[t["tree_id"] for t in backward["trees"]],
+        plot_ids=[p["plot_id"] for p in backward["plots"]],
+        farm_ids=[f["farm_id"] for f in backward["farms"]],
+        product_ids=sorted({r["product_id"] for r in lots if r["product_id"]}),
+    )
+    # the events the rows point at, found even if an edit took the lot out of their lot_ids,
+    # and the registry events holding the versions in force (their hashes and signatures
+    # are checked like the lots' events: an edit of a row and its event's facts shows)
+    harvest_ids = [h["harvest_id"] for h in backward["harvests"]]
+    seqs = sorted(
+        {s for r in lots for s in (r["event_seq"], r["step_event_seq"]) if s}
+        | set(registry_versions.version_seqs(conn, **registry_ids))
+        | set(batches.harvest_batch_seqs(conn, harvest_ids))
+    )
     events = q.rows(conn, SQL["events_for_lots"], {"lot_ids": lot_ids, "seqs": seqs})
     problems: list[Row] = []
     for row in events:
         problems.extend(_check_links(row))
+        problems.extend(_check_signature(keys, row))
     problems.extend(_check_rows(conn, lot_ids, lots, events))
-    head = q.one(conn, SQL["chain_head"], {"cooperative_id": target["cooperative_id"]})
+    # the batch events' hashes, links and signatures are checked with the others above
+    problems.extend(batches.verify_harvests(conn, harvest_ids, check_event_hash=False))
+    problems.extend(registry_versions.verify_registry(conn, **registry_ids))
+    rebuilt = provenance.document(conn, lot_id, backward=backward)
+    problems.extend(
+        statements.check(keys, statements.newest(conn, lot_id), rebuilt, target["code"])
+    )
+    proven, cp_problems = _check_checkpoints(conn, keys, coop, events, kept)
+    problems.extend(cp_problems)
+    head = q.one(conn, SQL["chain_head"], {"cooperative_id": coop})
     result = {
         "ok": not problems,
         "lot_id": target["id"],
@@ -138,6 +223,7 @@ def verify_lot(conn: DbConn, lot_id: UUID, *, lot_ids: list[UUID] | None = None)
         "checked_events": len(events),
         "checked_lots": len(lot_ids),
         "chain_head": {"seq": head["seq"], "hash": head["hash"]} if head else None,
+        "checkpoint": proven,
         "problems": problems,
     }
     log.info(
@@ -150,6 +236,97 @@ def verify_lot(conn: DbConn, lot_id: UUID, *, lot_ids: list[UUID] | None = None)
     return result
 
 
+def _known_checkpoints(
+    conn: DbConn, keys: KeyRing, coop: UUID, kept: Row | None
+) -> tuple[list[tuple[str, Row]], list[Row]]:
+    """The checkpoints to hold the chain to, validly signed ([(source, body)]), and the
+    problems of those that are not."""
+    problems: list[Row] = []
+    inconsistent = checkpoints.observe(conn, keys, coop)  # advances the witness if it may
+    if inconsistent is not None:
+        problems.append({"seq": None, "kind": "checkpoint", **inconsistent})
+    found: list[tuple[str, Row]] = []
+    for source, cp in (
+        ("stored", checkpoints.latest(conn, coop)),
+        ("witness", checkpoints.witnessed(keys, coop)),
+        ("kept", kept),
+    ):
+        if cp is None:
+            continue
+        reason = checkpoints.signature_problem(keys, cp)
+        if reason is None and str(cp["body"].get("cooperative_id")) != str(coop):
+            reason = "it is a checkpoint of another cooperative's chain"
+        if reason is not None:
+            problems.append(
+                {
+                    "seq": None,
+                    "kind": "checkpoint",
+                    "problem": "checkpoint_invalid",
+                    "detail": f"the {source} checkpoint is not valid: {reason}",
+                }
+            )
+            continue
+        found.append((source, cp["body"]))
+    return found, problems
+
+
+def _check_checkpoints(
+    conn: DbConn, keys: KeyRing, coop: UUID, events: list[Row], kept: Row | None
+) -> tuple[Row | None, list[Row]]:
+    """Does the chain still hold every event each known checkpoint held, and are the lot's
+    events (as recomputed from their content) the ones the checkpoints committed to?"""
+    known, problems = _known_checkpoints(conn, keys, coop, kept)
+    head = q.one(conn, SQL["chain_head"], {"cooperative_id": coop})
+    size_now = head["position"] + 1 if head else 0
+    proven: Row | None = None
+    seen: set[tuple[int, str]] = set()
+    for source, body in sorted(known, key=lambda sb: -int(sb[1]["tree_size"])):
+        size = int(body["tree_size"])
+        if (size, body["root_hash"]) in seen:
+            continue
+        seen.add((size, body["root_hash"]))
+        if size > size_now:
+            ends = f"seq {head['seq']}" if head else "nothing"
+            problems.append(
+                {
+                    "seq": body.get("head_seq"),
+                    "kind": "checkpoint",
+                    "problem": "chain_truncated",
+                    "detail": f"the {source} checkpoint of {body.get('issued_at')} holds"
+                    f" {size} events up to seq {body.get('head_seq')}; the chain now holds"
+                    f" {size_now}, ending at {ends}: {size - size_now} event(s) are missing",
+                }
+            )
+            continue
+        root = bytes.fromhex(body["root_hash"])
+        for ev in events:
+            if ev["position"] >= size:
+                continue
+            leaf = merkle.leaf_hash(bytes.fromhex(_recomputed(ev)))
+            try:
+                proof = merkle_store.inclusion_proof(conn, coop, ev["position"], size)
+            except (CoffeetraceError, merkle.MissingNode):
+                proof = []  # the stored tree lost its nodes: no proof, so not proven
+            if not merkle.verify_inclusion(ev["position"], size, leaf, proof, root):
+                problems.append(
+                    _problem(
+                        ev,
+                        "not_in_checkpoint",
+                        f"event {ev['seq']} ({ev['kind']}) is not the event the {source}"
+                        f" checkpoint of {body.get('issued_at')} holds at position"
+                        f" {ev['position']}: the chain was rewritten",
+                    )
+                )
+        if proven is None:
+            proven = {
+                "tree_size": size,
+                "root_hash": body["root_hash"],
+                "issued_at": body.get("issued_at"),
+                "source": source,
+            }
+    return proven, problems
+
+
 def _check_rows(
     conn: DbConn, lot_ids: list[UUID], lot_rows: list[Row], events: list[Row]
 ) -> list[Row]:
@@ -157,9 +334,9 @@ def _check_rows(
     lots = {r["id"]: r for r in lot_rows}
     by_seq = {ev["seq"]: ev for ev in events}
     created, steps = _events_by_subject(events)
-    harvests: dict[str, dict[str, Decimal]] = {}
+    harvests: dict[str, dict[str, Row]] = {}
     for r in q.rows(conn, SQL["lot_harvests_for_lots"], {"lot_ids": lot_ids}):
-        harvests.setdefault(str(r["lot_id"]), {})[str(r["harvest_id"])] = r["kg"]
+        harvests.setdefault(str(r["lot_id"]), {})[str(r["harvest_id"])] = r
     produced_by = {lot["produced_by"] for lot in lots.values() if lot["produced_by"]}
     transformations = {
         str(r["id"]): r
@@ -218,9 +395,10 @@ def _check_cherry_lot(
     lot: Row,
     created: dict[str, Row],
     by_seq: dict[int, Row],
-    harvests: dict[str, dict[str, Decimal]],
+    harvests: dict[str, dict[str, Row]],
 ) -> list[Row]:
-    """A lot built from harvests against its lot_created event (lot row and kilograms)."""
+    """A lot built from harvests against its lot_created event: the lot row, and each
+    input's kilograms, tree and harvest record (its leaf, pinned when the lot was built)."""
     lid = str(lot["id"])
     event = created.get(lid)
     if event is None:
@@ -231,20 +409,59 @@ def _check_cherry_lot(
                 f"cherry lot {lot['code']} has no lot_created event",
             )
         ]
+    problems = []
     diffs = _compare_lot(event, lot)
-    recorded = {str(h): _dec(kg) for h, kg in event["payload"].get("harvests", [])}
-    if recorded != harvests.get(lid, {}):
-        diffs.append("its harvest kilograms differ from the recorded ones")
-    if not diffs:
-        return []
-    return [
-        _problem(
-            event,
-            "row_mismatch",
-            f"lot {lot['code']} no longer matches event {event['seq']} (lot_created): "
-            + "; ".join(diffs),
+    if diffs:
+        problems.append(
+            _problem(
+                event,
+                "row_mismatch",
+                f"lot {lot['code']} no longer matches event {event['seq']} (lot_created): "
+                + "; ".join(diffs),
+                ("lot", lot["id"]),
+            )
         )
-    ]
+    stored = harvests.get(lid, {})
+    recorded = {str(entry[0]): entry for entry in event["payload"].get("harvests", [])}
+    for hid in sorted(set(recorded) | set(stored)):
+        what = _harvest_differences(recorded.get(hid), stored.get(hid))
+        if what:
+            problems.append(
+                _problem(
+                    event,
+                    "row_mismatch",
+                    f"harvest {hid} in lot {lot['code']} no longer matches event"
+                    f" {event['seq']} (lot_created): {what}",
+                    ("harvest", hid),
+                )
+            )
+    return problems
+
+
+def _harvest_differences(recorded: list[Any] | None, row: Row | None) -> str:
+    """What changed in one input harvest of a cherry lot since its lot_created event."""
+    if recorded is None:
+        return "the lot takes a harvest its event never recorded"
+    if row is None:
+        return "the event records it, but the lot no longer takes it"
+    diffs = []
+    if _dec(recorded[1]) != row["kg"]:
+        diffs.append(f"kg taken {recorded[1]} became {row['kg']}")
+    if len(recorded) >= 4:  # tree and record leaf: lots built since events were signed
+        if recorded[2] != str(row["tree_id"]):
+            diffs.append(f"lot_harvests tree {recorded[2]} became {row['tree_id']}")
+        if row["cherry_kg"] is None:
+            diffs.append("the harvest record is gone")
+        elif recorded[3] != records.harvest_leaf(_harvest_row(row)).hex():
+            diffs.append(
+                "the harvest record (device, tree, time, kilograms, ripeness or picker) was edited"
+            )
+    return "; ".join(diffs)
+
+
+def _harvest_row(row: Row) -> Row:
+    """The harvest_events columns of a lot_harvests_for_lots row."""
+    return {**row, "id": row["harvest_id"], "tree_id": row["harvest_tree_id"]}
 
 
 def _check_step_lot(lot: Row, steps: dict[str, Row], by_seq: dict[int, Row]) -> list[Row]:
@@ -327,10 +544,16 @@ def _compare_transformation(recorded: Row, t: Row) -> list[str]:
     return diffs
 
 
-def verify_chain(conn: DbConn, cooperative_id: UUID, *, batch: int = 5000) -> Row:
-    """Walk a cooperative's whole chain: {"ok", "checked_events", "chain_head", "problems"}."""
+def verify_chain(
+    conn: DbConn, cooperative_id: UUID, *, keys: KeyRing, kept: Row | None = None, batch: int = 5000
+) -> Row:
+    """Walk a cooperative's whole chain: every hash, link and signature, every ingest batch
+    against its records (batches.verify_batch), and the Merkle tree recomputed from the
+    events against each known checkpoint (stored, witness, kept).
+    Returns {"ok", "checked_events", "chain_head", "problems"} (problems as verify_lot's)."""
     problems: list[Row] = []
-    prev_hash, prev_seq, after, count = GENESIS, None, 0, 0
+    leaves: list[bytes] = []
+    prev_hash, prev_seq, after = GENESIS, None, 0
     while True:
         rows = q.rows(
             conn,
@@ -340,8 +563,8 @@ def verify_chain(conn: DbConn, cooperative_id: UUID, *, batch: int = 5000) -> Ro
         if not rows:
             break
         for row in rows:
-            count += 1
-            if _recomputed(row) != row["hash"]:
+            recomputed = _recomputed(row)
+            if recomputed != row["hash"]:
                 problems.append(
                     _problem(row, "hash_mismatch", f"event {row['seq']} ({row['kind']}) was edited")
                 )
@@ -351,10 +574,39 @@ def verify_chain(conn: DbConn, cooperative_id: UUID, *, batch: int = 5000) -> Ro
                         row, "chain_broken", f"event {row['seq']} does not link to seq {prev_seq}"
                     )
                 )
+            problems.extend(_check_signature(keys, row))
+            if row["kind"] == "ingest_batch":
+                problems.extend(batches.verify_batch(conn, row["seq"], check_event_hash=False))
+            leaves.append(merkle.leaf_hash(bytes.fromhex(recomputed)))
             prev_hash, prev_seq, after = row["hash"], row["seq"], row["seq"]
+    known, cp_problems = _known_checkpoints(conn, keys, cooperative_id, kept)
+    problems.extend(cp_problems)
+    for source, body in known:
+        size = int(body["tree_size"])
+        if size > len(leaves):
+            problems.append(
+                {
+                    "seq": body.get("head_seq"),
+                    "kind": "checkpoint",
+                    "problem": "chain_truncated",
+                    "detail": f"the {source} checkpoint holds {size} events up to seq"
+                    f" {body.get('head_seq')}; the chain holds {len(leaves)} ending at seq"
+                    f" {prev_seq}",
+                }
+            )
+        elif merkle.root(leaves[:size]).hex() != body["root_hash"]:
+            problems.append(
+                {
+                    "seq": None,
+                    "kind": "checkpoint",
+                    "problem": "not_in_checkpoint",
+                    "detail": f"the chain's first {size} events do not give the {source}"
+                    f" checkpoint's root: the chain was rewritten before position {size}",
+                }
+            )
     return {
         "ok": not problems,
-        "checked_events": count,
+        "checked_events": len(leaves),
         "chain_head": {"seq": prev_seq, "hash": prev_hash} if prev_seq else None,
         "problems": problems,
     }

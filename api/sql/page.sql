@@ -72,3 +72,6 @@ from trees t where t.public_id = %(public_id)s;
 select l.public_id from products p
 join lots l on l.cooperative_id = p.cooperative_id and l.code = %(code)s and l.product_id = p.id
 where p.gtin = %(gtin)s;
+
+-- name: cooperatives_public
+select id, code from cooperatives order by code;

@@ -17,11 +17,11 @@ alter table bench_seed_copy_shaped
 
 -- name: bench_seed_copy_bare
 copy bench_seed_copy_bare (id, public_id, tag_code, cooperative_id, plot_id, lon, lat,
-                           species, cultivar, planted_on, status) from stdin
+                           species, cultivar, planted_on, status, event_seq) from stdin
 
 -- name: bench_seed_copy_shaped
 copy bench_seed_copy_shaped (id, public_id, tag_code, cooperative_id, plot_id, lon, lat,
-                             species, cultivar, planted_on, status) from stdin
+                             species, cultivar, planted_on, status, event_seq) from stdin
 
 -- name: bench_seed_count_trees
 select count(*) as n from trees

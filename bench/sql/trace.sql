@@ -103,3 +103,36 @@ select t.id from plots p join trees t on t.plot_id = p.id where p.farm_id = %(fa
 
 -- name: bench_trace_fed_tree
 select tree_id, farm_id from harvest_events where id = %(id)s;
+
+-- name: bench_trace_ceiling_verify_events
+select * from trace_events where lot_ids && %(ids)s::uuid[];
+
+-- name: bench_trace_ceiling_verify_harvest_rows
+select h.* from lot_harvests lh join harvest_events h on h.id = lh.harvest_id
+where lh.lot_id = any(%(ids)s::uuid[]);
+
+-- name: bench_trace_ceiling_verify_trees
+select * from trees where id = any(%(ids)s::uuid[]);
+
+-- name: bench_trace_ceiling_verify_plots
+select * from plots where id = any(%(ids)s::uuid[]);
+
+-- name: bench_trace_ceiling_verify_farms
+select f.*, fp.data_consent, fp.owner_name from farms f
+left join farm_private fp on fp.farm_id = f.id where f.id = any(%(ids)s::uuid[]);
+
+-- name: bench_trace_ceiling_verify_registry_events
+-- each event that holds a version of those rows, once
+select * from trace_events where seq in (
+    select event_seq from trees where id = any(%(trees)s::uuid[])
+    union select event_seq from plots where id = any(%(plots)s::uuid[])
+    union select event_seq from farms where id = any(%(farms)s::uuid[]));
+
+-- name: bench_trace_ceiling_verify_batches
+select b.* from ingest_batches b
+where b.event_seq in (select distinct h.batch_seq from lot_harvests lh
+                      join harvest_events h on h.id = lh.harvest_id
+                      where lh.lot_id = any(%(ids)s::uuid[]));
+
+-- name: bench_trace_ceiling_verify_statement
+select * from lot_statements where lot_id = %(id)s order by id desc limit 1;

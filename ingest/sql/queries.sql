@@ -55,8 +55,9 @@ copy sensor_readings (time, device_id, plot_id, tree_id, metric, value)
 from stdin (format binary);
 
 -- name: copy_harvests
+-- batch_seq, batch_index: the harvest's leaf in its batch's ingest_batch event (store.py)
 copy harvest_events (time, device_id, msg_id, cooperative_id, farm_id, plot_id, tree_id,
-                     cherry_kg, ripeness_pct, picker_code) from stdin;
+                     cherry_kg, ripeness_pct, picker_code, batch_seq, batch_index) from stdin;
 
 -- name: count_dead_letters
 -- Count a batch's dead letters per device in the current hour and learn, per device, how

@@ -21,8 +21,9 @@ update devices set registered_at = %(installed_at)s
 where cooperative_id = %(cooperative_id)s and id = any(%(ids)s) and registered_at > %(installed_at)s;
 
 -- name: copy_trees
+-- event_seq: the registry event recording the batch's trees (registry_versions.record_facts)
 copy trees (id, public_id, tag_code, cooperative_id, plot_id, lon, lat, species, cultivar,
-            planted_on, status) from stdin
+            planted_on, status, event_seq) from stdin
 
 -- name: trees_per_plot
 select plot_id, count(*) as n from trees where cooperative_id = %(cooperative_id)s group by 1;

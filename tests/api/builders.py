@@ -15,6 +15,8 @@ import psycopg
 
 from coffeetrace.api.auth import create_api_key
 from coffeetrace.trace import lots, processing, registry
+from coffeetrace.trace.keys import KeyRing
+from tests import sealing
 from tests.factories import World, make_world
 
 GTIN = "08930000000019"  # valid GS1 check digit
@@ -37,14 +39,21 @@ class Tenant:
 
 
 def add_harvests(
-    conn: psycopg.Connection, world: World, *, start: datetime, kg: float = 4.0
+    conn: psycopg.Connection,
+    world: World,
+    *,
+    start: datetime,
+    kg: float = 4.0,
+    keys: KeyRing | None = None,
 ) -> None:
-    conn.execute(
+    """A harvest per tree, sealed in one ingest batch as ingest would have sealed them
+    (with `keys`, default the test's: tests/sealing.py)."""
+    rows = conn.execute(
         "insert into harvest_events (time, device_id, msg_id, cooperative_id, farm_id, plot_id,"
         " tree_id, cherry_kg, ripeness_pct, picker_code)"
         " select %(t)s + (n * interval '1 minute'), %(dev)s, 'h-' || n, %(coop)s, %(farm)s,"
         " %(plot)s, tree_id, %(kg)s + n %% 3, 90, 'PK-0001'"
-        " from unnest(%(trees)s::uuid[]) with ordinality as x(tree_id, n)",
+        " from unnest(%(trees)s::uuid[]) with ordinality as x(tree_id, n) returning id",
         {
             "t": start,
             "dev": world.devices["scale"].username,
@@ -54,7 +63,8 @@ def add_harvests(
             "kg": kg,
             "trees": [t["id"] for t in world.trees],
         },
-    )
+    ).fetchall()
+    sealing.seal(conn, [r["id"] for r in rows], keys)  # type: ignore[index]
 
 
 def add_weather(
@@ -80,24 +90,29 @@ def add_weather(
 def make_tenant(
     conn: psycopg.Connection,
     *,
+    keys: KeyRing,
     trees: int = 5,
     with_lots: bool = True,
     gtin: str | None = GTIN,
     lon: float = 108.05,
 ) -> Tenant:
-    world = make_world(conn, trees=trees, lon=lon)
+    world = make_world(conn, keys=keys, trees=trees, lon=lon)
     tenant = Tenant(world=world)
     for role in ("admin", "operator", "read-only"):
         tenant.keys[role] = create_api_key(conn, world.coop["id"], role, f"test {role}").token
     tenant.product = registry.create_product(
-        conn, world.coop["id"], "Robusta Ea Tu green", kind="green", gtin=gtin
+        conn, world.coop["id"], "Robusta Ea Tu green", keys=keys, kind="green", gtin=gtin
     )
     if with_lots:
         harvest_start = datetime(2025, 11, 10, 7, 0, tzinfo=UTC)
-        add_harvests(conn, world, start=harvest_start)
+        add_harvests(conn, world, start=harvest_start, keys=keys)
         add_weather(conn, world, until=harvest_start)
         cherry = lots.build_cherry_lot(
-            conn, world.coop["id"], code=f"C-{uuid.uuid4().hex[:6]}", plot_ids=[world.plot["id"]]
+            conn,
+            world.coop["id"],
+            code=f"C-{uuid.uuid4().hex[:6]}",
+            plot_ids=[world.plot["id"]],
+            keys=keys,
         )
         dried = processing.record_transformation(
             conn,
@@ -114,6 +129,7 @@ def make_tenant(
             ],
             place="Drying yard Ea Tu",
             measurements={"moisture_pct": 12.5},
+            keys=keys,
         )["outputs"][0]
         green = processing.record_transformation(
             conn,
@@ -140,6 +156,7 @@ def make_tenant(
                     "sha256": "ab" * 32,
                 }
             ],
+            keys=keys,
         )["outputs"][0]
         tenant.cherry, tenant.green = cherry, green
     conn.commit()

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from coffeetrace.api.app import create_app
 from coffeetrace.settings import Settings
+from coffeetrace.trace.keys import KeyRing
 from tests.api.builders import Tenant, make_tenant
 
 
@@ -26,10 +27,10 @@ def client(app: FastAPI) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def tenant_a(conn: psycopg.Connection) -> Tenant:
-    return make_tenant(conn)
+def tenant_a(conn: psycopg.Connection, keys: KeyRing) -> Tenant:
+    return make_tenant(conn, keys=keys)
 
 
 @pytest.fixture
-def tenant_b(conn: psycopg.Connection) -> Tenant:
-    return make_tenant(conn, gtin="08930000000026", lon=108.10)
+def tenant_b(conn: psycopg.Connection, keys: KeyRing) -> Tenant:
+    return make_tenant(conn, keys=keys, gtin="08930000000026", lon=108.10)

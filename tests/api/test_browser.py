@@ -14,6 +14,7 @@ import zxingcpp
 from PIL import Image
 
 from coffeetrace.settings import Settings
+from coffeetrace.trace.keys import KeyRing
 from tests.api.builders import GTIN, make_tenant
 from tests.api.server import serve
 
@@ -56,8 +57,9 @@ def test_page_on_a_phone(
     settings: Settings,
     conn: psycopg.Connection,  # type: ignore[no-untyped-def]
     lang: str,
+    keys: KeyRing,
 ) -> None:
-    tenant = make_tenant(conn, trees=40)
+    tenant = make_tenant(conn, keys=keys, trees=40)
     with serve(settings) as base:
         context = browser.new_context(
             viewport={"width": 360, "height": 740},

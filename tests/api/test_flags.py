@@ -8,16 +8,23 @@ import psycopg
 from fastapi.testclient import TestClient
 
 from coffeetrace.trace import lots
+from coffeetrace.trace.keys import KeyRing
 from tests.api.builders import Tenant
 from tests.trace.builders import insert_harvest
 
 
 def test_a_harvest_before_planting_is_flagged(
-    client: TestClient, conn: psycopg.Connection, tenant_a: Tenant, tenant_b: Tenant
+    client: TestClient,
+    conn: psycopg.Connection,
+    tenant_a: Tenant,
+    tenant_b: Tenant,
+    keys: KeyRing,
 ) -> None:
     tree = tenant_a.world.trees[0]  # planted 2012-06-01
     early = insert_harvest(conn, tree, 3.0, time=datetime(2011, 11, 20, 8, 0, tzinfo=UTC))
-    lot = lots.build_cherry_lot(conn, tenant_a.coop_id, code="C-EARLY", harvest_ids=[early])
+    lot = lots.build_cherry_lot(
+        conn, tenant_a.coop_id, code="C-EARLY", harvest_ids=[early], keys=keys
+    )
     conn.commit()
 
     r = client.get(f"/v1/lots/{lot['id']}/flags", headers=tenant_a.auth("read-only"))

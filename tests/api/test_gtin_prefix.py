@@ -11,6 +11,7 @@ from coffeetrace.api.auth import create_api_key
 from coffeetrace.errors import RuleViolation
 from coffeetrace.simulators.geography import gtin14
 from coffeetrace.trace import registry
+from coffeetrace.trace.keys import KeyRing
 
 PREFIX_A, PREFIX_B = "8931001", "8931002"
 
@@ -50,11 +51,13 @@ def test_a_gtin_outside_the_cooperatives_prefix_is_refused(
     assert {p["gtin"] for p in client.get("/v1/products", headers=b).json()["items"]} == {b_gtin}
 
 
-def test_a_cooperative_without_a_prefix_cannot_allocate_gtins(conn: psycopg.Connection) -> None:
+def test_a_cooperative_without_a_prefix_cannot_allocate_gtins(
+    conn: psycopg.Connection, keys: KeyRing
+) -> None:
     coop = registry.create_cooperative(conn, "coop-none", "No prefix")
     with pytest.raises(RuleViolation, match="no GS1 company prefix"):
-        registry.create_product(conn, coop["id"], "P", gtin=gtin14(PREFIX_A, 1))
-    assert registry.create_product(conn, coop["id"], "P")["gtin"] is None
+        registry.create_product(conn, coop["id"], "P", keys=keys, gtin=gtin14(PREFIX_A, 1))
+    assert registry.create_product(conn, coop["id"], "P", keys=keys)["gtin"] is None
     with pytest.raises(RuleViolation, match="not from your GS1 company prefix 89310"):
         registry.gtin_in_prefix(gtin14("8932", 5), "89310")
     assert registry.gtin_in_prefix(gtin14(PREFIX_A, 5)[1:], PREFIX_A) == gtin14(PREFIX_A, 5)

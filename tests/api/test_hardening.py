@@ -18,6 +18,7 @@ from psycopg.rows import dict_row
 from coffeetrace.embedded import EmbeddedPostgres, free_port
 from coffeetrace.migrate import migrate
 from coffeetrace.settings import Settings
+from coffeetrace.trace.keys import KeyRing
 from tests.api.builders import Tenant, make_tenant
 from tests.api.server import serve
 
@@ -205,13 +206,13 @@ def test_unparsable_body_is_the_documented_422(settings: Settings, tenant_a: Ten
         assert status == 422 and json.loads(body)["error"] == "invalid"
 
 
-def test_no_5xx_after_a_database_restart(settings: Settings, tmp_path: Path) -> None:
+def test_no_5xx_after_a_database_restart(settings: Settings, tmp_path: Path, keys: KeyRing) -> None:
     pg = EmbeddedPostgres(tmp_path / "pg", free_port())
     pg.start()
     try:
         with psycopg.connect(pg.url, row_factory=dict_row) as conn:
             migrate(conn)
-            tenant = make_tenant(conn)
+            tenant = make_tenant(conn, keys=keys)
         own = settings.model_copy(update={"database_url": pg.url, "db_pool_max": 10})
         auth = tenant.auth("read-only")
         with serve(own) as base, ThreadPoolExecutor(10) as workers:

@@ -8,10 +8,27 @@ import re
 import psycopg
 from fastapi.testclient import TestClient
 
+from coffeetrace.trace import registry_versions, statements
+from coffeetrace.trace.keys import KeyRing
 from tests.api.builders import GTIN, Tenant
 
 PHONE = re.compile(r"(?<![\w.-])(\+84|0)\d{9,10}(?![\w])")
 NATIONAL_ID = re.compile(r"(?<![\w.-])\d{9}(\d{3})?(?![\w.])")
+
+
+def edit_farm(
+    conn: psycopg.Connection, keys: KeyRing, tenant: Tenant, assignments: str, *params: object
+) -> None:
+    """Change the tenant's farm as the registry would: the row, its new version, and the
+    lots' statements signed again (public pages serve what was signed, not the rows)."""
+    farm, coop = tenant.world.farm["id"], tenant.coop_id
+    conn.execute(f"update farms set {assignments} where id = %s", (*params, farm))
+    registry_versions.record_versions(conn, keys, coop, "farm", [farm])
+    lot_ids = [
+        r["id"] for r in conn.execute("select id from lots where cooperative_id = %s", (coop,))
+    ]
+    statements.refresh(conn, keys, coop, lot_ids)
+    conn.commit()
 
 
 def public_responses(client: TestClient, tenant: Tenant) -> dict[str, str]:
@@ -37,14 +54,12 @@ def public_responses(client: TestClient, tenant: Tenant) -> dict[str, str]:
 
 
 def test_no_personal_data_on_public_surfaces(
-    client: TestClient, conn: psycopg.Connection, tenant_a: Tenant
+    client: TestClient, conn: psycopg.Connection, tenant_a: Tenant, keys: KeyRing
 ) -> None:
     # a farm that did not consent to its display name being shown
-    conn.execute(
-        "update farms set display_name = 'Vườn Bà Hai', display_name_consent = false where id = %s",
-        (tenant_a.world.farm["id"],),
+    edit_farm(
+        conn, keys, tenant_a, "display_name = %s, display_name_consent = false", "Vườn Bà Hai"
     )
-    conn.commit()
     private = conn.execute(
         "select owner_name, phone, national_id from farm_private where farm_id = %s",
         (tenant_a.world.farm["id"],),
@@ -67,11 +82,10 @@ def test_no_personal_data_on_public_surfaces(
     assert tenant_a.world.farm["code"] in page.text
 
 
-def test_the_scan_can_fail(client: TestClient, conn: psycopg.Connection, tenant_a: Tenant) -> None:
+def test_the_scan_can_fail(
+    client: TestClient, conn: psycopg.Connection, tenant_a: Tenant, keys: KeyRing
+) -> None:
     """Control: a consented display name that looks like a phone number is caught."""
-    conn.execute(
-        "update farms set display_name = '0912345678' where id = %s", (tenant_a.world.farm["id"],)
-    )
-    conn.commit()
+    edit_farm(conn, keys, tenant_a, "display_name = %s", "0912345678")
     texts = public_responses(client, tenant_a)
     assert PHONE.search(texts["page_en"])

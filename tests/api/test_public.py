@@ -9,6 +9,7 @@ import psycopg
 from fastapi.testclient import TestClient
 
 from coffeetrace.trace import processing
+from coffeetrace.trace.keys import KeyRing
 from tests.api.builders import GTIN, Tenant
 
 BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
@@ -50,7 +51,7 @@ def test_languages(client: TestClient, tenant_a: Tenant) -> None:
 
 
 def test_etag_cache_control_and_invalidation(
-    client: TestClient, conn: psycopg.Connection, tenant_a: Tenant
+    client: TestClient, conn: psycopg.Connection, tenant_a: Tenant, keys: KeyRing
 ) -> None:
     url = f"/l/{tenant_a.green['public_id']}?lang=en"
     first = client.get(url, headers=BROWSER)
@@ -67,6 +68,7 @@ def test_etag_cache_control_and_invalidation(
         occurred_at=datetime(2026, 1, 5, tzinfo=UTC),
         inputs=[(tenant_a.green["id"], 1)],
         outputs=[{"code": "GR-1", "kg": 1, "kind": "green"}],
+        keys=keys,
     )
     conn.commit()
     changed = client.get(url, headers=BROWSER | {"If-None-Match": etag})
@@ -87,8 +89,16 @@ def test_verify_json(client: TestClient, tenant_a: Tenant) -> None:
     body = r.json()
     assert body["ok"] is True and body["signature"]["valid"] is True
     assert body["chain"]["ok"] is True and body["chain"]["checked_events"] >= 3
-    key = client.get("/.well-known/coffeetrace-signing-key").json()
-    assert key["algorithm"] == "Ed25519" and key["key_id"] == body["signature"]["key_id"]
+    assert body["public_keys"] == "/.well-known/coffeetrace-keys"
+    listed = client.get(body["public_keys"]).json()
+    assert listed["algorithm"] == "Ed25519"
+    mine = next(c for c in listed["cooperatives"] if c["id"] == str(tenant_a.coop_id))
+    assert body["signature"]["key_id"] in {k["key_id"] for k in mine["keys"]}
+    assert body["document"]["lot"]["public_id"] == tenant_a.green["public_id"]
+    assert body["checkpoint"]["body"]["cooperative_id"] == str(tenant_a.coop_id)
+    assert {e["seq"] for e in body["inclusion"]} == {
+        e["seq"] for e in body["document"]["chain"]["events"]
+    }
 
 
 def test_digital_link_resolver(client: TestClient, tenant_a: Tenant) -> None:
@@ -177,11 +187,11 @@ def test_badge_on_an_intact_lot(client: TestClient, tenant_a: Tenant) -> None:
 
 
 def test_page_of_a_thousand_tree_lot_stays_small(
-    client: TestClient, conn: psycopg.Connection
+    client: TestClient, conn: psycopg.Connection, keys: KeyRing
 ) -> None:
     from tests.api.builders import make_tenant
 
-    big = make_tenant(conn, trees=1000)
+    big = make_tenant(conn, keys=keys, trees=1000)
     r = client.get(f"/l/{big.green['public_id']}?lang=vi", headers=BROWSER)
     assert r.status_code == 200 and "1 000 cây cà phê" in r.text
     assert r.text.count("h0") >= 1000  # every tree is a dot on the map

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from coffeetrace.api import qr
+from coffeetrace.trace.keys import KeyRing
 from tests.api.builders import GTIN, Tenant, make_tenant
 
 
@@ -97,8 +98,10 @@ def _cli(args: list[str], db_url: str, tmp_path: Path) -> subprocess.CompletedPr
     )
 
 
-def test_cli_qr_labels_and_apikey(db_url: str, conn: psycopg.Connection, tmp_path: Path) -> None:
-    tenant = make_tenant(conn)
+def test_cli_qr_labels_and_apikey(
+    db_url: str, conn: psycopg.Connection, tmp_path: Path, keys: KeyRing
+) -> None:
+    tenant = make_tenant(conn, keys=keys)
     done = _cli(["qr", tenant.green["code"]], db_url, tmp_path)
     assert done.returncode == 0, done.stderr
     png = (tmp_path / f"{tenant.green['code']}.png").read_bytes()

@@ -8,6 +8,7 @@ import psycopg
 from fastapi.testclient import TestClient
 
 from coffeetrace.credentials import verify_mosquitto_hash
+from coffeetrace.trace.keys import KeyRing
 from tests.api.builders import Tenant, make_tenant
 from tests.factories import square
 
@@ -141,8 +142,10 @@ def test_device_secret_is_returned_once(
     assert soil_without_plot.status_code == 422 and "plot" in soil_without_plot.json()["message"]
 
 
-def test_pagination_and_filters(client: TestClient, conn: psycopg.Connection) -> None:
-    tenant = make_tenant(conn, trees=23, with_lots=False)
+def test_pagination_and_filters(
+    client: TestClient, conn: psycopg.Connection, keys: KeyRing
+) -> None:
+    tenant = make_tenant(conn, keys=keys, trees=23, with_lots=False)
     ro = tenant.auth("read-only")
     seen: list[str] = []
     cursor = None
@@ -188,8 +191,10 @@ def test_a_failed_request_leaves_nothing_behind(
     )
 
 
-def test_lots_and_steps_through_the_api(client: TestClient, conn: psycopg.Connection) -> None:
-    tenant = make_tenant(conn, with_lots=False)
+def test_lots_and_steps_through_the_api(
+    client: TestClient, conn: psycopg.Connection, keys: KeyRing
+) -> None:
+    tenant = make_tenant(conn, keys=keys, with_lots=False)
     from datetime import UTC, datetime
 
     from tests.api.builders import add_harvests

@@ -21,6 +21,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from coffeetrace.settings import Settings
+from coffeetrace.trace.keys import KeyRing
 from tests.api.builders import make_tenant
 from tests.api.server import serve
 
@@ -33,8 +34,10 @@ CHECKS = [
 ]
 
 
-def test_api_conforms_to_its_openapi(settings: Settings, conn: psycopg.Connection) -> None:
-    tenant = make_tenant(conn)
+def test_api_conforms_to_its_openapi(
+    settings: Settings, conn: psycopg.Connection, keys: KeyRing
+) -> None:
+    tenant = make_tenant(conn, keys=keys)
     headers = tenant.auth("admin")
     failures: list[str] = []
     statuses: list[int] = []

@@ -17,4 +17,7 @@ def test_bench_trace_small(pg_server, capsys: pytest.CaptureFixture[str]) -> Non
     assert summary["backward_trees"] == 2000 and summary["shares_sum"] == pytest.approx(1.0)
     assert summary["forward_tree_reaches_packed"] and summary["forward_farm_reaches_packed"]
     assert summary["store"]["trees"] == 3000
+    # the benchmark's verification is of an untouched store: it must find nothing
+    assert summary["verify_ok"] is True and summary["verify_problems"] == 0
+    assert summary["verify_events"] > 0 and summary["verify_ceiling_rows"] > 2000
     assert any("ratio" in line for line in said)

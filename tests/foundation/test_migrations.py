@@ -8,6 +8,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from coffeetrace.migrate import available_migrations, migrate, timescaledb_loadable
+from coffeetrace.trace.keys import KeyRing
 
 EXPECTED_TABLES = {
     "cooperatives",
@@ -73,10 +74,10 @@ def test_migrate_from_empty_twice(pg_server) -> None:
             admin.execute(f'drop database if exists "{name}" with (force)')
 
 
-def test_hourly_view_buckets_like_timescale(conn: psycopg.Connection) -> None:
+def test_hourly_view_buckets_like_timescale(conn: psycopg.Connection, keys: KeyRing) -> None:
     from tests.factories import make_world
 
-    world = make_world(conn, trees=1)
+    world = make_world(conn, keys=keys, trees=1)
     conn.execute(
         "insert into sensor_readings (time, device_id, plot_id, metric, value) values"
         " ('2026-05-01 10:05+00', %(d)s, %(p)s, 'soilMoistureVwc', 0.30),"

@@ -15,6 +15,7 @@ import pytest
 from coffeetrace.embedded import EmbeddedBroker
 from coffeetrace.ingest.service import IngestService
 from coffeetrace.settings import Settings
+from coffeetrace.trace.keys import KeyRing
 from tests.factories import World, make_world
 
 
@@ -42,8 +43,8 @@ def ingest_settings(settings: Settings, ingest_broker: EmbeddedBroker) -> Settin
 
 
 @pytest.fixture
-def world(conn: psycopg.Connection) -> World:
-    w = make_world(conn, trees=3)
+def world(conn: psycopg.Connection, keys: KeyRing) -> World:
+    w = make_world(conn, keys=keys, trees=3)
     conn.commit()
     return w
 

@@ -38,6 +38,7 @@ from coffeetrace.ingest.service import IngestService
 from coffeetrace.mqtt import new_client, parse_broker_url
 from coffeetrace.settings import Settings
 from coffeetrace.trace import registry
+from coffeetrace.trace.keys import KeyRing
 from tests.api.builders import Tenant, make_tenant
 from tests.ingest.conftest import broker_data_dir
 from tests.ingest.helpers import Publisher, connect_result, now_ms, scalar, wait_until
@@ -64,8 +65,8 @@ class DynsecBroker:
 
 
 @pytest.fixture
-def tenant(conn: psycopg.Connection) -> Tenant:
-    t = make_tenant(conn, trees=3, with_lots=False)
+def tenant(conn: psycopg.Connection, keys: KeyRing) -> Tenant:
+    t = make_tenant(conn, keys=keys, trees=3, with_lots=False)
     conn.commit()
     return t
 

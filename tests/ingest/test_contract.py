@@ -12,6 +12,7 @@ from coffeetrace.ingest.service import IngestService
 from coffeetrace.ingest.topics import device_topic
 from coffeetrace.settings import Settings
 from coffeetrace.trace import registry
+from coffeetrace.trace.keys import KeyRing
 from tests.factories import World
 from tests.ingest.helpers import now_ms, publish_all, scalar, wait_until
 
@@ -207,14 +208,20 @@ def _bad_variants(world: World, other: str) -> list[tuple[str, str, object, str]
 
 
 def test_each_bad_message_is_dead_lettered_and_good_ones_pass(
-    ingest_settings: Settings, world: World, conn: psycopg.Connection
+    ingest_settings: Settings, world: World, conn: psycopg.Connection, keys: KeyRing
 ) -> None:
     s, db = ingest_settings, ingest_settings.database_url
     coop = world.coop["id"]
     other_plot = registry.create_plot(
-        conn, coop, world.farm["id"], "P-2", {"type": "Point", "coordinates": [108.2, 12.7]}, 0.5
+        conn,
+        coop,
+        world.farm["id"],
+        "P-2",
+        {"type": "Point", "coordinates": [108.2, 12.7]},
+        0.5,
+        keys=keys,
     )
-    registry.create_tree(conn, coop, other_plot["id"], "T-OTHER")
+    registry.create_tree(conn, coop, other_plot["id"], "T-OTHER", keys=keys)
     retired = registry.register_device(
         conn, coop, "soil_node", plot_id=world.plot["id"], secret=new_device_secret()
     )

@@ -16,6 +16,7 @@ from coffeetrace.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
 from coffeetrace.ingest.service import IngestService
 from coffeetrace.migrate import migrate
 from coffeetrace.settings import Settings
+from coffeetrace.trace.keys import KeyRing
 from tests.factories import World, make_world
 from tests.ingest.conftest import broker_data_dir
 from tests.ingest.helpers import (
@@ -122,11 +123,11 @@ def own_postgres() -> Iterator[EmbeddedPostgres]:
 
 
 def test_postgres_restarted_mid_burst(
-    ingest_settings: Settings, own_postgres: EmbeddedPostgres
+    ingest_settings: Settings, own_postgres: EmbeddedPostgres, keys: KeyRing
 ) -> None:
     with psycopg.connect(own_postgres.url, row_factory=dict_row) as conn:
         migrate(conn)
-        world = make_world(conn)
+        world = make_world(conn, keys=keys)
         conn.commit()
     s = ingest_settings.model_copy(update={"database_url": own_postgres.url})
     n, soil = 10_000, world.devices["soil"].username

@@ -15,6 +15,7 @@ from coffeetrace.ingest.devices import DeviceCache
 from coffeetrace.ingest.store import Written, write_batch
 from coffeetrace.ingest.topics import Incoming, device_topic
 from coffeetrace.ingest.validate import Prepared, Preparer
+from coffeetrace.trace.keys import KeyRing
 from tests.factories import World
 from tests.ingest.helpers import now_ms, scalar
 
@@ -61,24 +62,27 @@ def autocommit(db_url: str, world: World) -> Any:
 
 @pytest.mark.parametrize("expect_duplicates", [False, True])
 def test_keys_seen_before_are_dropped_either_way(
-    db_url: str, world: World, autocommit: Any, expect_duplicates: bool
+    db_url: str, world: World, autocommit: Any, expect_duplicates: bool, keys: KeyRing
 ) -> None:
-    first = write_batch(autocommit, _batch(autocommit, world, [1, 2, 3]))
+    first = write_batch(autocommit, _batch(autocommit, world, [1, 2, 3]), keys=keys)
     assert (first.sets, first.readings, first.known_keys) == (3, 6, 0)
     # two sets seen before among two new ones: the COPY of the keys is refused by the
     # unique key (or skipped when duplicates are expected) and the batch claimed key by key
     second = write_batch(
-        autocommit, _batch(autocommit, world, [2, 4, 3, 5]), expect_duplicates=expect_duplicates
+        autocommit,
+        _batch(autocommit, world, [2, 4, 3, 5]),
+        keys=keys,
+        expect_duplicates=expect_duplicates,
     )
     assert (second.sets, second.readings, second.known_keys, second.duplicates) == (2, 4, 2, 2)
     assert _stored(db_url) == (5, 10)
-    again = write_batch(autocommit, _batch(autocommit, world, [1, 2, 3, 4, 5]))
+    again = write_batch(autocommit, _batch(autocommit, world, [1, 2, 3, 4, 5]), keys=keys)
     assert (again.sets, again.readings, again.known_keys) == (0, 0, 5)
     assert _stored(db_url) == (5, 10)
 
 
 def test_a_batch_waits_for_another_consumers_uncommitted_key(
-    db_url: str, world: World, autocommit: Any
+    db_url: str, world: World, autocommit: Any, keys: KeyRing
 ) -> None:
     """Two ingest processes on a shared subscription may hold the same redelivered set: the
     second waits for the first's transaction and, once it commits, stores only the rest."""
@@ -100,7 +104,7 @@ def test_a_batch_waits_for_another_consumers_uncommitted_key(
         result: list[Written] = []
         second = threading.Thread(
             target=lambda: result.append(
-                write_batch(autocommit, _batch(autocommit, world, [6, 7, 8]))
+                write_batch(autocommit, _batch(autocommit, world, [6, 7, 8]), keys=keys)
             )
         )
         second.start()

@@ -18,6 +18,7 @@ from coffeetrace.ingest.service import IngestService
 from coffeetrace.ingest.topics import device_topic
 from coffeetrace.migrate import migrate
 from coffeetrace.settings import Settings
+from coffeetrace.trace.keys import KeyRing
 from tests.factories import make_world
 from tests.ingest.helpers import publish_all, scalar, wait_until
 
@@ -53,11 +54,13 @@ def _sets(first: int, count: int, when: datetime) -> list[dict[str, object]]:
     ]
 
 
-def test_late_buffer_into_a_compressed_chunk(tsdb_url: str, ingest_settings: Settings) -> None:
+def test_late_buffer_into_a_compressed_chunk(
+    tsdb_url: str, ingest_settings: Settings, keys: KeyRing
+) -> None:
     with psycopg.connect(tsdb_url, row_factory=dict_row) as conn:
         applied = migrate(conn)
         assert any(v.startswith("0004") for v in applied), applied
-        world = make_world(conn)
+        world = make_world(conn, keys=keys)
         conn.execute("update devices set registered_at = now() - interval '120 days'")
         conn.commit()
     s = ingest_settings.model_copy(update={"database_url": tsdb_url})

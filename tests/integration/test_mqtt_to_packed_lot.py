@@ -20,6 +20,7 @@ from coffeetrace.embedded import EmbeddedBroker
 from coffeetrace.ingest.service import IngestService
 from coffeetrace.settings import Settings
 from coffeetrace.trace import epcis, eudr, registry, verification
+from coffeetrace.trace.keys import KeyRing
 from tests.conftest import SHARED
 from tests.factories import World
 from tests.ingest.helpers import publish_all, wait_until
@@ -77,9 +78,9 @@ def harvest_over_mqtt(settings: Settings) -> Any:
 
 
 def test_harvests_over_mqtt_trace_to_the_packed_lot(
-    conn: psycopg.Connection, ingest: Settings
+    conn: psycopg.Connection, ingest: Settings, keys: KeyRing
 ) -> None:
-    built = build_chain(conn, harvest=harvest_over_mqtt(ingest))
+    built = build_chain(conn, keys=keys, harvest=harvest_over_mqtt(ingest))
     stored = conn.execute(
         "select count(*) as n, sum(cherry_kg) as kg from harvest_events"
         " where picker_code = 'PK-0007'"
@@ -100,7 +101,7 @@ def test_harvests_over_mqtt_trace_to_the_packed_lot(
     features = eudr.export_eudr(conn, built["packed"]["id"])["features"]
     assert {f["geometry"]["type"] for f in features} == {"Point", "Polygon"}
 
-    assert verification.verify_lot(conn, built["packed"]["id"])["ok"] is True
+    assert verification.verify_lot(conn, built["packed"]["id"], keys=keys)["ok"] is True
     event = conn.execute(
         "select seq, kind from trace_events where kind = 'transformation' order by seq limit 1"
     ).fetchone()
@@ -110,6 +111,6 @@ def test_harvests_over_mqtt_trace_to_the_packed_lot(
         " where seq = %s",
         (event["seq"],),
     )
-    report = verification.verify_lot(conn, built["packed"]["id"])
+    report = verification.verify_lot(conn, built["packed"]["id"], keys=keys)
     assert report["ok"] is False
     assert event["seq"] in {p["seq"] for p in report["problems"]}

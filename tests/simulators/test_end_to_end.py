@@ -23,6 +23,7 @@ from coffeetrace.simulators.fleet import Pacing
 from coffeetrace.simulators.physics import LOCAL
 from coffeetrace.simulators.plan import WorldSpec
 from coffeetrace.simulators.simulate import SimOptions, expected_store, fault_preset, simulate
+from coffeetrace.trace.keys import KeyRing
 
 
 @pytest.fixture
@@ -140,10 +141,11 @@ def test_load_mode_publishes_at_the_asked_rate(
 
 
 def test_demo_builds_a_packed_lot_once_and_keeps_publishing(
-    sim_settings: Settings, ingest: IngestService, conn: psycopg.Connection
+    sim_settings: Settings, ingest: IngestService, conn: psycopg.Connection, keys: KeyRing
 ) -> None:
     from coffeetrace.simulators.demo import CODES, start_demo
-    from coffeetrace.trace.provenance import provenance
+    from coffeetrace.trace import statements
+    from coffeetrace.trace.jsonutil import canonical_json
     from coffeetrace.trace.verification import verify_lot
 
     spec = WorldSpec(coop_code="demo-test", seed=2025, farms=5, harvest_trees_per_plot=8)
@@ -155,12 +157,24 @@ def test_demo_builds_a_packed_lot_once_and_keeps_publishing(
         )
         assert info.page_url == f"http://testserver/l/{info.lot_public_id}"
         lot = conn.execute(
-            "select id, kind, quantity_kg from lots where public_id = %s", (info.lot_public_id,)
+            "select id, cooperative_id, kind, quantity_kg from lots where public_id = %s",
+            (info.lot_public_id,),
         ).fetchone()
         assert lot["kind"] == "packed" and lot["quantity_kg"] > 0
         assert info.harvests_stored > 0
-        assert verify_lot(conn, lot["id"])["ok"]
-        doc = provenance(conn, lot["id"], settings=sim_settings)["document"]
+        assert verify_lot(conn, lot["id"], keys=keys)["ok"]
+        served = statements.served(conn, lot["id"])
+        assert served is not None
+        doc = served["document"]
+        assert (
+            keys.verify(
+                lot["cooperative_id"],
+                statements.STATEMENT_DOMAIN,
+                canonical_json(doc),
+                served["signature"],
+            )
+            is None
+        )
         assert [s["step"] for s in doc["steps"]][-4:] == ["drying", "hulling", "grading", "packing"]
         assert doc["farms"] and doc["trees"]
         assert "phone" not in json.dumps(doc, ensure_ascii=False)

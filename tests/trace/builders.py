@@ -1,4 +1,5 @@
-"""Harvest rows inserted the way ingest stores them, and small lot graphs for the tests."""
+"""Harvest rows inserted the way ingest stores them (sealed in an ingest batch, as ingest
+seals what it writes: tests/sealing.py), and small lot graphs for the tests."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from decimal import Decimal
 from typing import Any
 
 import psycopg
+
+from coffeetrace.trace.keys import KeyRing
+from tests import sealing
 
 T0 = datetime(2026, 11, 10, 7, 30, tzinfo=UTC)
 
@@ -19,8 +23,11 @@ def insert_harvest(
     *,
     time: datetime | None = None,
     device_id: str = "scale-test",
+    keys: KeyRing | None = None,
+    seal: bool = True,
 ) -> uuid.UUID:
-    """One harvest_events row for the tree (as ingest writes it), returning its id."""
+    """One harvest_events row for the tree (as ingest writes it), returning its id; sealed
+    in a batch of its own with `keys` (default: the test's) unless `seal` is False."""
     row = conn.execute(
         "insert into harvest_events (time, device_id, msg_id, cooperative_id, farm_id, plot_id,"
         " tree_id, cherry_kg, ripeness_pct, picker_code)"
@@ -36,7 +43,10 @@ def insert_harvest(
         },
     ).fetchone()
     assert row is not None
-    return row["id"]  # type: ignore[index]
+    harvest_id: uuid.UUID = row["id"]  # type: ignore[index]
+    if seal:
+        sealing.seal(conn, [harvest_id], keys)
+    return harvest_id
 
 
 def harvest_trees(
@@ -45,7 +55,12 @@ def harvest_trees(
     kg: float | str = 4.0,
     *,
     start: datetime = T0,
+    keys: KeyRing | None = None,
 ) -> list[uuid.UUID]:
-    return [
-        insert_harvest(conn, t, kg, time=start + timedelta(minutes=i)) for i, t in enumerate(trees)
+    """One harvest per tree, a minute apart, sealed together in one batch."""
+    ids = [
+        insert_harvest(conn, t, kg, time=start + timedelta(minutes=i), seal=False)
+        for i, t in enumerate(trees)
     ]
+    sealing.seal(conn, ids, keys)
+    return ids

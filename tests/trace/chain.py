@@ -17,6 +17,7 @@ from coffeetrace.trace import (
     processing,
     registry,
 )
+from coffeetrace.trace.keys import KeyRing
 from tests.factories import World, make_world, square
 from tests.trace.builders import T0, insert_harvest
 
@@ -32,18 +33,24 @@ def stored_harvest(
     return insert_harvest(conn, tree, kg, time=time)
 
 
-def build_chain(conn: psycopg.Connection, harvest: Harvest = stored_harvest) -> dict[str, Any]:
+def build_chain(
+    conn: psycopg.Connection, harvest: Harvest = stored_harvest, *, keys: KeyRing
+) -> dict[str, Any]:
     """The whole chain; `harvest(conn, world, tree, kg, time)` stores one harvest (directly,
-    or over MQTT through ingest) and returns its id."""
-    world = make_world(conn, trees=3)
+    or over MQTT through ingest) and returns its id. `keys` sign the chain's events."""
+    world = make_world(conn, keys=keys, trees=3)
     coop = world.coop["id"]
     product = registry.create_product(
-        conn, coop, "Robusta Đắk Lắk roasted", kind="packed", gtin="08930000000033"
+        conn, coop, "Robusta Đắk Lắk roasted", keys=keys, kind="packed", gtin="08930000000033"
     )
     # a second farm of the same cooperative, with a 6-ha plot (polygon in the EUDR export)
-    farm2 = registry.create_farm(conn, coop, "F-OTHER", display_name="Other farm")
-    plot2 = registry.create_plot(conn, coop, farm2["id"], "P-BIG", square(108.1, 12.7, 0.025), 6.0)
-    tree4 = registry.create_tree(conn, coop, plot2["id"], "T-BIG-1", lon=108.11, lat=12.71)
+    farm2 = registry.create_farm(conn, coop, "F-OTHER", keys=keys, display_name="Other farm")
+    plot2 = registry.create_plot(
+        conn, coop, farm2["id"], "P-BIG", square(108.1, 12.7, 0.025), 6.0, keys=keys
+    )
+    tree4 = registry.create_tree(
+        conn, coop, plot2["id"], "T-BIG-1", keys=keys, lon=108.11, lat=12.71
+    )
     # farm 1: trees give 10, 6 and 4 kg of cherry (shares 0.5, 0.3, 0.2 of its lot)
     kgs = [10, 6, 4]
     harvests = [
@@ -51,9 +58,15 @@ def build_chain(conn: psycopg.Connection, harvest: Harvest = stored_harvest) -> 
         for i, (t, kg) in enumerate(zip(world.trees, kgs, strict=True))
     ]
     h4 = harvest(conn, world, tree4, 30, T0)
-    lot1 = lots.build_cherry_lot(conn, coop, code="CH-1", harvest_ids=harvests)
+    lot1 = lots.build_cherry_lot(conn, coop, code="CH-1", harvest_ids=harvests, keys=keys)
     lot2 = lots.build_cherry_lot(
-        conn, coop, code="CH-2", tree_ids=[tree4["id"]], since=T0 - DAY, until=T0 + DAY
+        conn,
+        coop,
+        code="CH-2",
+        tree_ids=[tree4["id"]],
+        since=T0 - DAY,
+        until=T0 + DAY,
+        keys=keys,
     )
     assert lot2["harvests"][0]["harvest_id"] == h4
 
@@ -61,7 +74,14 @@ def build_chain(conn: psycopg.Connection, harvest: Harvest = stored_harvest) -> 
         name: str, inputs: list[tuple[Any, Any]], outputs: list[dict[str, Any]], day: int, **kw: Any
     ) -> list[dict[str, Any]]:
         return processing.record_transformation(
-            conn, coop, step=name, occurred_at=T0 + day * DAY, inputs=inputs, outputs=outputs, **kw
+            conn,
+            coop,
+            step=name,
+            occurred_at=T0 + day * DAY,
+            inputs=inputs,
+            outputs=outputs,
+            keys=keys,
+            **kw,
         )["outputs"]
 
     dried = step(

@@ -10,6 +10,7 @@ import typer
 from typer.testing import CliRunner
 
 from coffeetrace import cli
+from coffeetrace.trace.keys import KeyRing
 from tests.trace.chain import build_chain
 
 
@@ -17,7 +18,7 @@ from tests.trace.chain import build_chain
 def runner_env(db_url: str, tmp_path) -> dict[str, str]:
     return {
         "COFFEETRACE_DATABASE_URL": db_url,
-        "COFFEETRACE_DATA_DIR": str(tmp_path),
+        "COFFEETRACE_DATA_DIR": str(tmp_path / "data"),  # where the `keys` fixture keeps them
         "COFFEETRACE_PUBLIC_BASE_URL": "https://trace.example.vn",
     }
 
@@ -26,8 +27,10 @@ def _app() -> typer.Typer:
     return cli.app
 
 
-def test_verify_export_and_tamper(conn: psycopg.Connection, runner_env: dict[str, str]) -> None:
-    built = build_chain(conn)
+def test_verify_export_and_tamper(
+    conn: psycopg.Connection, runner_env: dict[str, str], keys: KeyRing
+) -> None:
+    built = build_chain(conn, keys=keys)
     runner = CliRunner()
     app = _app()
     ok = runner.invoke(app, ["verify", "PK-1"], env=runner_env)

@@ -22,22 +22,27 @@ from coffeetrace.trace import (
     eudr,
     verification,
 )
+from coffeetrace.trace.keys import KeyRing
 from tests.trace.builders import T0
 from tests.trace.chain import build_chain, check_backward_shares, check_forward_reach
 
 
-def test_backward_trace_gives_exact_trees_and_shares(conn: psycopg.Connection) -> None:
-    check_backward_shares(conn, build_chain(conn))
+def test_backward_trace_gives_exact_trees_and_shares(
+    conn: psycopg.Connection, keys: KeyRing
+) -> None:
+    check_backward_shares(conn, build_chain(conn, keys=keys))
 
 
-def test_forward_from_every_tree_reaches_the_packed_lot(conn: psycopg.Connection) -> None:
-    check_forward_reach(conn, build_chain(conn))
+def test_forward_from_every_tree_reaches_the_packed_lot(
+    conn: psycopg.Connection, keys: KeyRing
+) -> None:
+    check_forward_reach(conn, build_chain(conn, keys=keys))
 
 
 def test_epcis_export_validates_against_gs1_schema(
-    conn: psycopg.Connection, epcis_schema_path: Path
+    conn: psycopg.Connection, epcis_schema_path: Path, keys: KeyRing
 ) -> None:
-    built = build_chain(conn)
+    built = build_chain(conn, keys=keys)
     plot = built["world"].plot
     conn.execute(
         "insert into sensor_readings (time, device_id, plot_id, metric, value) values"
@@ -76,8 +81,8 @@ def test_epcis_export_validates_against_gs1_schema(
     assert [e["eventTime"] for e in events] == sorted(e["eventTime"] for e in events)
 
 
-def test_eudr_export_follows_the_geometry_rules(conn: psycopg.Connection) -> None:
-    built = build_chain(conn)
+def test_eudr_export_follows_the_geometry_rules(conn: psycopg.Connection, keys: KeyRing) -> None:
+    built = build_chain(conn, keys=keys)
     collection = eudr.export_eudr(conn, built["packed"]["id"])
     assert collection["type"] == "FeatureCollection"
     by_code = {f["properties"]["PlotCode"]: f for f in collection["features"]}
@@ -122,20 +127,32 @@ def test_eudr_export_follows_the_geometry_rules(conn: psycopg.Connection) -> Non
         "to_jsonb(gen_random_uuid())) where seq = %(seq)s",
     ],
 )
-def test_editing_the_first_event_is_named(conn: psycopg.Connection, edit: str) -> None:
-    built = build_chain(conn)
-    first = conn.execute("select seq, kind from trace_events order by seq limit 1").fetchone()
-    assert verification.verify_lot(conn, built["packed"]["id"])["ok"] is True
+def test_editing_the_first_event_is_named(
+    conn: psycopg.Connection, edit: str, keys: KeyRing
+) -> None:
+    built = build_chain(conn, keys=keys)
+    # the lot's first event (registry events are checked by registry_versions, ingest
+    # batches by batches.py: tests/trace/test_tamper.py)
+    first = conn.execute(
+        "select seq, kind from trace_events where kind not in ('registry', 'ingest_batch')"
+        " order by seq limit 1"
+    ).fetchone()
+    assert verification.verify_lot(conn, built["packed"]["id"], keys=keys)["ok"] is True
     conn.execute(edit, {"seq": first["seq"]})  # type: ignore[index]
-    report = verification.verify_lot(conn, built["packed"]["id"])
+    report = verification.verify_lot(conn, built["packed"]["id"], keys=keys)
     assert report["ok"] is False
     assert first["seq"] in {p["seq"] for p in report["problems"]}  # type: ignore[index]
 
 
-def test_editing_any_stored_event_makes_verify_fail_and_name_it(conn: psycopg.Connection) -> None:
-    built = build_chain(conn)
+def test_editing_any_stored_event_makes_verify_fail_and_name_it(
+    conn: psycopg.Connection, keys: KeyRing
+) -> None:
+    built = build_chain(conn, keys=keys)
     packed = built["packed"]["id"]
-    events = conn.execute("select seq, kind from trace_events order by seq").fetchall()
+    events = conn.execute(
+        "select seq, kind from trace_events where kind not in ('registry', 'ingest_batch')"
+        " order by seq"
+    ).fetchall()
     assert len(events) == 9  # two cherry lots and seven steps
     for ev in events:
         with conn.transaction(force_rollback=True):
@@ -143,7 +160,7 @@ def test_editing_any_stored_event_makes_verify_fail_and_name_it(conn: psycopg.Co
                 "update trace_events set payload = payload || '{\"x\": 1}' where seq = %s",
                 (ev["seq"],),
             )  # type: ignore[index]
-            report = verification.verify_lot(conn, packed)
+            report = verification.verify_lot(conn, packed, keys=keys)
             named = {(p["seq"], p["kind"]) for p in report["problems"]}
         assert report["ok"] is False
         assert (ev["seq"], ev["kind"]) in named  # type: ignore[index]
@@ -164,13 +181,13 @@ def test_editing_any_stored_event_makes_verify_fail_and_name_it(conn: psycopg.Co
             prev_hash=row["prev_hash"],
         )  # type: ignore[index]
         conn.execute("update trace_events set hash = %s where seq = %s", (forged, ev["seq"]))  # type: ignore[index]
-        report = verification.verify_lot(conn, packed)
+        report = verification.verify_lot(conn, packed, keys=keys)
     assert not report["ok"]
     assert any(
         p["seq"] == ev["seq"] and p["problem"] == "chain_broken"  # type: ignore[index]
         for p in report["problems"]
     )
-    assert verification.verify_lot(conn, packed)["ok"] is True
+    assert verification.verify_lot(conn, packed, keys=keys)["ok"] is True
 
 
 @pytest.mark.parametrize(
@@ -206,17 +223,17 @@ def test_editing_any_stored_event_makes_verify_fail_and_name_it(conn: psycopg.Co
     ],
 )
 def test_rows_that_no_longer_match_their_events_are_named(
-    conn: psycopg.Connection, edit: str, problem: str
+    conn: psycopg.Connection, edit: str, problem: str, keys: KeyRing
 ) -> None:
-    built = build_chain(conn)
+    built = build_chain(conn, keys=keys)
     conn.execute(edit)
-    report = verification.verify_lot(conn, built["packed"]["id"])
+    report = verification.verify_lot(conn, built["packed"]["id"], keys=keys)
     assert report["ok"] is False
     assert problem in {p["problem"] for p in report["problems"]}
 
 
-def test_mass_balance_holds_along_the_chain(conn: psycopg.Connection) -> None:
-    build_chain(conn)
+def test_mass_balance_holds_along_the_chain(conn: psycopg.Connection, keys: KeyRing) -> None:
+    build_chain(conn, keys=keys)
     rows = conn.execute("select step, input_kg, output_kg from transformations").fetchall()
     from coffeetrace.settings import DEFAULT_STEP_MAX_YIELD
 

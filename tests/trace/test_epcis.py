@@ -11,6 +11,7 @@ import jsonschema
 import psycopg
 
 from coffeetrace.trace import epcis, lots
+from coffeetrace.trace.keys import KeyRing
 from tests.factories import make_world
 from tests.trace.builders import harvest_trees
 
@@ -22,11 +23,11 @@ def _validator(path: Path) -> jsonschema.Draft7Validator:
 
 
 def test_cherry_lot_without_gtin_uses_its_public_page(
-    conn: psycopg.Connection, epcis_schema_path: Path
+    conn: psycopg.Connection, epcis_schema_path: Path, keys: KeyRing
 ) -> None:
-    w = make_world(conn, trees=3)
+    w = make_world(conn, keys=keys, trees=3)
     hs = harvest_trees(conn, w.trees, "3.5")
-    lot = lots.build_cherry_lot(conn, w.coop["id"], code="C-9", harvest_ids=hs)
+    lot = lots.build_cherry_lot(conn, w.coop["id"], code="C-9", harvest_ids=hs, keys=keys)
     doc = epcis.export_epcis(conn, lot["id"], "https://trace.example.vn/")
     validator = _validator(epcis_schema_path)
     assert list(validator.iter_errors(doc)) == []

@@ -11,13 +11,14 @@ from psycopg.rows import dict_row
 
 from coffeetrace.errors import NotFound, RuleViolation, ValidationFailed
 from coffeetrace.trace import genealogy, lots, processing, verification
+from coffeetrace.trace.keys import KeyRing
 from tests.factories import make_world
 from tests.trace.builders import T0, harvest_trees
 from tests.trace.chain import build_chain
 
 
-def test_forward_from_plot_farm_and_lot(conn: psycopg.Connection) -> None:
-    built = build_chain(conn)
+def test_forward_from_plot_farm_and_lot(conn: psycopg.Connection, keys: KeyRing) -> None:
+    built = build_chain(conn, keys=keys)
     packed = built["packed"]["id"]
     from_plot = genealogy.trace_forward(conn, plot_id=built["world"].plot["id"])
     from_farm = genealogy.trace_forward(conn, farm_id=built["world"].farm["id"])
@@ -43,28 +44,44 @@ def test_forward_from_plot_farm_and_lot(conn: psycopg.Connection) -> None:
         genealogy.trace_forward(conn, lot_id=cherry, tree_id=built["tree4"]["id"])
     with pytest.raises(NotFound):
         genealogy.trace_backward(conn, built["world"].plot["id"])
-    unharvested = make_world(conn, trees=1, lon=108.6)
+    unharvested = make_world(conn, keys=keys, trees=1, lon=108.6)
     assert genealogy.trace_forward(conn, tree_id=unharvested.trees[0]["id"])["lots"] == []
 
 
-def test_verify_chain_walks_every_event(conn: psycopg.Connection) -> None:
-    built = build_chain(conn)
+def test_verify_chain_walks_every_event(conn: psycopg.Connection, keys: KeyRing) -> None:
+    built = build_chain(conn, keys=keys)
     coop = built["world"].coop["id"]
-    report = verification.verify_chain(conn, coop, batch=4)
-    assert report["ok"] and report["checked_events"] == 9
+    report = verification.verify_chain(conn, coop, batch=4, keys=keys)
+    stored = conn.execute(
+        "select count(*) as n, count(*) filter (where kind in ('lot_created', 'transformation'))"
+        " as lot_events from trace_events where cooperative_id = %s",
+        (coop,),
+    ).fetchone()
+    assert stored["lot_events"] == 9  # type: ignore[index]
+    assert report["ok"] and report["checked_events"] == stored["n"]  # type: ignore[index]
+    edited = conn.execute(
+        "select seq from trace_events where kind in ('lot_created', 'transformation')"
+        " order by seq offset 4 limit 1"
+    ).fetchone()["seq"]  # type: ignore[index]
     conn.execute(
-        "update trace_events set occurred_at = occurred_at - interval '1 hour'"
-        " where seq = (select min(seq) + 4 from trace_events)"
+        "update trace_events set occurred_at = occurred_at - interval '1 hour' where seq = %s",
+        (edited,),
     )
-    report = verification.verify_chain(conn, coop, batch=4)
-    assert [p["problem"] for p in report["problems"]] == ["hash_mismatch"]
+    report = verification.verify_chain(conn, coop, batch=4, keys=keys)
+    # the edited event is the only one named: its hash (and so its signature, and the
+    # checkpoints' root over the chain) no longer holds
+    named = {(p["seq"], p["problem"]) for p in report["problems"] if p["kind"] != "checkpoint"}
+    assert named == {(edited, "hash_mismatch"), (edited, "signature_invalid")}
+    assert {p["problem"] for p in report["problems"] if p["kind"] == "checkpoint"} <= {
+        "not_in_checkpoint"
+    }
 
 
-def test_concurrent_steps_cannot_overdraw_a_lot(db_url: str) -> None:
+def test_concurrent_steps_cannot_overdraw_a_lot(db_url: str, keys: KeyRing) -> None:
     with psycopg.connect(db_url, row_factory=dict_row) as setup:
-        w = make_world(setup, trees=2)
+        w = make_world(setup, keys=keys, trees=2)
         lot = lots.build_cherry_lot(
-            setup, w.coop["id"], code="C", harvest_ids=harvest_trees(setup, w.trees, 5)
+            setup, w.coop["id"], code="C", harvest_ids=harvest_trees(setup, w.trees, 5), keys=keys
         )
         setup.commit()
     results: list[str] = []
@@ -81,6 +98,7 @@ def test_concurrent_steps_cannot_overdraw_a_lot(db_url: str) -> None:
                     occurred_at=T0 + timedelta(days=1),
                     inputs=[(lot["id"], 6)],
                     outputs=[{"code": code, "kg": 6, "kind": "cherry"}],
+                    keys=keys,
                 )
                 c.commit()
                 results.append("ok")

@@ -7,6 +7,7 @@ import pytest
 
 from coffeetrace.errors import RuleViolation
 from coffeetrace.trace import geometry, registry
+from coffeetrace.trace.keys import KeyRing
 from tests.factories import make_world, square
 
 LON, LAT = 108.05, 12.68
@@ -71,25 +72,25 @@ def poly(*ring: tuple[float, float]) -> dict:
     ],
 )
 def test_invalid_geometry_is_refused_at_registration(
-    conn: psycopg.Connection, geom: dict, rule: str
+    conn: psycopg.Connection, geom: dict, rule: str, keys: KeyRing
 ) -> None:
-    w = make_world(conn, trees=0)
+    w = make_world(conn, keys=keys, trees=0)
     with pytest.raises(RuleViolation) as exc:
-        registry.create_plot(conn, w.coop["id"], w.farm["id"], "BAD", geom, 1.0)
+        registry.create_plot(conn, w.coop["id"], w.farm["id"], "BAD", geom, 1.0, keys=keys)
     assert exc.value.rule == rule
     assert exc.value.status_code == 422
     assert exc.value.message
 
 
-def test_point_only_up_to_four_hectares(conn: psycopg.Connection) -> None:
-    w = make_world(conn, trees=0)
+def test_point_only_up_to_four_hectares(conn: psycopg.Connection, keys: KeyRing) -> None:
+    w = make_world(conn, keys=keys, trees=0)
     point = {"type": "Point", "coordinates": [LON, LAT]}
-    registry.create_plot(conn, w.coop["id"], w.farm["id"], "SMALL", point, 4.0)
+    registry.create_plot(conn, w.coop["id"], w.farm["id"], "SMALL", point, 4.0, keys=keys)
     with pytest.raises(RuleViolation) as exc:
-        registry.create_plot(conn, w.coop["id"], w.farm["id"], "LARGE", point, 4.5)
+        registry.create_plot(conn, w.coop["id"], w.farm["id"], "LARGE", point, 4.5, keys=keys)
     assert exc.value.rule == "polygon_required"
     big = registry.create_plot(
-        conn, w.coop["id"], w.farm["id"], "LARGE", square(LON, LAT, 0.02), 4.5
+        conn, w.coop["id"], w.farm["id"], "LARGE", square(LON, LAT, 0.02), 4.5, keys=keys
     )
     assert big["centroid_lon"] == pytest.approx(LON + 0.01)
 

@@ -19,7 +19,8 @@ from psycopg.rows import dict_row
 
 from coffeetrace.errors import RuleViolation
 from coffeetrace.settings import DEFAULT_STEP_MAX_YIELD, Settings
-from coffeetrace.trace import genealogy, lots, processing
+from coffeetrace.trace import genealogy, lot_lookup, lots, processing
+from coffeetrace.trace.keys import KeyRing
 from tests.factories import make_world
 from tests.trace.builders import T0, insert_harvest
 
@@ -29,9 +30,11 @@ KIND_CAPS = Settings().kind_max_yield_from_cherry
 KINDS = ["cherry", "dried_cherry", "green", "roasted", "blend", "packed"]
 
 
-def build_random_graph(conn: psycopg.Connection, data: st.DataObject) -> dict[str, Any]:
+def build_random_graph(
+    conn: psycopg.Connection, data: st.DataObject, keys: KeyRing
+) -> dict[str, Any]:
     n_trees = data.draw(st.integers(2, 6), label="trees")
-    world = make_world(conn, trees=n_trees)
+    world = make_world(conn, keys=keys, trees=n_trees)
     coop = world.coop["id"]
     harvests = [
         insert_harvest(
@@ -52,7 +55,9 @@ def build_random_graph(conn: psycopg.Connection, data: st.DataObject) -> dict[st
             left = lots.harvest_remaining(conn, coop, [hs[0]])[hs[0]]
             kg = {hs[0]: (left * part).quantize(KG)}
         available.append(
-            lots.build_cherry_lot(conn, coop, code=f"C{i}", harvest_ids=hs, harvest_kg=kg)
+            lots.build_cherry_lot(
+                conn, coop, code=f"C{i}", harvest_ids=hs, harvest_kg=kg, keys=keys
+            )
         )
     for n in range(data.draw(st.integers(1, 6), label="steps")):
         open_lots = [lot for lot in available if lot["remaining_kg"] > Decimal("0.01")]
@@ -95,11 +100,12 @@ def build_random_graph(conn: psycopg.Connection, data: st.DataObject) -> dict[st
             occurred_at=T0 + timedelta(days=n + 1),
             inputs=inputs,
             outputs=[{"code": f"S{n}-{k}", "kg": p, "kind": kind} for k, p in enumerate(parts)],
+            keys=keys,
         )
-        available = [lots.get_lot(conn, coop, lot["id"]) for lot in available]
+        available = [lot_lookup.get_lot(conn, coop, lot["id"]) for lot in available]
         available.extend(result["outputs"])
         # asking for more than is left of an input is always refused
-        first = lots.get_lot(conn, coop, inputs[0][0])
+        first = lot_lookup.get_lot(conn, coop, inputs[0][0])
         with pytest.raises(RuleViolation) as exc, conn.transaction():
             processing.record_transformation(
                 conn,
@@ -108,9 +114,13 @@ def build_random_graph(conn: psycopg.Connection, data: st.DataObject) -> dict[st
                 occurred_at=T0,
                 inputs=[(first["id"], first["remaining_kg"] + KG)],
                 outputs=[{"code": f"X{n}", "kg": KG, "kind": "green"}],
+                keys=keys,
             )
         assert exc.value.rule == "lot_overdrawn"
-    return {"world": world, "lots": [lots.get_lot(conn, coop, lot["id"]) for lot in available]}
+    return {
+        "world": world,
+        "lots": [lot_lookup.get_lot(conn, coop, lot["id"]) for lot in available],
+    }
 
 
 @settings(
@@ -119,12 +129,12 @@ def build_random_graph(conn: psycopg.Connection, data: st.DataObject) -> dict[st
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(data=st.data())
-def test_random_graphs_keep_the_invariants(db_url: str, data: st.DataObject) -> None:
+def test_random_graphs_keep_the_invariants(db_url: str, data: st.DataObject, keys: KeyRing) -> None:
     with (
         psycopg.connect(db_url, row_factory=dict_row) as conn,
         conn.transaction(force_rollback=True),
     ):
-        graph = build_random_graph(conn, data)
+        graph = build_random_graph(conn, data, keys=keys)
         all_lots = graph["lots"]
         backward = {lot["id"]: genealogy.trace_backward(conn, lot["id"]) for lot in all_lots}
         for lot in all_lots:

@@ -13,18 +13,21 @@ from coffeetrace.api.auth import create_api_key
 from coffeetrace.errors import RuleViolation
 from coffeetrace.settings import Settings
 from coffeetrace.trace import lots, processing
+from coffeetrace.trace.keys import KeyRing
 from coffeetrace.trace.rules import TraceRules
 from tests.factories import make_world
 from tests.trace.builders import T0, harvest_trees
 
 
-def _cherry(conn: psycopg.Connection) -> tuple:
-    w = make_world(conn, trees=2)
+def _cherry(conn: psycopg.Connection, keys: KeyRing) -> tuple:
+    w = make_world(conn, keys=keys, trees=2)
     hs = harvest_trees(conn, w.trees, 10)  # at T0 and T0 + 1 min
-    return w, lots.build_cherry_lot(conn, w.coop["id"], code="C", harvest_ids=hs)
+    return w, lots.build_cherry_lot(conn, w.coop["id"], code="C", harvest_ids=hs, keys=keys)
 
 
-def _step(conn: psycopg.Connection, w: object, lot: dict, when: datetime, **kw: object) -> dict:
+def _step(
+    conn: psycopg.Connection, w: object, lot: dict, when: datetime, *, keys: KeyRing, **kw: object
+) -> dict:
     return processing.record_transformation(
         conn,
         w.coop["id"],  # type: ignore[attr-defined]
@@ -32,42 +35,49 @@ def _step(conn: psycopg.Connection, w: object, lot: dict, when: datetime, **kw: 
         occurred_at=when,
         inputs=[(lot["id"], kw.pop("kg", 4))],  # type: ignore[list-item]
         outputs=[{"code": kw.pop("code", "D"), "kg": 2, "kind": "dried_cherry"}],
+        keys=keys,
         **kw,  # type: ignore[arg-type]
     )
 
 
-def test_a_step_before_the_latest_harvest_is_refused(conn: psycopg.Connection) -> None:
-    w, lot = _cherry(conn)
+def test_a_step_before_the_latest_harvest_is_refused(
+    conn: psycopg.Connection, keys: KeyRing
+) -> None:
+    w, lot = _cherry(conn, keys=keys)
     latest = T0 + timedelta(minutes=1)
     with pytest.raises(RuleViolation) as exc:
-        _step(conn, w, lot, T0 + timedelta(seconds=30))
+        _step(conn, w, lot, T0 + timedelta(seconds=30), keys=keys)
     err = exc.value
     assert err.rule == "step_before_inputs" and err.status_code == 422
     assert err.details["inputs_ready_at"] == latest.isoformat()
     assert err.details["occurred_at"] == (T0 + timedelta(seconds=30)).isoformat()
     assert latest.isoformat() in err.message and err.details["code"] == "C"
-    dried = _step(conn, w, lot, latest)["outputs"][0]  # at the harvest itself: fine
+    dried = _step(conn, w, lot, latest, keys=keys)["outputs"][0]  # at the harvest itself: fine
     # a grading dated before the drying that made its input
     with pytest.raises(RuleViolation, match="before its input lot D") as before:
-        _step(conn, w, dried, latest - timedelta(days=1), step="grading", kg=2, code="G")
+        _step(conn, w, dried, latest - timedelta(days=1), step="grading", kg=2, code="G", keys=keys)
     assert before.value.details["inputs_ready_at"] == latest.isoformat()
-    _step(conn, w, dried, latest + timedelta(days=3), step="grading", kg=2, code="G")
+    _step(conn, w, dried, latest + timedelta(days=3), step="grading", kg=2, code="G", keys=keys)
 
 
-def test_a_step_in_the_future_is_refused_beyond_the_skew(conn: psycopg.Connection) -> None:
-    w, lot = _cherry(conn)
+def test_a_step_in_the_future_is_refused_beyond_the_skew(
+    conn: psycopg.Connection, keys: KeyRing
+) -> None:
+    w, lot = _cherry(conn, keys=keys)
     with pytest.raises(RuleViolation) as exc:
-        _step(conn, w, lot, datetime(2030, 1, 1, tzinfo=UTC))
+        _step(conn, w, lot, datetime(2030, 1, 1, tzinfo=UTC), keys=keys)
     assert exc.value.rule == "step_in_future"
     assert "2030-01-01T00:00:00+00:00" in exc.value.message and exc.value.details["now"]
     soon = datetime.now(UTC) + timedelta(seconds=60)
-    _step(conn, w, lot, soon)  # within the default skew (300 s)
+    _step(conn, w, lot, soon, keys=keys)  # within the default skew (300 s)
     with pytest.raises(RuleViolation, match="in the future"):
-        _step(conn, w, lot, soon, code="D2", rules=TraceRules(step_clock_skew_s=0))
+        _step(conn, w, lot, soon, code="D2", rules=TraceRules(step_clock_skew_s=0), keys=keys)
 
 
-def test_api_answers_422_naming_both_dates(settings: Settings, conn: psycopg.Connection) -> None:
-    w, lot = _cherry(conn)
+def test_api_answers_422_naming_both_dates(
+    settings: Settings, conn: psycopg.Connection, keys: KeyRing
+) -> None:
+    w, lot = _cherry(conn, keys=keys)
     token = create_api_key(conn, w.coop["id"], "operator", "t").token
     conn.commit()
     body = {

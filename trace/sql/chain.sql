@@ -3,7 +3,7 @@
 select pg_advisory_xact_lock(hashtextextended('coffeetrace.trace_chain:' || %(cooperative_id)s::text, 0));
 
 -- name: chain_head
-select seq, hash from trace_events
+select seq, hash, position from trace_events
 where cooperative_id = %(cooperative_id)s
 order by seq desc limit 1;
 
@@ -11,10 +11,11 @@ order by seq desc limit 1;
 select nextval(pg_get_serial_sequence('trace_events', 'seq')) as seq;
 
 -- name: insert_event
-insert into trace_events (seq, cooperative_id, kind, lot_ids, occurred_at, payload, prev_hash, hash)
+insert into trace_events (seq, cooperative_id, kind, lot_ids, occurred_at, payload, prev_hash,
+                          hash, position, signature)
 overriding system value
 values (%(seq)s, %(cooperative_id)s, %(kind)s, %(lot_ids)s, %(occurred_at)s, %(payload)s,
-        %(prev_hash)s, %(hash)s)
+        %(prev_hash)s, %(hash)s, %(position)s, %(signature)s)
 returning *;
 
 -- name: events_for_lots
@@ -47,7 +48,11 @@ select l.id, l.code, l.public_id, l.kind, l.quantity_kg, l.remaining_kg, l.produ
 from lots l where l.id = any(%(lot_ids)s::uuid[]);
 
 -- name: lot_harvests_for_lots
-select lot_id, harvest_id, kg from lot_harvests where lot_id = any(%(lot_ids)s::uuid[]);
+select lh.lot_id, lh.harvest_id, lh.kg, lh.tree_id, h.device_id, h.msg_id, h.time,
+       h.cooperative_id, h.farm_id, h.plot_id, h.tree_id as harvest_tree_id, h.cherry_kg,
+       h.ripeness_pct, h.picker_code
+from lot_harvests lh left join harvest_events h on h.id = lh.harvest_id
+where lh.lot_id = any(%(lot_ids)s::uuid[]);
 
 -- name: transformations_with_edges_by_ids
 select t.*,

@@ -17,6 +17,9 @@ values (%(cooperative_id)s, %(code)s, %(display_name)s, %(display_name_consent)s
         %(district)s, %(commune)s)
 returning *;
 
+-- name: farm_cooperative
+select id, cooperative_id from farms where id = %(id)s;
+
 -- name: upsert_farm_private
 insert into farm_private (farm_id, owner_name, phone, national_id, address, data_consent, consent_at)
 values (%(farm_id)s, %(owner_name)s, %(phone)s, %(national_id)s, %(address)s, %(data_consent)s,

@@ -1,0 +1,85 @@
+-- Registry versions (trace/registry_versions.py): the rows whose facts are versioned, with
+-- the chain event (event_seq) that holds each one's version in force.
+
+-- name: registry_version_plots
+select id, cooperative_id, event_seq, code, farm_id, geometry, area_ha, altitude_m,
+       growing_area_code, district, centroid_lon, centroid_lat
+from plots where id = any(%(ids)s::uuid[]);
+
+-- name: registry_version_trees
+select id, cooperative_id, event_seq, public_id, tag_code, plot_id, lon, lat, species,
+       cultivar, planted_on, status
+from trees where id = any(%(ids)s::uuid[]);
+
+-- name: registry_version_farms
+-- Consent and the owner's name live in farm_private; they are facts of the farm.
+select f.id, f.cooperative_id, f.event_seq, f.code, f.display_name, f.display_name_consent,
+       f.district, f.commune, coalesce(fp.data_consent, false) as data_consent,
+       fp.consent_withdrawn_at, fp.owner_name
+from farms f left join farm_private fp on fp.farm_id = f.id
+where f.id = any(%(ids)s::uuid[]);
+
+-- name: registry_version_products
+select id, cooperative_id, event_seq, name, kind, gtin
+from products where id = any(%(ids)s::uuid[]);
+
+-- name: registry_version_set_plots
+update plots set event_seq = %(seq)s where id = any(%(ids)s::uuid[]);
+
+-- name: registry_version_set_trees
+update trees set event_seq = %(seq)s where id = any(%(ids)s::uuid[]);
+
+-- name: registry_version_set_farms
+update farms set event_seq = %(seq)s where id = any(%(ids)s::uuid[]);
+
+-- name: registry_version_set_products
+update products set event_seq = %(seq)s where id = any(%(ids)s::uuid[]);
+
+-- name: registry_version_events
+-- The events the rows name, each once, with the records among them of the rows asked
+-- about (a registry event may hold thousands of rows' versions; only the wanted ones come
+-- back). An event that records none of them still comes back, with id and facts null.
+-- Each payload is read once (materialised) and its records are matched to the wanted ids
+-- by a hash join, not by a scan of the id list per record.
+with ev as materialized (
+    select seq, cooperative_id, kind,
+           case when kind = 'registry' then payload ->> 'entity' end as entity,
+           case when kind = 'registry' and jsonb_typeof(payload -> 'records') = 'array'
+                then payload -> 'records' end as records
+    from trace_events where seq = any(%(seqs)s::bigint[])
+), recs as (
+    select ev.seq, rec ->> 'id' as id, rec -> 'facts' as facts
+    from ev, jsonb_array_elements(ev.records) as rec
+), found as (
+    select recs.* from recs join (select distinct unnest(%(ids)s::text[]) as id) wanted
+        on wanted.id = recs.id
+)
+select ev.seq, ev.cooperative_id, ev.kind, ev.entity, found.id, found.facts
+from ev left join found on found.seq = ev.seq;
+
+-- name: registry_version_unversioned_plots
+-- Rows without a version (registered before versions existed, or bulk-loaded with SQL).
+select id from plots where cooperative_id = %(cooperative_id)s and event_seq is null order by id;
+
+-- name: registry_version_unversioned_trees
+select id from trees where cooperative_id = %(cooperative_id)s and event_seq is null order by id;
+
+-- name: registry_version_unversioned_farms
+select id from farms where cooperative_id = %(cooperative_id)s and event_seq is null order by id;
+
+-- name: registry_version_unversioned_products
+select id from products
+where cooperative_id = %(cooperative_id)s and event_seq is null order by id;
+
+-- name: registry_version_seqs
+-- The registry events that rows name: verification checks their hashes, links and
+-- signatures like the lots' events (a row edited together with its event's facts is
+-- caught there, not by comparing the two).
+select distinct event_seq as seq from (
+    select event_seq from plots where id = any(%(plot_ids)s::uuid[])
+    union all select event_seq from trees where id = any(%(tree_ids)s::uuid[])
+    union all select event_seq from farms where id = any(%(farm_ids)s::uuid[])
+    union all select event_seq from products where id = any(%(product_ids)s::uuid[])
+) s
+where event_seq is not null
+order by 1;
