@@ -31,6 +31,7 @@ from coffeetrace.simulators.seeding import Conn, SeededWorld, seed_world
 from coffeetrace.simulators.stats import SimStats
 from coffeetrace.simulators.streams import DeviceFaults, Timing
 from coffeetrace.sql import load_queries
+from coffeetrace.trace import checkpoints
 from coffeetrace.trace.keys import KeyRing
 from coffeetrace.trace.lots import build_cherry_lot
 from coffeetrace.trace.processing import record_transformation
@@ -201,6 +202,9 @@ def start_demo(
         harvests = _wait_for_harvests(settings, world, fleet, wait_s)
         with db.connect(url, timeout_s=settings.db_connect_timeout_s) as conn, conn.transaction():
             packed = build_demo_lot(conn, world, settings)
+        with db.connect(url, timeout_s=settings.db_connect_timeout_s) as conn:
+            # committed: the witness may now see the checkpoint the lot's writes signed
+            checkpoints.observe(conn, KeyRing(settings.effective_keys_dir()), world.cooperative_id)
         say(
             f"stored {harvests} harvest weighings; lot {CODES['packed']} built, dried, "
             "hulled, graded and packed"
