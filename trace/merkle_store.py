@@ -15,6 +15,7 @@ event, in position order.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 from uuid import UUID
 
 from coffeetrace.db import DbConn, Row
@@ -114,6 +115,34 @@ def inclusion_proof(conn: DbConn, cooperative_id: UUID, position: int, size: int
     return merkle.inclusion_from_nodes(position, size, nodes)
 
 
+def inclusion_proofs(
+    conn: DbConn, cooperative_id: UUID, positions: Sequence[int], size: int
+) -> dict[int, list[bytes]]:
+    """inclusion_proof of each of `positions` in the tree of `size` leaves, reading the
+    nodes of all the proofs in one query: {position: proof}. A position whose proof needs
+    a node the stored tree lost is left out (it has no proof)."""
+    _check_size(conn, cooperative_id, size)
+    wanted = list(dict.fromkeys(positions))
+    for position in wanted:
+        if not 0 <= position < size:
+            raise ValidationFailed(
+                f"position {position} is not in a tree of {size} leaves (0 <= position < size)",
+                position=position,
+                size=size,
+            )
+    addresses = dict.fromkeys(
+        node for position in wanted for node in merkle.nodes_for_inclusion(position, size)
+    )
+    nodes = _fetch_nodes(conn, cooperative_id, list(addresses))
+    proofs: dict[int, list[bytes]] = {}
+    for position in wanted:
+        try:
+            proofs[position] = merkle.inclusion_from_nodes(position, size, nodes)
+        except merkle.MissingNode:
+            continue
+    return proofs
+
+
 def consistency_proof(conn: DbConn, cooperative_id: UUID, m: int, n: int) -> list[bytes]:
     """The proof that the tree of `m` leaves is a prefix of the tree of `n` leaves
     (RFC 9162 2.1.4; 0 < m <= n, empty when m == n); check it with
@@ -181,34 +210,25 @@ def _fetch_nodes(conn: DbConn, cooperative_id: UUID, nodes: Sequence[Node]) -> d
     return {(row["level"], row["idx"]): bytes(row["hash"]) for row in rows}
 
 
+def _node_params(cooperative_id: UUID, nodes: Sequence[tuple[Node, bytes]]) -> dict[str, Any]:
+    return {
+        "cooperative_id": cooperative_id,
+        "levels": [level for (level, _), _ in nodes],
+        "idxs": [idx for (_, idx), _ in nodes],
+        "hashes": [digest for _, digest in nodes],
+    }
+
+
 def _insert_nodes(conn: DbConn, cooperative_id: UUID, nodes: Sequence[tuple[Node, bytes]]) -> None:
     """Store the nodes in one statement."""
-    q.execute(
-        conn,
-        SQL["merkle_insert_nodes"],
-        {
-            "cooperative_id": cooperative_id,
-            "levels": [level for (level, _), _ in nodes],
-            "idxs": [idx for (_, idx), _ in nodes],
-            "hashes": [digest for _, digest in nodes],
-        },
-    )
+    q.execute(conn, SQL["merkle_insert_nodes"], _node_params(cooperative_id, nodes))
 
 
 def _insert_new_nodes(
     conn: DbConn, cooperative_id: UUID, nodes: Sequence[tuple[Node, bytes]]
 ) -> int:
     """Store the nodes that are not stored yet, in one statement; how many were new."""
-    return q.execute(
-        conn,
-        SQL["merkle_insert_new_nodes"],
-        {
-            "cooperative_id": cooperative_id,
-            "levels": [level for (level, _), _ in nodes],
-            "idxs": [idx for (_, idx), _ in nodes],
-            "hashes": [digest for _, digest in nodes],
-        },
-    )
+    return q.execute(conn, SQL["merkle_insert_new_nodes"], _node_params(cooperative_id, nodes))
 
 
 def _hash_bytes(event_hash_hex: str) -> bytes:

@@ -20,7 +20,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Sequence
+import operator
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal, LiteralString
 from uuid import UUID
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 Entity = Literal["plot", "tree", "farm", "product"]
 ENTITIES: tuple[Entity, ...] = ("plot", "tree", "farm", "product")
 EVENT_KIND = "registry"
+_ID = operator.itemgetter("id")
 CHUNK = 5_000  # records per event when many rows are versioned at once
 
 _ROWS: dict[str, LiteralString] = {
@@ -389,6 +391,37 @@ def version_seqs(
     return [r["seq"] for r in found]
 
 
+def _event_records(ev: Row, wanted: Iterable[str]) -> Row:
+    """What registry_version_events gives of one event row read already: its entity and
+    the records among it of the wanted ids ({id: facts}, the first of each id)."""
+    payload = ev["payload"]
+    entity: str | None = None
+    records: dict[str, Any] = {}
+    if ev["kind"] == EVENT_KIND and isinstance(payload, dict):
+        value = payload.get("entity")
+        # ->> gives a string as it is and any other value but null as its JSON text
+        entity = value if value is None or isinstance(value, str) else json.dumps(value)
+        listed = payload.get("records")
+        if isinstance(listed, list):
+            try:  # the usual shape, indexed at C speed: every record an object with an id
+                index = dict(zip(reversed(list(map(_ID, listed))), reversed(listed), strict=True))
+            except (TypeError, KeyError):
+                index = {}
+                for rec in listed:
+                    if isinstance(rec, dict) and isinstance(rec.get("id"), str):
+                        index.setdefault(rec["id"], rec)
+            for rid in wanted:
+                if rid in index:
+                    records[rid] = index[rid].get("facts")
+    return {
+        "seq": ev["seq"],
+        "kind": ev["kind"],
+        "cooperative_id": ev["cooperative_id"],
+        "entity": entity,
+        "records": records,
+    }
+
+
 def verify_registry(
     conn: DbConn,
     *,
@@ -396,6 +429,7 @@ def verify_registry(
     tree_ids: Iterable[UUID] = (),
     farm_ids: Iterable[UUID] = (),
     product_ids: Iterable[UUID] = (),
+    events: Mapping[int, Row] | None = None,
 ) -> list[Row]:
     """Check the named rows against the registry events holding their versions.
 
@@ -406,7 +440,9 @@ def verify_registry(
     [differing fields] (when the facts differ)}]. A row whose event_seq is empty or names
     no event is "missing_event"; one naming an event that is not a registry event of its
     cooperative recording it, "row_mismatch". Ids of rows that do not exist are skipped.
-    One query per entity asked about and one for all their events.
+    One query per entity asked about and one for all their events; `events`: event rows
+    (seq, kind, cooperative_id, payload) the caller has read already, by seq, which are
+    not read again (a registry event's payload can hold thousands of records).
     """
     asked = {"plot": plot_ids, "tree": tree_ids, "farm": farm_ids, "product": product_ids}
     rows: dict[str, list[Row]] = {}
@@ -415,11 +451,27 @@ def verify_registry(
         if wanted:
             rows[entity] = q.rows(conn, _ROWS[entity], {"ids": wanted})
     seqs = sorted({r["event_seq"] for rs in rows.values() for r in rs if r["event_seq"]})
-    events: dict[int, Row] = {}
+    given = events or {}
+    by_seq: dict[int, Row] = {}
     if seqs:
         row_ids = [str(r["id"]) for rs in rows.values() for r in rs]
-        for e in q.rows(conn, SQL["registry_version_events"], {"seqs": seqs, "ids": row_ids}):
-            event = events.setdefault(
+        # each row's record is looked for in the event its event_seq names (the only
+        # one _check_row reads it from)
+        ids_of: dict[int, list[str]] = {}
+        for rs in rows.values():
+            for r in rs:
+                if r["event_seq"] in given:
+                    ids_of.setdefault(r["event_seq"], []).append(str(r["id"]))
+        for seq in seqs:
+            if seq in given:
+                by_seq[seq] = _event_records(given[seq], ids_of.get(seq, []))
+        unread = [seq for seq in seqs if seq not in given]
+        for e in (
+            q.rows(conn, SQL["registry_version_events"], {"seqs": unread, "ids": row_ids})
+            if unread
+            else []
+        ):
+            event = by_seq.setdefault(
                 e["seq"],
                 {
                     "seq": e["seq"],
@@ -434,13 +486,13 @@ def verify_registry(
     problems = []
     for entity in ENTITIES:
         for row in rows.get(entity, []):
-            found = _check_row(entity, row, events)
+            found = _check_row(entity, row, by_seq)
             if found is not None:
                 problems.append(found)
     log.info(
         "registry_verified rows=%d events=%d problems=%d",
         sum(len(rs) for rs in rows.values()),
-        len(events),
+        len(by_seq),
         len(problems),
     )
     return problems

@@ -207,7 +207,11 @@ def verify_lot(
     problems.extend(_check_rows(conn, lot_ids, lots, events))
     # the batch events' hashes, links and signatures are checked with the others above
     problems.extend(batches.verify_harvests(conn, harvest_ids, check_event_hash=False))
-    problems.extend(registry_versions.verify_registry(conn, **registry_ids))
+    problems.extend(
+        registry_versions.verify_registry(
+            conn, **registry_ids, events={ev["seq"]: ev for ev in events}
+        )
+    )
     rebuilt = provenance.document(conn, lot_id, backward=backward)
     problems.extend(
         statements.check(keys, statements.newest(conn, lot_id), rebuilt, target["code"])
@@ -299,14 +303,16 @@ def _check_checkpoints(
             )
             continue
         root = bytes.fromhex(body["root_hash"])
-        for ev in events:
-            if ev["position"] >= size:
-                continue
+        held = [ev for ev in events if ev["position"] < size]
+        try:  # the nodes of all the events' proofs, in one query
+            proofs = merkle_store.inclusion_proofs(
+                conn, coop, [ev["position"] for ev in held], size
+            )
+        except CoffeetraceError:
+            proofs = {}  # the stored tree lost its nodes: no proof, so not proven
+        for ev in held:
             leaf = merkle.leaf_hash(bytes.fromhex(_recomputed(ev)))
-            try:
-                proof = merkle_store.inclusion_proof(conn, coop, ev["position"], size)
-            except (CoffeetraceError, merkle.MissingNode):
-                proof = []  # the stored tree lost its nodes: no proof, so not proven
+            proof = proofs.get(ev["position"], [])
             if not merkle.verify_inclusion(ev["position"], size, leaf, proof, root):
                 problems.append(
                     _problem(

@@ -74,6 +74,10 @@ def _assert_tree_matches(conn: psycopg.Connection, coop: UUID, leaves: list[byte
             proof = merkle_store.inclusion_proof(conn, coop, position, n)
             assert proof == merkle.inclusion_proof(position, leaves[:n])
             assert merkle.verify_inclusion(position, n, leaves[position], proof, roots[n])
+        # all the proofs of one size from one query give the same
+        assert merkle_store.inclusion_proofs(conn, coop, list(range(n)), n) == {
+            position: merkle.inclusion_proof(position, leaves[:n]) for position in range(n)
+        }
         for m in range(1, n + 1):
             proof = merkle_store.consistency_proof(conn, coop, m, n)
             assert proof == merkle.consistency_proof(m, leaves[:n])
@@ -240,3 +244,18 @@ def _check_backfill(conn: psycopg.Connection[Any]) -> None:
     conn.execute(this.sql)
     rows = conn.execute("select cooperative_id, position from trace_events order by seq").fetchall()
     assert rows == [(coops[i % 2], i // 2) for i in range(7)]
+
+
+def test_proofs_from_one_query_leave_out_those_missing_a_node(
+    conn: psycopg.Connection,
+) -> None:
+    coop = _coop(conn)
+    leaves = _chain(conn, coop, 8, append=True)
+    conn.execute(
+        "delete from chain_nodes where cooperative_id = %s and level = 0 and idx = 3", (coop,)
+    )
+    assert (0, 3) in merkle.nodes_for_inclusion(2, 8)
+    assert (0, 3) not in merkle.nodes_for_inclusion(5, 8)
+    assert merkle_store.inclusion_proofs(conn, coop, [2, 5], 8) == {
+        5: merkle.inclusion_proof(5, leaves)
+    }

@@ -30,13 +30,20 @@ def _world(conn: psycopg.Connection, keys: KeyRing) -> tuple[World, dict[str, An
 
 
 def _verify(world: World, product: dict[str, Any], conn: psycopg.Connection) -> list[dict]:
-    return verify_registry(
-        conn,
+    asked: dict[str, Any] = dict(
         plot_ids=[world.plot["id"]],
         tree_ids=[t["id"] for t in world.trees],
         farm_ids=[world.farm["id"]],
         product_ids=[product["id"]],
     )
+    problems = verify_registry(conn, **asked)
+    # given the events read already (as verify_lot gives them), the same problems
+    events = {
+        r["seq"]: r
+        for r in conn.execute("select seq, kind, cooperative_id, payload from trace_events")
+    }
+    assert verify_registry(conn, **asked, events=events) == problems
+    return problems
 
 
 def _only(problems: list[dict], entity: str, row_id: Any) -> dict:

@@ -59,10 +59,14 @@ from ev left join found on found.seq = ev.seq;
 
 -- name: registry_version_unversioned_plots
 -- Rows without a version (registered before versions existed, or bulk-loaded with SQL).
-select id from plots where cooperative_id = %(cooperative_id)s and event_seq is null order by id;
+select id from plots where cooperative_id = %(cooperative_id)s and event_seq is null
+order by farm_id, id;
 
 -- name: registry_version_unversioned_trees
-select id from trees where cooperative_id = %(cooperative_id)s and event_seq is null order by id;
+-- By plot: a lot's trees, which come from few plots, then sit in few registry events (a
+-- verification reads every event whose records it checks, in full).
+select id from trees where cooperative_id = %(cooperative_id)s and event_seq is null
+order by plot_id, id;
 
 -- name: registry_version_unversioned_farms
 select id from farms where cooperative_id = %(cooperative_id)s and event_seq is null order by id;
