@@ -340,6 +340,7 @@ async def digital_link(
     summary="Every cooperative's public signing keys with their validity",
 )
 def public_keys(request: Request) -> dict[str, Any]:
+    ratelimit.check(request)  # anonymous, and it reads every cooperative's key file
     ring: keys.KeyRing = request.app.state.keys
     with db.transaction(request.app.state.pool) as conn:
         coops = conn.execute(SQL["cooperatives_public"]).fetchall()

@@ -114,10 +114,7 @@ def verify(
         if lot is None:
             if coop is None:
                 raise ValidationFailed("name a LOT, or --coop CODE to check its whole chain")
-            found_coop = get_cooperative_by_code(conn, coop)
-            if found_coop is None:
-                raise NotFound(f"no cooperative has the code {coop!r}")
-            report = verify_chain(conn, found_coop["id"], keys=keys, kept=kept)
+            report = verify_chain(conn, _coop_id(conn, coop), keys=keys, kept=kept)
             title = f"chain of {coop}"
         else:
             found = find_lot(conn, lot, cooperative_code=coop)
@@ -155,10 +152,7 @@ def checkpoint_cmd(
     issued = []
     with _connection(settings) as conn:
         if coop is not None:
-            row = get_cooperative_by_code(conn, coop)
-            if row is None:
-                raise NotFound(f"no cooperative has the code {coop!r}")
-            coop_ids = [row["id"]]
+            coop_ids = [_coop_id(conn, coop)]
         else:
             coop_ids = checkpoints.cooperatives_with_chains(conn)
         for coop_id in coop_ids:

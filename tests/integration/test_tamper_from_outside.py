@@ -130,8 +130,8 @@ def test_kept_checkpoint_from_the_public_url_proves_a_truncation(
     conn.execute("delete from trace_events where seq = %s", (newest["seq"],))
     conn.execute("delete from chain_checkpoints where cooperative_id = %s", (coop["id"],))
     conn.commit()
-    checkpoints.witnessed(keys, coop["id"])  # the witness file exists ...
-    (keys.root / str(coop["id"]) / "witness.json").unlink(missing_ok=True)  # ... and is gone
+    assert checkpoints.witnessed(keys, coop["id"]) is not None  # the witness saw it ...
+    (keys.root / str(coop["id"]) / "witness.json").unlink()  # ... and its file is gone
     bad = _verify_cli(settings, "--coop", coop["code"], "--checkpoint", str(kept_file))
     assert bad.returncode == 1, bad.stdout + bad.stderr
     said = bad.stdout + bad.stderr

@@ -421,3 +421,20 @@ def test_editing_a_row_and_its_registry_event_together_is_named(
     report = _verify(conn, keys, built["packed"])
     assert not report["ok"]
     assert "hash_mismatch" in {p["problem"] for p in report["problems"] if p["seq"] == seq}
+
+
+@pytest.mark.parametrize(
+    "kept",
+    [
+        {"body": {"type": "coffeetrace.checkpoint", "tree_size": "x\u0000", "cooperative_id": []}},
+        {"body": {"type": "coffeetrace.checkpoint", "cooperative_id": "\ud800"}, "signature": 5},
+        {"body": {"type": "other"}, "signature": {"algorithm": "Ed25519", "value": "!!"}},
+        {"body": [], "signature": None},
+        {"body": {"type": "coffeetrace.checkpoint", "nested": [[[[[[[[[[[]]]]]]]]]]]}},
+    ],
+)
+def test_a_hostile_kept_checkpoint_is_refused_not_crashed_on(
+    conn: psycopg.Connection, keys: KeyRing, built: dict[str, Any], kept: Any
+) -> None:
+    report = _verify(conn, keys, built["packed"], kept=kept)
+    assert [p["problem"] for p in report["problems"]] == ["checkpoint_invalid"]
