@@ -15,9 +15,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from coffeetrace import db
 from coffeetrace.api import hardening, health, public, routes_chain, routes_lots, routes_registry
+from coffeetrace.api.broker_reconciler import run_broker_reconciler
 from coffeetrace.api.cache import Memo, PageCache
 from coffeetrace.api.checkpointer import run_checkpointer
 from coffeetrace.api.ratelimit import ClientLimiter
+from coffeetrace.api.routes_admin import router as admin_router
+from coffeetrace.api.routes_dds import router as dds_router
+from coffeetrace.api.routes_epcis import router as epcis_router
+from coffeetrace.api.routes_harvests import router as harvests_router
+from coffeetrace.api.routes_organisations import router as organisations_router
+from coffeetrace.api.vocabulary import router as vocabulary_router
 from coffeetrace.broker_control import BrokerControl
 from coffeetrace.errors import CoffeetraceError, first_line
 from coffeetrace.settings import Settings, get_settings
@@ -34,15 +41,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = db.open_pool(settings, name="api")
         app.state.pool = pool
-        ticker = None
+        tickers = []
         if settings.checkpoint_interval_s > 0:
-            ticker = asyncio.create_task(
-                run_checkpointer(pool, app.state.keys, settings.checkpoint_interval_s)
+            tickers.append(
+                asyncio.create_task(
+                    run_checkpointer(pool, app.state.keys, settings.checkpoint_interval_s)
+                )
+            )
+        if settings.broker_reconcile_s > 0 and app.state.broker_control.live:
+            tickers.append(
+                asyncio.create_task(
+                    run_broker_reconciler(
+                        pool, app.state.broker_control, settings.broker_reconcile_s
+                    )
+                )
             )
         try:
             yield
         finally:
-            if ticker is not None:
+            for ticker in tickers:
                 ticker.cancel()
             pool.close()
 
@@ -157,7 +174,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(routes_registry.router)
     app.include_router(routes_lots.router)
+    app.include_router(harvests_router)
     app.include_router(public.router)
+    app.include_router(vocabulary_router)
     app.include_router(routes_chain.router)
+    app.include_router(admin_router)
+    app.include_router(dds_router)
+    app.include_router(organisations_router)
+    app.include_router(epcis_router)
     hardening.install(app, settings)
     return app

@@ -45,21 +45,24 @@ NOT_COMPRESSED = (*DEFAULT_EXCLUDED_CONTENT_TYPES, "application/pdf")
 
 class MethodTable:
     """The methods of every path: from the OpenAPI document (every route is in it) and the
-    app's own plain routes (/docs, /openapi.json); built on first use."""
+    app's own plain routes (/docs, /openapi.json); built on first use. A path that is
+    itself a template without parameters (`/v1/plots/import`) takes only the methods of
+    such literal templates: the parameter of `/v1/plots/{plot_id}` is typed by its route
+    converter (`{plot_id:uuid}`), so that route does not claim it."""
 
     def __init__(self, app: FastAPI) -> None:
         self.app = app
-        self._table: list[tuple[re.Pattern[str], frozenset[str]]] | None = None
+        self._table: list[tuple[re.Pattern[str], bool, frozenset[str]]] | None = None
 
-    def _build(self) -> list[tuple[re.Pattern[str], frozenset[str]]]:
+    def _build(self) -> list[tuple[re.Pattern[str], bool, frozenset[str]]]:
         table = []
         for template, operations in self.app.openapi().get("paths", {}).items():
             pattern = re.sub(r"\\\{[^}]*\\\}", "[^/]+", re.escape(template))
             methods = {m.upper() for m in operations if m.upper() in HTTP_METHODS}
-            table.append((re.compile(pattern), frozenset(methods)))
+            table.append((re.compile(pattern), "{" not in template, frozenset(methods)))
         for route in self.app.router.routes:
             if isinstance(route, Route) and route.methods:
-                table.append((route.path_regex, frozenset(route.methods)))
+                table.append((route.path_regex, "{" not in route.path, frozenset(route.methods)))
         return table
 
     def allowed(self, path: str) -> list[str]:
@@ -67,10 +70,12 @@ class MethodTable:
         route has the path."""
         if self._table is None:
             self._table = self._build()
+        matches = [(literal, of) for pattern, literal, of in self._table if pattern.fullmatch(path)]
+        if any(literal for literal, _ in matches):
+            matches = [(literal, of) for literal, of in matches if literal]
         methods: set[str] = set()
-        for pattern, of_path in self._table:
-            if pattern.fullmatch(path):
-                methods |= of_path
+        for _, of_path in matches:
+            methods |= of_path
         if "GET" in methods:
             methods.add("HEAD")
         return sorted(methods | {"OPTIONS"}) if methods else []
@@ -208,6 +213,33 @@ class Options:
         await self.app(scope, receive, send)
 
 
+class Head:
+    """`HEAD` on a path that answers GET: the GET response's status and headers (its
+    Content-Length and ETag included), without the body (RFC 9110 9.3.2). FastAPI's
+    routes answer only the methods they declare, so HEAD was a 405 everywhere."""
+
+    def __init__(self, app: ASGIApp, *, methods: MethodTable) -> None:
+        self.app = app
+        self.methods = methods
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not (
+            scope["type"] == "http"
+            and scope["method"] == "HEAD"
+            and "GET" in self.methods.allowed(scope["path"])
+        ):
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message: Message) -> None:
+            if message["type"] != "http.response.body":
+                await send(message)
+            elif not message.get("more_body", False):
+                await send({"type": "http.response.body", "body": b""})
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
+
+
 class CodingETags:
     """A gzipped response's ETag becomes weak (W/"..."), since the bytes differ from the
     identity response's; and a weak tag sent back in If-None-Match is compared weakly
@@ -258,11 +290,15 @@ def install(app: FastAPI, settings: Settings) -> None:
         )
         app.add_middleware(CodingETags)
     app.state.method_table = MethodTable(app)
+    app.add_middleware(Head, methods=app.state.method_table)
     app.add_middleware(Options, methods=app.state.method_table)
     app.add_middleware(
         BodyLimit,
         default=settings.api_max_body_bytes,
-        per_route={("POST", "/v1/lots"): settings.api_max_lot_body_bytes},
+        per_route={
+            ("POST", "/v1/lots"): settings.api_max_lot_body_bytes,
+            ("POST", "/epcis/capture"): settings.epcis_capture_max_bytes,
+        },
     )
     docs = {app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url}
     app.add_middleware(

@@ -57,6 +57,15 @@ def lot_story(conn: psycopg.Connection[dict[str, Any]], lot_id: UUID, keys: KeyR
     return {"signed": signed, "verification": checked}
 
 
+def lot_row(conn: psycopg.Connection[dict[str, Any]], lot_id: UUID) -> Row:
+    """The lot as its page shows it (code, kind, quantity, product name and GTIN,
+    cooperative); NotFound for no such lot."""
+    lot = conn.execute(SQL["lot_page_lot"], {"lot_id": lot_id}).fetchone()
+    if lot is None:
+        raise NotFound("lot not found")
+    return lot
+
+
 def lot_page(
     conn: psycopg.Connection[dict[str, Any]], lot_id: UUID, keys: KeyRing
 ) -> dict[str, Any]:
@@ -66,9 +75,7 @@ def lot_page(
     the document a buyer can verify always tell the same story.
     """
 
-    lot = conn.execute(SQL["lot_page_lot"], {"lot_id": lot_id}).fetchone()
-    if lot is None:
-        raise NotFound("lot not found")
+    lot = lot_row(conn, lot_id)
     story = lot_story(conn, lot_id, keys)  # one walk upstream
     signed, checked = story["signed"], story["verification"]
     doc = signed["document"]

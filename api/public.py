@@ -20,7 +20,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, RedirectResponse
 
 from coffeetrace import db
-from coffeetrace.api import i18n, pagedata, ratelimit, render, resolver
+from coffeetrace.api import i18n, pagedata, qr, ratelimit, render, resolver
 from coffeetrace.api.cache import Entry, PageCache
 from coffeetrace.api.schemas import Error, error_responses
 from coffeetrace.db import DbConn
@@ -31,6 +31,13 @@ from coffeetrace.trace import epcis, keys
 router = APIRouter(tags=["public"], responses=error_responses(404, 422, 429))
 PublicId = Annotated[str, Path(min_length=1, max_length=64, description="Random 128-bit public id")]
 Lang = Annotated[str | None, Query(pattern="^(vi|en)$", description="Page language")]
+LinkType = Annotated[
+    str | None,
+    Query(
+        pattern="^(linkset|all)$",
+        description="`linkset` (or `all`): the lot's links as an RFC 9264 linkset",
+    ),
+]
 HTML = "text/html; charset=utf-8"
 JSON = "application/json"
 
@@ -53,6 +60,14 @@ def _json_bytes(doc: Any) -> bytes:
 
 def _base(request: Request) -> str:
     return str(request.app.state.settings.public_base_url).rstrip("/")
+
+
+def lot_link(base: str, lot: dict[str, Any]) -> str:
+    """The `Link:` header of a lot's page and provenance JSON: the one its GS1 Digital
+    Link answers with, anchored at the URI printed on the lot's label (qr.lot_uri: the
+    Digital Link when the lot's product has a GTIN, else /l/{public_id}), where the
+    linkset it points at is served."""
+    return resolver.link_header(qr.lot_uri(base, lot), base, lot["public_id"])
 
 
 def _respond(request: Request, entry: Entry, extra: dict[str, str] | None = None) -> Response:
@@ -170,10 +185,13 @@ async def serve_lot(
     request: Request, public_id: str, lang: str | None, extra: dict[str, str] | None = None
 ) -> Response:
     ring: keys.KeyRing = request.app.state.keys
+    base = _base(request)
     if wants_json(request):
 
         def provenance_json(conn: DbConn, lot_id: Any) -> tuple[bytes, str, dict]:
-            return _json_bytes(pagedata.lot_story(conn, lot_id, ring)["signed"]), JSON, {}
+            link = lot_link(base, pagedata.lot_row(conn, lot_id))
+            signed = pagedata.lot_story(conn, lot_id, ring)["signed"]
+            return _json_bytes(signed), JSON, {"Link": link}
 
         key: tuple[str, ...] = ("lot", public_id, "json")
         renderer: Renderer = provenance_json
@@ -183,23 +201,47 @@ async def serve_lot(
 
         def lot_html(conn: DbConn, lot_id: Any) -> tuple[bytes, str, dict]:
             data = pagedata.lot_page(conn, lot_id, ring)
-            return render.lot_html(data, chosen, verify_url), HTML, {"Content-Language": chosen}
+            headers = {"Content-Language": chosen, "Link": lot_link(base, data["lot"])}
+            return render.lot_html(data, chosen, verify_url), HTML, headers
 
         key, renderer = ("lot", public_id, "html", chosen), lot_html
     response = await _serve(request, key, SQL["lot_head"], public_id, renderer, extra, lang)
     return response or _not_found(request, "lot", lang)
 
 
+async def serve_linkset(request: Request, public_id: str) -> Response:
+    """The lot's linkset, anchored where lot_link anchors its Link header."""
+    base = _base(request)
+
+    def linkset_json(conn: DbConn, lot_id: Any) -> tuple[bytes, str, dict]:
+        lot = pagedata.lot_row(conn, lot_id)
+        body = resolver.linkset(qr.lot_uri(base, lot), base, public_id)
+        return _json_bytes(body), resolver.LINKSET_TYPE, {"Link": lot_link(base, lot)}
+
+    key = ("linkset", public_id)
+    response = await _serve(request, key, SQL["lot_head"], public_id, linkset_json)
+    return response or _not_found(request, "lot", None)
+
+
 @router.get(
     "/l/{public_id}",
-    summary="Lot provenance page (HTML) or signed provenance JSON",
+    summary="Lot provenance page (HTML), signed provenance JSON, or the lot's linkset",
+    description="Answers with a `Link` header announcing the lot's links, as its GS1"
+    " Digital Link does: for a lot without a GTIN, the linkset is `?linkType=linkset` here.",
     responses={
-        200: {"content": {"text/html": {}, "application/json": {}}},
+        200: {"content": {"text/html": {}, "application/json": {}, resolver.LINKSET_TYPE: {}}},
         304: {"description": "Not modified (ETag)"},
         404: {"description": "Unknown lot: a friendly page"},
     },
 )
-async def lot_page(public_id: PublicId, request: Request, lang: Lang = None) -> Response:
+async def lot_page(
+    public_id: PublicId,
+    request: Request,
+    lang: Lang = None,
+    linkType: LinkType = None,  # noqa: N803
+) -> Response:
+    if linkType is not None:
+        return await serve_linkset(request, public_id)
     return await serve_lot(request, public_id, lang)
 
 
@@ -284,8 +326,8 @@ async def tree_page(public_id: PublicId, request: Request, lang: Lang = None) ->
 )
 async def digital_link(
     request: Request,
-    gtin: Annotated[str, Path(max_length=14)],
-    lot: Annotated[str, Path(max_length=40)],
+    gtin: resolver.GtinPath,
+    lot: resolver.LotPath,
     linkType: Annotated[str | None, Query(max_length=60)] = None,  # noqa: N803
     lang: Lang = None,
 ) -> Response:

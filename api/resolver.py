@@ -5,17 +5,40 @@ Link types follow the GS1 Web Vocabulary; the linkset is RFC 9264 JSON.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from biip import ParseError
 from biip.gs1_digital_link_uris import GS1DigitalLinkURI
 from biip.gtin import Gtin
+from fastapi import Path
 
 from coffeetrace.errors import ValidationFailed
 
 GS1_VOC = "https://gs1.org/voc/"
 LINKSET_TYPE = "application/linkset+json"
+
+# GTIN-8, -12, -13 or -14; the check digit is the schema's `format: gtin`
+GTIN_PATTERN = r"^(?:[0-9]{8}|[0-9]{12,14})$"
+# GS1 AI (10), batch/lot: 1 to 20 characters of the GS1 AI encodable character set 82
+# (biip's pattern for the AI); lots made here use the narrower set of their column
+LOT_PATTERN = r'^[!"%-?A-Z_a-z]{1,20}$'
+GtinPath = Annotated[
+    str,
+    Path(
+        pattern=GTIN_PATTERN,
+        json_schema_extra={"format": "gtin"},
+        description="GTIN-8, -12, -13 or -14 with a valid GS1 check digit",
+    ),
+]
+LotPath = Annotated[
+    str,
+    Path(
+        pattern=LOT_PATTERN,
+        description="Batch/lot (GS1 AI 10): 1 to 20 of the GS1 character set 82"
+        " (letters, digits and !\"%&'()*+,-./:;<=>?_), percent-encoded in the URI",
+    ),
+]
 
 
 def check_gtin(gtin: str) -> str:

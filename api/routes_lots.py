@@ -16,9 +16,10 @@ from fastapi.responses import JSONResponse
 from coffeetrace import db
 from coffeetrace.api import labels, qr
 from coffeetrace.api.deps import Conn, Keys, Operator, Reader, page
-from coffeetrace.api.routes_registry import Cursor, Limit, _get, _uuid_cursor
+from coffeetrace.api.routes_registry import Limit, UuidCursor, WithBody, _get, text_filter
 from coffeetrace.api.schemas import (
     CherryLotIn,
+    Error,
     LabelsIn,
     Lot,
     Page,
@@ -42,7 +43,7 @@ from coffeetrace.trace import eudr as eudr_export
 
 SQL = load_queries("coffeetrace.api", "registry.sql")
 
-router = APIRouter(prefix="/v1", responses=error_responses(401, 403, 404, 409, 422))
+router = APIRouter(prefix="/v1", responses=error_responses(401, 403, 404, 409, 422, 503))
 JsonDoc = dict[str, Any]
 
 
@@ -55,17 +56,17 @@ def list_lots(
     conn: Conn,
     caller: Reader,
     limit: Limit = 50,
-    cursor: Cursor = None,
-    kind: Annotated[str | None, Query(max_length=20)] = None,
+    cursor: UuidCursor = None,
+    kind: Annotated[str | None, text_filter(20)] = None,
     product_id: UUID | None = None,
-    code: Annotated[str | None, Query(max_length=20)] = None,
+    code: Annotated[str | None, text_filter(20)] = None,
 ) -> dict:
     return page(
         conn,
         SQL["list_lots"],
         {
             "cooperative_id": caller.cooperative_id,
-            "after": _uuid_cursor(cursor),
+            "after": cursor,
             "kind": kind,
             "product_id": product_id,
             "code": code,
@@ -80,16 +81,26 @@ def list_lots(
     status_code=201,
     tags=["lots"],
     summary="Build a cherry lot from harvest events",
+    responses={
+        **WithBody,
+        404: {
+            "model": Error,
+            "description": "A harvest, tree, plot, farm or product named is not one of your"
+            " cooperative's",
+        },
+        422: {
+            "model": Error,
+            "description": "Invalid request; or the harvests chosen cannot make a lot"
+            " (error `rule_violation`): no harvest with kilograms left matches the selection"
+            " (`no_harvests`), a named harvest is already wholly in other lots"
+            " (`harvest_consumed`), or a harvest no longer matches what ingest sealed"
+            " (`harvest_unverified`)",
+        },
+    },
 )
 def create_lot(
     body: CherryLotIn, request: Request, background: BackgroundTasks, conn: Conn, caller: Operator
 ) -> dict:
-    if not any([body.harvest_ids, body.tree_ids, body.plot_ids, body.farm_ids]):
-        raise ValidationFailed(
-            "name the harvests: give harvest_ids, or tree_ids, plot_ids or "
-            "farm_ids (with since/until)",
-            field="harvest_ids",
-        )
     if body.product_id is not None:
         _get(conn, SQL["get_product"], "product", body.product_id, caller.cooperative_id)
     # name the foreign or unknown id (404) rather than report an empty selection
@@ -105,7 +116,8 @@ def create_lot(
         conn,
         caller.cooperative_id,
         code=body.code,
-        harvest_ids=body.harvest_ids,
+        # an empty list names nothing: the harvests are chosen by the lists given
+        harvest_ids=body.harvest_ids or None,
         tree_ids=body.tree_ids,
         plot_ids=body.plot_ids,
         farm_ids=body.farm_ids,
@@ -140,19 +152,40 @@ def trace_backward(lot_id: UUID, conn: Conn, caller: Reader) -> Any:
     return genealogy.trace_backward(conn, lot_id)
 
 
+FORWARD_FROM = ("lot_id", "tree_id", "plot_id", "farm_id")
+# "exactly one of four query parameters" in OpenAPI terms: one object parameter, exploded
+# into the query string (form style), whose schema requires exactly one of its properties
+FORWARD_FROM_PARAMETER = {
+    "name": "from",
+    "in": "query",
+    "required": True,
+    "style": "form",
+    "explode": True,
+    "description": "Where the recall starts: exactly one of `lot_id`, `tree_id`, `plot_id`,"
+    " `farm_id`, each a query parameter of its own (`?tree_id=...`).",
+    "schema": {
+        "type": "object",
+        "properties": {name: {"type": "string", "format": "uuid"} for name in FORWARD_FROM},
+        "oneOf": [{"required": [name]} for name in FORWARD_FROM],
+    },
+}
+ForwardFrom = Annotated[UUID | None, Query(include_in_schema=False)]
+
+
 @router.get(
     "/trace/forward",
     response_model=JsonDoc,
     tags=["traces"],
     summary="Forward trace (recall): every lot downstream of one lot, tree, plot or farm",
+    openapi_extra={"parameters": [FORWARD_FROM_PARAMETER]},
 )
 def trace_forward(
     conn: Conn,
     caller: Reader,
-    lot_id: UUID | None = None,
-    tree_id: UUID | None = None,
-    plot_id: UUID | None = None,
-    farm_id: UUID | None = None,
+    lot_id: ForwardFrom = None,
+    tree_id: ForwardFrom = None,
+    plot_id: ForwardFrom = None,
+    farm_id: ForwardFrom = None,
 ) -> Any:
     given = {
         k: v
@@ -285,7 +318,7 @@ def lot_qr(
     "/labels",
     tags=["qr"],
     summary="A4 PDF sheet of labels for the lots",
-    responses={200: {"content": {"application/pdf": {}}}},
+    responses={200: {"content": {"application/pdf": {}}}, **WithBody},
     response_class=Response,
 )
 def lot_labels(body: LabelsIn, request: Request, conn: Conn, caller: Reader) -> Response:
@@ -304,8 +337,8 @@ def list_transformations(
     conn: Conn,
     caller: Reader,
     limit: Limit = 50,
-    cursor: Cursor = None,
-    step: Annotated[str | None, Query(max_length=40)] = None,
+    cursor: UuidCursor = None,
+    step: Annotated[str | None, text_filter(40)] = None,
     lot_id: UUID | None = None,
 ) -> dict:
     return page(
@@ -313,7 +346,7 @@ def list_transformations(
         SQL["list_transformations"],
         {
             "cooperative_id": caller.cooperative_id,
-            "after": _uuid_cursor(cursor),
+            "after": cursor,
             "id": None,
             "step": step,
             "lot_id": lot_id,
@@ -346,6 +379,23 @@ def get_transformation(transformation_id: UUID, conn: Conn, caller: Reader) -> d
     status_code=201,
     tags=["lots"],
     summary="Record a processing step: consumes input lots, creates output lots",
+    responses={
+        **WithBody,
+        404: {
+            "model": Error,
+            "description": "An input lot or output product is not one of your cooperative's",
+        },
+        422: {
+            "model": Error,
+            "description": "Invalid request; or a rule of the step refused it (error"
+            " `rule_violation`, the rule named): a step this deployment does not know"
+            " (`unknown_step`: COFFEETRACE_STEP_MAX_YIELD lists them), a step dated in the"
+            " future (`step_in_future`) or before its newest input came to be"
+            " (`step_before_inputs`), more kilograms out than the step's yield allows"
+            " (`mass_balance`, `cherry_yield`), more taken from a lot than it has left"
+            " (`lot_overdrawn`), or a lot twice among the inputs (`duplicate_input`)",
+        },
+    },
 )
 def create_transformation(
     body: TransformationIn,

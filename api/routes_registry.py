@@ -3,7 +3,7 @@ devices (credential issued once) and API keys."""
 
 from __future__ import annotations
 
-from typing import Annotated, LiteralString
+from typing import Annotated, Any, LiteralString
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response
@@ -12,11 +12,14 @@ from coffeetrace.api import auth, qr
 from coffeetrace.api.deps import Admin, Conn, Keys, Operator, Reader, page
 from coffeetrace.api.resolver import check_gtin
 from coffeetrace.api.schemas import (
+    DEVICE_ID,
+    NO_NUL,
     ApiKey,
     ApiKeyIn,
     Device,
     DeviceCredential,
     DeviceIn,
+    Error,
     Farm,
     FarmIn,
     FarmPrivate,
@@ -34,29 +37,34 @@ from coffeetrace.api.schemas import (
 )
 from coffeetrace.broker_control import check_device_name
 from coffeetrace.credentials import new_device_secret
-from coffeetrace.errors import NotFound, ValidationFailed
+from coffeetrace.errors import NotFound
 from coffeetrace.sql import load_queries
 from coffeetrace.trace import registry
 
 SQL = load_queries("coffeetrace.api", "registry.sql")
 AUTH_SQL = load_queries("coffeetrace.api", "auth.sql")
 
-router = APIRouter(prefix="/v1", responses=error_responses(401, 403, 404, 409, 422))
+router = APIRouter(prefix="/v1", responses=error_responses(401, 403, 404, 409, 422, 503))
+# a body above COFFEETRACE_API_MAX_BODY_BYTES is refused before routing (api/hardening.py)
+WithBody = error_responses(413)
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size.")]
+# a list whose cursor has its own format declares it (UuidCursor, DeviceCursor)
 Cursor = Annotated[
     str | None, Query(max_length=100, description="`next_cursor` of the previous page.")
 ]
+# keyset pagination on the id: the last id of the previous page
+UuidCursor = Annotated[
+    UUID | None, Query(description="`next_cursor` of the previous page, unchanged.")
+]
+DeviceCursor = Annotated[
+    str | None,
+    Query(pattern=DEVICE_ID, description="`next_cursor` of the previous page, unchanged."),
+]
 
 
-def _uuid_cursor(cursor: str | None) -> UUID | None:
-    if cursor is None:
-        return None
-    try:
-        return UUID(cursor)
-    except ValueError:
-        raise ValidationFailed(
-            "cursor is not one this API returned; pass next_cursor unchanged", field="cursor"
-        ) from None
+def text_filter(max_length: int) -> Any:
+    """A text filter of a list: at most `max_length` characters, no NUL."""
+    return Query(max_length=max_length, pattern=NO_NUL)
 
 
 def _get(conn: Conn, query: LiteralString, kind: str, id_: object, cooperative_id: UUID) -> dict:
@@ -82,18 +90,32 @@ def list_products(
     conn: Conn,
     caller: Reader,
     limit: Limit = 50,
-    cursor: Cursor = None,
-    kind: Annotated[str | None, Query(max_length=20)] = None,
+    cursor: UuidCursor = None,
+    kind: Annotated[str | None, text_filter(20)] = None,
 ) -> dict:
     return page(
         conn,
         SQL["list_products"],
-        {"cooperative_id": caller.cooperative_id, "after": _uuid_cursor(cursor), "kind": kind},
+        {"cooperative_id": caller.cooperative_id, "after": cursor, "kind": kind},
         limit,
     )
 
 
-@router.post("/products", response_model=Product, status_code=201, tags=["registry"])
+@router.post(
+    "/products",
+    response_model=Product,
+    status_code=201,
+    tags=["registry"],
+    responses={
+        **WithBody,
+        422: {
+            "model": Error,
+            "description": "Invalid request; or a GTIN whose check digit is wrong, or one not"
+            " from your cooperative's GS1 company prefixes (error `rule_violation`, rule"
+            " `gtin_prefix`: only the holder of a prefix allocates its GTINs)",
+        },
+    },
+)
 def create_product(body: ProductIn, conn: Conn, caller: Operator, keys: Keys) -> dict:
     if body.gtin is not None:
         check_gtin(body.gtin)
@@ -113,17 +135,17 @@ def list_farms(
     conn: Conn,
     caller: Reader,
     limit: Limit = 50,
-    cursor: Cursor = None,
-    district: Annotated[str | None, Query(max_length=100)] = None,
-    commune: Annotated[str | None, Query(max_length=100)] = None,
-    code: Annotated[str | None, Query(max_length=40)] = None,
+    cursor: UuidCursor = None,
+    district: Annotated[str | None, text_filter(100)] = None,
+    commune: Annotated[str | None, text_filter(100)] = None,
+    code: Annotated[str | None, text_filter(40)] = None,
 ) -> dict:
     return page(
         conn,
         SQL["list_farms"],
         {
             "cooperative_id": caller.cooperative_id,
-            "after": _uuid_cursor(cursor),
+            "after": cursor,
             "district": district,
             "commune": commune,
             "code": code,
@@ -137,6 +159,7 @@ def list_farms(
     response_model=Farm,
     status_code=201,
     tags=["registry"],
+    responses=WithBody,
     summary="Register a farm; its personal data is stored but never returned here",
 )
 def create_farm(body: FarmIn, conn: Conn, caller: Operator, keys: Keys) -> dict:
@@ -163,6 +186,7 @@ def get_farm(farm_id: UUID, conn: Conn, caller: Reader) -> dict:
     "/farms/{farm_id}/private",
     status_code=204,
     tags=["registry"],
+    responses=WithBody,
     summary="Replace the farm's personal data (write-only for operators)",
     description="The consent and the owner's name are facts of the farm that exports state:"
     " the change is recorded as a new registry version of the farm (a signed chain event).",
@@ -192,17 +216,17 @@ def list_plots(
     conn: Conn,
     caller: Reader,
     limit: Limit = 50,
-    cursor: Cursor = None,
+    cursor: UuidCursor = None,
     farm_id: UUID | None = None,
-    district: Annotated[str | None, Query(max_length=100)] = None,
-    growing_area_code: Annotated[str | None, Query(max_length=60)] = None,
+    district: Annotated[str | None, text_filter(100)] = None,
+    growing_area_code: Annotated[str | None, text_filter(60)] = None,
 ) -> dict:
     return page(
         conn,
         SQL["list_plots"],
         {
             "cooperative_id": caller.cooperative_id,
-            "after": _uuid_cursor(cursor),
+            "after": cursor,
             "farm_id": farm_id,
             "district": district,
             "growing_area_code": growing_area_code,
@@ -211,7 +235,22 @@ def list_plots(
     )
 
 
-@router.post("/plots", response_model=Plot, status_code=201, tags=["registry"])
+@router.post(
+    "/plots",
+    response_model=Plot,
+    status_code=201,
+    tags=["registry"],
+    responses={
+        **WithBody,
+        422: {
+            "model": Error,
+            "description": "Invalid request; or a geometry the EUDR rules refuse (error"
+            " `rule_violation`, the rule named): a ring not closed or crossing itself,"
+            " enclosing no area, a hole outside its ring, a plot spanning more than 0.5"
+            " degrees, [0, 0], or a Point for a plot above 4 ha",
+        },
+    },
+)
 def create_plot(body: PlotIn, conn: Conn, caller: Operator, keys: Keys) -> dict:
     _get(conn, SQL["get_farm"], "farm", body.farm_id, caller.cooperative_id)
     row = registry.create_plot(
@@ -219,7 +258,7 @@ def create_plot(body: PlotIn, conn: Conn, caller: Operator, keys: Keys) -> dict:
         caller.cooperative_id,
         body.farm_id,
         body.code,
-        body.geometry,
+        body.geometry.model_dump(mode="json"),
         body.area_ha,
         keys=keys,
         altitude_m=body.altitude_m,
@@ -229,7 +268,7 @@ def create_plot(body: PlotIn, conn: Conn, caller: Operator, keys: Keys) -> dict:
     return _get(conn, SQL["get_plot"], "plot", row["id"], caller.cooperative_id)
 
 
-@router.get("/plots/{plot_id}", response_model=Plot, tags=["registry"])
+@router.get("/plots/{plot_id:uuid}", response_model=Plot, tags=["registry"])
 def get_plot(plot_id: UUID, conn: Conn, caller: Reader) -> dict:
     return _get(conn, SQL["get_plot"], "plot", plot_id, caller.cooperative_id)
 
@@ -240,18 +279,18 @@ def list_trees(
     conn: Conn,
     caller: Reader,
     limit: Limit = 50,
-    cursor: Cursor = None,
+    cursor: UuidCursor = None,
     plot_id: UUID | None = None,
-    cultivar: Annotated[str | None, Query(max_length=100)] = None,
-    status: Annotated[str | None, Query(max_length=20)] = None,
-    tag_code: Annotated[str | None, Query(max_length=40)] = None,
+    cultivar: Annotated[str | None, text_filter(100)] = None,
+    status: Annotated[str | None, text_filter(20)] = None,
+    tag_code: Annotated[str | None, text_filter(40)] = None,
 ) -> dict:
     return page(
         conn,
         SQL["list_trees"],
         {
             "cooperative_id": caller.cooperative_id,
-            "after": _uuid_cursor(cursor),
+            "after": cursor,
             "plot_id": plot_id,
             "cultivar": cultivar,
             "status": status,
@@ -261,7 +300,7 @@ def list_trees(
     )
 
 
-@router.post("/trees", response_model=Tree, status_code=201, tags=["registry"])
+@router.post("/trees", response_model=Tree, status_code=201, tags=["registry"], responses=WithBody)
 def create_tree(body: TreeIn, conn: Conn, caller: Operator, keys: Keys) -> dict:
     _get(conn, SQL["get_plot"], "plot", body.plot_id, caller.cooperative_id)
     return registry.create_tree(
@@ -314,8 +353,8 @@ def list_devices(
     conn: Conn,
     caller: Reader,
     limit: Limit = 50,
-    cursor: Cursor = None,
-    kind: Annotated[str | None, Query(max_length=20)] = None,
+    cursor: DeviceCursor = None,
+    kind: Annotated[str | None, text_filter(20)] = None,
     plot_id: UUID | None = None,
     active: bool | None = None,
 ) -> dict:
@@ -345,6 +384,17 @@ def _credential(issued: registry.IssuedDevice, request: Request) -> DeviceCreden
 # Device changes reach the broker inside the request's transaction: when the broker does
 # not confirm (COFFEETRACE_MQTT_BROKER_AUTH=dynsec), the error (503) rolls the change back.
 BrokerRefusal = error_responses(503)
+DEVICE_REFUSALS = {
+    **WithBody,
+    **BrokerRefusal,
+    422: {
+        "model": Error,
+        "description": "Invalid request; or a device_id that is a whole id of another"
+        " cooperative (its part before the dot is not your cooperative's code), or one the"
+        " platform keeps for its own broker clients (COFFEETRACE_MQTT_CLIENT_ID and the"
+        " platform's prefix; reason `reserved_name`)",
+    },
+}
 
 
 @router.post(
@@ -353,7 +403,7 @@ BrokerRefusal = error_responses(503)
     status_code=201,
     tags=["registry"],
     summary="Register a device; its MQTT password is returned once",
-    responses=BrokerRefusal,
+    responses=DEVICE_REFUSALS,
 )
 def create_device(
     body: DeviceIn, request: Request, conn: Conn, caller: Operator
@@ -374,6 +424,7 @@ def create_device(
 
 @router.get("/devices/{device_id}", response_model=Device, tags=["registry"])
 def get_device(device_id: str, conn: Conn, caller: Reader) -> dict:
+    device_id = registry.device_id_of(conn, caller.cooperative_id, device_id)
     return _get(conn, SQL["get_device"], "device", device_id, caller.cooperative_id)
 
 
@@ -387,6 +438,7 @@ def get_device(device_id: str, conn: Conn, caller: Reader) -> dict:
 def rotate_device(
     device_id: str, request: Request, conn: Conn, caller: Operator
 ) -> DeviceCredential:
+    device_id = registry.device_id_of(conn, caller.cooperative_id, device_id)
     _get(conn, SQL["get_device"], "device", device_id, caller.cooperative_id)
     issued = registry.rotate_device_credential(
         conn, caller.cooperative_id, device_id, secret=new_device_secret()
@@ -405,6 +457,7 @@ def rotate_device(
     responses=BrokerRefusal,
 )
 def disable_device(device_id: str, request: Request, conn: Conn, caller: Operator) -> dict:
+    device_id = registry.device_id_of(conn, caller.cooperative_id, device_id)
     row = registry.set_device_active(conn, caller.cooperative_id, device_id, False)
     request.app.state.broker_control.set_device_active(device_id, False)
     return row
@@ -418,6 +471,7 @@ def disable_device(device_id: str, request: Request, conn: Conn, caller: Operato
     responses=BrokerRefusal,
 )
 def enable_device(device_id: str, request: Request, conn: Conn, caller: Operator) -> dict:
+    device_id = registry.device_id_of(conn, caller.cooperative_id, device_id)
     row = registry.set_device_active(conn, caller.cooperative_id, device_id, True)
     request.app.state.broker_control.set_device_active(device_id, True)
     return row
@@ -425,12 +479,12 @@ def enable_device(device_id: str, request: Request, conn: Conn, caller: Operator
 
 # --- API keys ---------------------------------------------------------------------
 @router.get("/api-keys", response_model=Page[ApiKey], tags=["auth"])
-def list_api_keys(conn: Conn, caller: Admin, limit: Limit = 50, cursor: Cursor = None) -> dict:
+def list_api_keys(conn: Conn, caller: Admin, limit: Limit = 50, cursor: UuidCursor = None) -> dict:
     rows = conn.execute(
         AUTH_SQL["list_api_keys"],
         {
             "cooperative_id": caller.cooperative_id,
-            "after": _uuid_cursor(cursor),
+            "after": cursor,
             "limit": limit + 1,
         },
     ).fetchall()
@@ -444,6 +498,7 @@ def list_api_keys(conn: Conn, caller: Admin, limit: Limit = 50, cursor: Cursor =
     response_model=IssuedApiKey,
     status_code=201,
     tags=["auth"],
+    responses=WithBody,
     summary="Issue an API key for your cooperative; the token is shown once",
 )
 def create_api_key(body: ApiKeyIn, conn: Conn, caller: Admin) -> IssuedApiKey:

@@ -1,16 +1,51 @@
-"""Request and response bodies of the cooperative API."""
+"""Request and response bodies of the cooperative API.
+
+A request model states its limits in the OpenAPI document, and pydantic enforces the
+same limits before the domain sees a value, so that a body the schema allows is one the
+database can store: booleans and numbers are strict (no `0` for false, no `"5"` for 5),
+free text holds no NUL character (PostgreSQL text cannot store one), kilograms and
+hectares start at the database's resolution (numeric(14, 3) and numeric(10, 4)) and end
+at a realistic maximum, and fields that must come together are required together.
+What no schema can state (a GTIN's company prefix, ids of another cooperative, a harvest
+already in a lot) is a documented 4xx with its reason; docs/api.md lists the limits.
+"""
 
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, Self, TypeVar
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from coffeetrace.trace.geometry import POINT_MAX_AREA_HA
 
 T = TypeVar("T")
 
 Code = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold U+0000
+GTIN_FORMAT = {"format": "gtin"}  # 14 digits whose last is the GS1 mod-10 check digit
+
+
+def text(max_length: int, *, min_length: int | None = None, default: Any = None) -> Any:
+    """A free-text field: at most `max_length` characters, none of them NUL (`default`
+    `...`: required)."""
+    return Field(default, min_length=min_length, max_length=max_length, pattern=NO_NUL)
+
+
+StrictBool = Annotated[bool, Field(strict=True)]
+# numeric(14, 3): the gram is the smallest amount; 100 000 t per line keeps a step's
+# 500 lines inside the column (a country's yearly crop is a few million tonnes)
+Kilograms = Annotated[
+    float,
+    Field(strict=True, ge=0.001, le=100_000_000, description="Kilograms, to the gram."),
+]
+Longitude = Annotated[float, Field(strict=True, ge=-180, le=180)]
+Latitude = Annotated[float, Field(strict=True, ge=-90, le=90)]
+Altitude = Annotated[float, Field(strict=True)]
+# GeoJSON position: [longitude, latitude] or [longitude, latitude, altitude]
+Position = tuple[Longitude, Latitude] | tuple[Longitude, Latitude, Altitude]
 
 
 class Page(BaseModel, Generic[T]):
@@ -30,10 +65,14 @@ class Strict(BaseModel):
 
 # --- products ---------------------------------------------------------------
 class ProductIn(Strict):
-    name: str = Field(min_length=1, max_length=200)
+    name: str = text(200, min_length=1, default=...)
     kind: Literal["cherry", "dried_cherry", "green", "roasted", "packed"] = "green"
-    gtin: str | None = Field(
-        None, pattern=r"^[0-9]{14}$", description="GTIN-14 printed in Digital Link QR codes."
+    gtin: Annotated[str, Field(pattern=r"^[0-9]{14}$", json_schema_extra=GTIN_FORMAT)] | None = (
+        Field(
+            None,
+            description="GTIN-14 printed in Digital Link QR codes: a valid GS1 check digit,"
+            " allocated from one of your cooperative's GS1 company prefixes.",
+        )
     )
 
 
@@ -49,11 +88,17 @@ class Product(BaseModel):
 class FarmPrivate(Strict):
     """Personal data: write-only for operators, readable by admins only, never public."""
 
-    owner_name: str | None = Field(None, max_length=200)
-    phone: str | None = Field(None, max_length=40)
-    national_id: str | None = Field(None, max_length=40)
-    address: str | None = Field(None, max_length=400)
-    data_consent: bool = False
+    owner_name: str | None = text(200)
+    phone: str | None = text(40)
+    national_id: str | None = text(40)
+    address: str | None = text(400)
+    data_consent: StrictBool = False
+    authority_consent: StrictBool = Field(
+        False,
+        description="The owner agreed that their name be given to the EU authorities as the"
+        " producer in EUDR due diligence statements; otherwise the cooperative is named as the"
+        " producer group. Never shown on public pages.",
+    )
 
 
 class FarmPrivateOut(BaseModel):
@@ -68,12 +113,12 @@ class FarmPrivateOut(BaseModel):
 
 class FarmIn(Strict):
     code: str = Code
-    display_name: str | None = Field(None, max_length=200)
-    display_name_consent: bool = Field(
+    display_name: str | None = text(200)
+    display_name_consent: StrictBool = Field(
         False, description="Show display_name on public pages (the farmer agreed)."
     )
-    district: str | None = Field(None, max_length=100)
-    commune: str | None = Field(None, max_length=100)
+    district: str | None = text(100)
+    commune: str | None = text(100)
     private: FarmPrivate | None = None
 
 
@@ -88,17 +133,50 @@ class Farm(BaseModel):
 
 
 # --- plots ------------------------------------------------------------------
+class PointGeometry(Strict):
+    type: Literal["Point"]
+    coordinates: Position
+
+
+class PolygonGeometry(Strict):
+    type: Literal["Polygon"]
+    coordinates: list[Annotated[list[Position], Field(min_length=4)]] = Field(
+        min_length=1,
+        description="The outer ring, then any holes; each ring closed (its last position"
+        " is its first), not crossing itself, spanning at most 0.5 degrees.",
+    )
+
+
 class PlotIn(Strict):
+    # EUDR: a Point describes a plot of at most 4 ha (the domain refuses a larger one)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {
+                "properties": {"geometry": {"properties": {"type": {"const": "Point"}}}},
+                "required": ["geometry"],
+            },
+            "then": {"properties": {"area_ha": {"maximum": POINT_MAX_AREA_HA}}},
+        }
+    )
+
     farm_id: UUID
     code: str = Code
-    geometry: dict[str, Any] = Field(
+    geometry: PointGeometry | PolygonGeometry = Field(
+        discriminator="type",
         description="GeoJSON Point or Polygon, [longitude, latitude] (WGS84).",
         examples=[{"type": "Point", "coordinates": [108.05, 12.68]}],
     )
-    area_ha: float = Field(gt=0, le=100000)
-    altitude_m: int | None = Field(None, ge=-100, le=3000)
-    growing_area_code: str | None = Field(None, max_length=60)
-    district: str | None = Field(None, max_length=100)
+    # numeric(10, 4): a square metre is the smallest area the column keeps above 0
+    area_ha: float = Field(
+        strict=True,
+        ge=0.0001,
+        le=100_000,
+        description=f"Hectares, to the square metre. A Point may describe a plot of at most"
+        f" {POINT_MAX_AREA_HA:g} ha (EUDR); a larger plot needs a Polygon.",
+    )
+    altitude_m: int | None = Field(None, strict=True, ge=-100, le=3000)
+    growing_area_code: str | None = text(60)
+    district: str | None = text(100)
 
 
 class Plot(BaseModel):
@@ -122,10 +200,10 @@ TreeStatus = Literal["active", "stumped", "replanted", "removed", "dead"]
 class TreeIn(Strict):
     plot_id: UUID
     tag_code: str = Code
-    lon: float | None = Field(None, ge=-180, le=180)
-    lat: float | None = Field(None, ge=-90, le=90)
-    species: str = Field("Coffea canephora", min_length=1, max_length=100)
-    cultivar: str | None = Field(None, max_length=100)
+    lon: Longitude | None = None
+    lat: Latitude | None = None
+    species: str = text(100, min_length=1, default="Coffea canephora")
+    cultivar: str | None = text(100)
     planted_on: date | None = None
     status: TreeStatus = "active"
 
@@ -145,11 +223,35 @@ class Tree(BaseModel):
 
 
 # --- devices ----------------------------------------------------------------
-class DeviceIn(Strict):
-    kind: Literal["soil_node", "weather_station", "harvest_scale", "phone"]
-    plot_id: UUID | None = None
+# the cooperative's own id, or the whole "{cooperative code}.{own id}" (trace/registry.py)
+DEVICE_ID = r"^([a-z0-9][a-z0-9-]{1,39}\.)?[A-Za-z0-9_-]{3,64}$"
+
+
+class _DeviceIn(Strict):
     tree_id: UUID | None = None
-    device_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{3,64}$")
+    device_id: str | None = Field(
+        None,
+        pattern=DEVICE_ID,
+        description="The cooperative's own id for it (made up when not given); the"
+        ' device\'s id and MQTT user name is "{cooperative code}.{this id}".',
+    )
+
+
+class SensorDeviceIn(_DeviceIn):
+    """A soil node or weather station measures a plot, so it is bound to one."""
+
+    kind: Literal["soil_node", "weather_station"]
+    plot_id: UUID
+
+
+class PortableDeviceIn(_DeviceIn):
+    """A harvest scale or phone goes where the picking is: a plot is optional."""
+
+    kind: Literal["harvest_scale", "phone"]
+    plot_id: UUID | None = None
+
+
+DeviceIn = Annotated[SensorDeviceIn | PortableDeviceIn, Field(discriminator="kind")]
 
 
 class Device(BaseModel):
@@ -177,15 +279,46 @@ LotCode = Field(
 )
 
 
+HARVEST_SELECTORS = ("harvest_ids", "tree_ids", "plot_ids", "farm_ids")
+
+
 class CherryLotIn(Strict):
+    """The harvests are named by harvest_ids, or chosen by tree_ids, plot_ids or farm_ids
+    within [since, until): at least one of these lists is given and not empty."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": [name], "properties": {name: {"type": "array", "minItems": 1}}}
+                for name in HARVEST_SELECTORS
+            ]
+        }
+    )
+
     code: str = LotCode
     harvest_ids: list[UUID] | None = None
     tree_ids: list[UUID] | None = None
     plot_ids: list[UUID] | None = None
     farm_ids: list[UUID] | None = None
-    since: datetime | None = None
-    until: datetime | None = None
+    since: AwareDatetime | None = None
+    until: AwareDatetime | None = None
     product_id: UUID | None = None
+
+    @model_validator(mode="after")
+    def _harvests_named(self) -> Self:
+        if not any(getattr(self, name) for name in HARVEST_SELECTORS):
+            raise PydanticCustomError(
+                "harvests_not_named",
+                "name the harvests: give harvest_ids, or tree_ids, plot_ids or farm_ids"
+                " (with since/until)",
+            )
+        if self.since is not None and self.until is not None and self.since >= self.until:
+            raise PydanticCustomError(
+                "empty_period",
+                "since ({since}) must be before until ({until}): the period is [since, until)",
+                {"since": self.since.isoformat(), "until": self.until.isoformat()},
+            )
+        return self
 
 
 class Lot(BaseModel):
@@ -204,12 +337,12 @@ class Lot(BaseModel):
 
 class LotInput(Strict):
     lot_id: UUID
-    kg: float = Field(gt=0, le=1e9)
+    kg: Kilograms
 
 
 class LotOutput(Strict):
     code: str = LotCode
-    kg: float = Field(gt=0, le=1e9)
+    kg: Kilograms
     kind: Literal["cherry", "dried_cherry", "green", "roasted", "packed", "blend"]
     product_id: UUID | None = None
 
@@ -218,10 +351,10 @@ class TransformationIn(Strict):
     step: str = Field(
         min_length=1, max_length=40, pattern=r"^[a-z_]+$", examples=["drying", "hulling"]
     )
-    occurred_at: datetime
+    occurred_at: AwareDatetime
     inputs: list[LotInput] = Field(min_length=1, max_length=500)
     outputs: list[LotOutput] = Field(min_length=1, max_length=500)
-    place: str | None = Field(None, max_length=200)
+    place: str | None = text(200)
     measurements: dict[str, Any] | None = None
     evidence: list[dict[str, Any]] | None = None
 
@@ -246,7 +379,7 @@ class Transformation(BaseModel):
 # --- API keys -----------------------------------------------------------------
 class ApiKeyIn(Strict):
     role: Literal["admin", "operator", "read-only"]
-    name: str = Field("", max_length=100)
+    name: str = text(100, default="")
 
 
 class ApiKey(BaseModel):
@@ -283,8 +416,10 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         403: "The key's role does not allow this",
         404: "Not found in your cooperative",
         409: "Already exists",
+        413: "The request body is larger than the limit (details.max_bytes)",
         422: "Invalid request or a domain rule refused it",
         429: "Too many lookups from this address; wait Retry-After seconds",
-        503: "The MQTT broker did not confirm the change; nothing was changed",
+        503: "The database, or for a device change the MQTT broker, did not answer or confirm;"
+        " nothing was changed: try again shortly",
     }
     return {code: {"model": Error, "description": meaning[code]} for code in codes}

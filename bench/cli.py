@@ -187,15 +187,18 @@ def bench_page(
 ) -> None:
     """Provenance page requests/s and p99, cold and warm, against a bare endpoint."""
     setup_logging()
-    run_page_bench(
-        get_settings(),
-        trees=trees,
-        lot_trees=lot_trees,
-        duration_s=duration,
-        connections=connections,
-        keep=keep,
-        say=say,
-    )
+    settings = get_settings()
+    # keeps an embedded server up while it runs, as `bench trace` does
+    with database_url_for_command(settings) as url:
+        run_page_bench(
+            settings.model_copy(update={"database_url": url}),
+            trees=trees,
+            lot_trees=lot_trees,
+            duration_s=duration,
+            connections=connections,
+            keep=keep,
+            say=say,
+        )
 
 
 @bench_app.command("seed")

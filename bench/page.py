@@ -33,6 +33,7 @@ from coffeetrace import db
 from coffeetrace.credentials import new_device_secret, new_public_id
 from coffeetrace.db import scratch_database
 from coffeetrace.embedded import free_port
+from coffeetrace.errors import ConfigError
 from coffeetrace.settings import Settings
 from coffeetrace.sql import load_queries
 from coffeetrace.trace.keys import KeyRing
@@ -232,6 +233,40 @@ def app_server(url: str, *, cache: bool, keys_dir: Path) -> Iterator[str]:
         log.close()
 
 
+WRK = "wrk"
+HTTPX = "httpx-asyncio"
+
+
+def _httpx_module() -> Any | None:
+    """The HTTP client of the fallback load generator (httpx2, else httpx), if installed."""
+    # imported here, not at the top: only needed where wrk is missing
+    try:
+        import httpx2
+
+        return httpx2
+    except ImportError:
+        pass
+    try:
+        import httpx
+
+        return httpx
+    except ImportError:
+        return None
+
+
+def pick_load_generator() -> str:
+    """wrk when it is on PATH, else the asyncio client below; chosen before anything is
+    seeded, so that a machine with neither is told what to install at once."""
+    if shutil.which("wrk"):
+        return WRK
+    if _httpx_module() is not None:
+        return HTTPX
+    raise ConfigError(
+        "`coffeetrace bench page` needs a load generator: install wrk "
+        "(apt-get install -y wrk) or the httpx2 package (pip install httpx2)"
+    )
+
+
 def _wrk(url: str, connections: int, duration_s: float) -> dict[str, float]:
     cmd = [
         "wrk",
@@ -244,18 +279,25 @@ def _wrk(url: str, connections: int, duration_s: float) -> dict[str, float]:
     ]
     for k, v in HEADERS.items():
         cmd += ["-H", f"{k}: {v}"]
-    out = subprocess.run(cmd + [url], capture_output=True, text=True, check=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    try:
+        out = subprocess.run(cmd + [url], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError) as exc:
+        detail = getattr(exc, "stderr", None) or str(exc)
+        raise ConfigError(f"wrk failed against {url}: {detail.strip()[-500:]}") from None
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if rps is None:
+        raise ConfigError(f"wrk printed no Requests/sec line: {out.strip()[-500:]}")
 
     def percentile(p: int) -> float:
         found = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\b", out, re.MULTILINE)
-        value, unit = found.group(1), found.group(2)  # type: ignore[union-attr]
-        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+        if found is None:
+            raise ConfigError(f"wrk printed no {p}% latency: {out.strip()[-500:]}")
+        return float(found.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[found.group(2)]
 
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     return {
-        "rps": rps,
+        "rps": float(rps.group(1)),
         "p50_ms": percentile(50),
         "p99_ms": percentile(99),
         "bad": float(non2xx.group(1)) if non2xx else 0.0,
@@ -264,30 +306,27 @@ def _wrk(url: str, connections: int, duration_s: float) -> dict[str, float]:
 
 
 def _httpx(url: str, connections: int, duration_s: float) -> dict[str, float]:
-    try:
-        import httpx2 as httpx
-    except ImportError:
-        try:
-            import httpx  # type: ignore[no-redef]
-        except ImportError:
-            from coffeetrace.errors import ConfigError
-
-            raise ConfigError(
-                "no load generator: install wrk (apt-get install -y wrk) or the httpx2 package"
-            ) from None
+    httpx = _httpx_module()
+    if httpx is None:
+        raise ConfigError("neither httpx2 nor httpx is installed (pip install httpx2)")
 
     async def run() -> dict[str, float]:
         latencies: list[float] = []
         bad = 0
+        socket_errors = 0  # counted, as wrk counts them, rather than ending the run
         limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
         async with httpx.AsyncClient(limits=limits, headers=HEADERS, timeout=10) as client:
             stop_at = time.perf_counter() + duration_s
 
             async def worker() -> None:
-                nonlocal bad
+                nonlocal bad, socket_errors
                 while time.perf_counter() < stop_at:
                     t = time.perf_counter()
-                    r = await client.get(url)
+                    try:
+                        r = await client.get(url)
+                    except httpx.TransportError:
+                        socket_errors += 1
+                        continue
                     latencies.append(time.perf_counter() - t)
                     bad += r.status_code >= 400
 
@@ -298,16 +337,18 @@ def _httpx(url: str, connections: int, duration_s: float) -> dict[str, float]:
         return {
             "rps": len(latencies) / elapsed,
             "p50_ms": latencies[len(latencies) // 2] * 1000 if latencies else 0.0,
-            "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000 if latencies else 0.0,
+            "p99_ms": latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000
+            if latencies
+            else 0.0,
             "bad": float(bad),
-            "socket_errors": 0.0,
+            "socket_errors": float(socket_errors),
         }
 
     return asyncio.run(run())
 
 
-def measure(url: str, connections: int, duration_s: float) -> dict[str, float]:
-    if shutil.which("wrk"):
+def measure(url: str, connections: int, duration_s: float, loadgen: str) -> dict[str, float]:
+    if loadgen == WRK:
         return _wrk(url, connections, duration_s)
     return _httpx(url, connections, duration_s)
 
@@ -322,7 +363,7 @@ def run_page_bench(
     keep: bool,
     say: Callable[[str], None],
 ) -> dict[str, Any]:
-    loadgen = "wrk" if shutil.which("wrk") else "httpx-asyncio"
+    loadgen = pick_load_generator()
     with (
         scratch_database(settings.effective_database_url(), "ct_bench_page", keep=keep) as url,
         tempfile.TemporaryDirectory(prefix="ct-bench-keys-") as keys_tmp,
@@ -337,16 +378,16 @@ def run_page_bench(
             first = fetch(base + page_path)
             results["first_render_ms"] = (time.perf_counter() - t) * 1000
             results["page_bytes"] = len(first)
-            results["bare_nocache"] = measure(base + "/healthz", connections, duration_s)
-            results["cold"] = measure(base + page_path, connections, duration_s)
+            results["bare_nocache"] = measure(base + "/healthz", connections, duration_s, loadgen)
+            results["cold"] = measure(base + page_path, connections, duration_s, loadgen)
             say(f"cold: {results['cold']}")
         with app_server(url, cache=True, keys_dir=keys_dir) as base:
             fetch(base + page_path)
-            results["bare"] = measure(base + "/healthz", connections, duration_s)
+            results["bare"] = measure(base + "/healthz", connections, duration_s, loadgen)
             say(f"bare: {results['bare']}")
-            results["warm"] = measure(base + page_path, connections, duration_s)
+            results["warm"] = measure(base + page_path, connections, duration_s, loadgen)
             say(f"warm: {results['warm']}")
-            results["warm_digital_link"] = measure(base + dl_path, connections, duration_s)
+            results["warm_digital_link"] = measure(base + dl_path, connections, duration_s, loadgen)
             say(f"warm via Digital Link: {results['warm_digital_link']}")
     bare = results["bare"]["rps"]
     summary = {

@@ -15,10 +15,33 @@ from __future__ import annotations
 import sys
 from importlib.metadata import entry_points
 
-from coffeetrace.cli import api, ingest, simulators, stack, trace
+from coffeetrace.cli import (
+    api,
+    coops,
+    dds,
+    dds_submit,
+    ingest,
+    organisations,
+    simulators,
+    stack,
+    trace,
+)
 from coffeetrace.cli.apps import app, export_app
 
-__all__ = ["api", "app", "export_app", "ingest", "main", "simulators", "stack", "trace"]
+__all__ = [
+    "api",
+    "app",
+    "coops",
+    "dds",
+    "dds_submit",
+    "export_app",
+    "ingest",
+    "main",
+    "organisations",
+    "simulators",
+    "stack",
+    "trace",
+]
 
 COMMANDS_GROUP = "coffeetrace.commands"
 

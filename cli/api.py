@@ -14,6 +14,7 @@ from coffeetrace import db
 from coffeetrace.api import qr as qrcodes
 from coffeetrace.api.auth import create_api_key
 from coffeetrace.api.labels import render_labels
+from coffeetrace.api.serving import GuardedHTTPProtocol
 from coffeetrace.broker_control import BrokerControl, check_device_name
 from coffeetrace.cli.apps import app
 from coffeetrace.console import friendly, say, setup_logging
@@ -142,7 +143,11 @@ def device_create(
     ),
     plot: str | None = typer.Option(None, "--plot", help="Plot id (uuid)."),
     tree: str | None = typer.Option(None, "--tree", help="Tree id (uuid)."),
-    device_id: str | None = typer.Option(None, "--id", help="Device id (default: generated)."),
+    device_id: str | None = typer.Option(
+        None,
+        "--id",
+        help="The cooperative's own id for it (default: generated); the device's id is COOP.ID.",
+    ),
 ) -> None:
     """Register a device; its MQTT password is printed once (stdout)."""
 
@@ -173,7 +178,9 @@ def device_create(
 
 @device_app.command("rotate")
 @friendly
-def device_rotate(device_id: str = typer.Argument(..., help="Device id.")) -> None:
+def device_rotate(
+    device_id: str = typer.Argument(..., help="The device's whole id (COOP.ID)."),
+) -> None:
     """Issue a new MQTT password (printed once, stdout); the old one stops working."""
 
     def change(conn, settings, control):
@@ -235,6 +242,7 @@ def serve_api(
         proxy_headers=True,
         forwarded_allow_ips=settings.api_forwarded_allow_ips,
         timeout_keep_alive=settings.api_keep_alive_s,
+        http=GuardedHTTPProtocol,
         limit_concurrency=settings.api_limit_concurrency or None,
         backlog=settings.api_backlog,
         h11_max_incomplete_event_size=settings.api_max_header_bytes,

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from coffeetrace.cli.apps import app
-from coffeetrace.cli.runner import run_migrations, running_ingest, start_servers
+from coffeetrace.cli.runner import running_ingest, start_servers
 from coffeetrace.console import console, friendly, say, setup_logging
 from coffeetrace.errors import ValidationFailed
 from coffeetrace.settings import get_settings
@@ -101,8 +101,7 @@ def simulate(
         publish=not seed_only,
     )
     with ExitStack() as stack:
-        settings = start_servers(get_settings(), stack, say)
-        run_migrations(settings)
+        settings = start_servers(get_settings(), stack, say, need_broker=not seed_only)
         result = run_simulation(
             settings,
             opts,

@@ -10,8 +10,9 @@ user; the ingest user is not pinned (several ingest processes share one subscrip
 under different client ids), so no device can connect with the ingest's client id.
 
 Used by `coffeetrace broker-config` (the initial `dynamic-security.json`, from the hashes
-the registry stores) and by the API and CLI (each change at the moment the plaintext
-exists). A ground module: it imports nothing of api/, ingest/, trace/ or simulators/.
+the registry stores), by the API and CLI and by the simulators' seeding (each change at
+the moment the plaintext exists). A ground module: it imports nothing of api/, ingest/,
+trace/ or simulators/.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import json
 import logging
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,9 @@ CONTROL_ROLE = "coffeetrace-control"
 # Client ids and user names the platform itself uses start with this (the ingest's
 # `coffeetrace-ingest`, scaled out as `coffeetrace-ingest-2`; broker checks; control).
 PLATFORM_NAME_PREFIX = "coffeetrace-"
+# Devices per control message of `upsert_devices`: the plugin saves its whole file after
+# each command, so a message of thousands of devices would outlast the answer's timeout.
+UPSERT_BATCH = 50
 # Devices may neither subscribe nor receive; only the roles below open what they need.
 DEFAULT_ACL_ACCESS = {
     "publishClientSend": False,
@@ -234,8 +238,28 @@ class BrokerControl:
         """The device as a fresh dynsec client with this password (drops its connections)."""
         if not self.live:
             return
+        commands = self._upsert_commands(device_id, password)
+        if not active:
+            commands.append({"command": "disableClient", "username": device_id})
+        # the first two may find nothing to delete
+        self.run(commands, may_fail={0, 1})
+
+    def upsert_devices(self, passwords: Mapping[str, str]) -> None:
+        """`upsert_device` for each device (active) of `passwords`, a batch per message."""
+        if not self.live:
+            return
+        items = list(passwords.items())
+        for start in range(0, len(items), UPSERT_BATCH):
+            commands: list[dict[str, Any]] = []
+            may_fail: set[int] = set()
+            for device_id, password in items[start : start + UPSERT_BATCH]:
+                may_fail |= {len(commands), len(commands) + 1}  # nothing to delete yet
+                commands += self._upsert_commands(device_id, password)
+            self.run(commands, may_fail=may_fail)
+
+    def _upsert_commands(self, device_id: str, password: str) -> list[dict[str, Any]]:
         role = device_role(self.settings.topic_prefix, device_id)
-        commands: list[dict[str, Any]] = [
+        return [
             {"command": "deleteClient", "username": device_id},
             {"command": "deleteRole", "rolename": role["rolename"]},
             {"command": "createRole", **role},
@@ -247,10 +271,6 @@ class BrokerControl:
                 "roles": [{"rolename": role["rolename"]}],
             },
         ]
-        if not active:
-            commands.append({"command": "disableClient", "username": device_id})
-        # the first two may find nothing to delete
-        self.run(commands, may_fail={0, 1})
 
     def set_device_active(self, device_id: str, active: bool) -> None:
         if not self.live:
@@ -270,6 +290,48 @@ class BrokerControl:
                     device_id=device_id,
                 ) from None
             raise
+
+    def reconcile(self, devices: Mapping[str, bool]) -> dict[str, list[str]]:
+        """Hold the broker's device clients to the registry's `devices` {id: active}: a
+        client enabled or disabled as its device is, a device client whose device is gone
+        deleted with its role. A registered device the broker does not know cannot be
+        created here (the registry keeps only its password's hash): it is reported as
+        "missing", for a new credential or `coffeetrace broker-config`. Returns the ids
+        {"enabled", "disabled", "deleted", "missing"}; nothing when not live."""
+        done: dict[str, list[str]] = {"enabled": [], "disabled": [], "deleted": [], "missing": []}
+        if not self.live:
+            return done
+        (listing,) = self.run([{"command": "listClients", "verbose": True}])
+        clients = {
+            c["username"]: c
+            for c in listing.get("data", {}).get("clients", [])
+            if isinstance(c, dict)
+            and isinstance(c.get("username"), str)
+            # a device client is one with its own device role (how this module makes them);
+            # any other client of the broker is not the registry's business
+            and {"rolename": device_rolename(c["username"])} in c.get("roles", [])
+        }
+        commands: list[dict[str, Any]] = []
+        for device_id, active in sorted(devices.items()):
+            client = clients.get(device_id)
+            if client is None:
+                if active:
+                    done["missing"].append(device_id)
+            elif active and client.get("disabled"):
+                commands.append({"command": "enableClient", "username": device_id})
+                done["enabled"].append(device_id)
+            elif not active and not client.get("disabled"):
+                commands.append({"command": "disableClient", "username": device_id})
+                done["disabled"].append(device_id)
+        for username in sorted(set(clients) - set(devices)):
+            commands += [
+                {"command": "deleteClient", "username": username},
+                {"command": "deleteRole", "rolename": device_rolename(username)},
+            ]
+            done["deleted"].append(username)
+        for start in range(0, len(commands), UPSERT_BATCH * 2):
+            self.run(commands[start : start + UPSERT_BATCH * 2])
+        return done
 
     def run(
         self, commands: list[dict[str, Any]], *, may_fail: set[int] | frozenset[int] = frozenset()
@@ -368,5 +430,9 @@ class BrokerControl:
                     broker=addr.redacted(),
                     command=r.get("command"),
                 )
-        log.info("broker_control commands=%s", ",".join(c["command"] for c in commands))
+        log.info(
+            "broker_control commands=%d kinds=%s",
+            len(commands),
+            ",".join(sorted({c["command"] for c in commands})),
+        )
         return ordered

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import json
 import logging
 import os
 import pwd
@@ -21,9 +22,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
+from urllib.parse import quote
 
 import psycopg
 
+from coffeetrace.credentials import new_secret
 from coffeetrace.errors import ConfigError
 from coffeetrace.mqtt import check_broker
 from coffeetrace.settings import Settings
@@ -163,6 +166,13 @@ class EmbeddedPostgres:
                 **run_as,
             )
         except subprocess.CalledProcessError as exc:
+            # pg_ctl's own wait can fail while the server it started is up (seen on a
+            # loaded machine right after a stop on the same port): ask the server itself
+            if port_answers("127.0.0.1", self.port) and self._answers_sql():
+                log.warning("embedded_postgres_started_after_pg_ctl_error code=%s", exc.returncode)
+                self.started_here = True
+                self._ensure_database()
+                return
             tail = log_file.read_text(errors="replace")[-2000:] if log_file.exists() else ""
             raise ConfigError(
                 f"the embedded PostgreSQL in {self.pgdata} did not start: {tail.strip()}",
@@ -170,6 +180,14 @@ class EmbeddedPostgres:
             ) from exc
         self.started_here = True
         self._ensure_database()
+
+    def _answers_sql(self) -> bool:
+        try:
+            with psycopg.connect(self.admin_url(), connect_timeout=5) as conn:
+                conn.execute(SQL["embedded_ping"])
+            return True
+        except psycopg.Error:
+            return False
 
     def _ensure_database(self) -> None:
         with psycopg.connect(self.admin_url(), autocommit=True) as conn:
@@ -304,12 +322,19 @@ class EmbeddedBroker:
         password_file: Path | None = None,
         acl_file: Path | None = None,
         dynsec_file: Path | None = None,
+        username: str | None = None,
+        password: str | None = None,
     ) -> None:
+        """`username`/`password`: a user of this broker (ingest's), to tell a broker already
+        serving the port (a running stack's, which refuses anonymous clients) from another
+        program there."""
         self.data_dir = data_dir
         self.port = port
         self.password_file = password_file
         self.acl_file = acl_file
         self.dynsec_file = dynsec_file
+        self.username = username
+        self.password = password
         self.mosquitto = shutil.which("mosquitto") if prefer_mosquitto else None
         self._proc: subprocess.Popen[bytes] | None = None
         self._thread: threading.Thread | None = None
@@ -323,7 +348,16 @@ class EmbeddedBroker:
 
     @property
     def url(self) -> str:
+        """The broker's address, without a user (devices bring their own)."""
         return f"mqtt://127.0.0.1:{self.port}"
+
+    @property
+    def user_url(self) -> str:
+        """The address with `username` and `password` (the plain `url` without them)."""
+        if not self.username:
+            return self.url
+        user = quote(self.username, safe="") + ":" + quote(self.password or "", safe="")
+        return f"mqtt://{user}@127.0.0.1:{self.port}"
 
     @property
     def kind(self) -> str:
@@ -335,7 +369,7 @@ class EmbeddedBroker:
         """Start the broker, or reuse the MQTT broker that already answers on the port."""
         if not port_is_free("127.0.0.1", self.port):
             try:
-                check_broker(self.url, timeout_s=min(timeout_s, 5.0))
+                check_broker(self.user_url, timeout_s=min(timeout_s, 5.0))
             except ConfigError:
                 raise ConfigError(
                     f"port {self.port} for the embedded MQTT broker is in use by another "
@@ -453,6 +487,63 @@ class EmbeddedBroker:
             self._proc.wait()
             self._proc = None
             self._log.close()
+
+
+BROKER_USERS_FILE = "broker-credentials.json"
+
+
+@dataclass(frozen=True)
+class BrokerUser:
+    username: str
+    password: str
+
+
+def broker_users_path(settings: Settings) -> Path:
+    return Path(settings.data_dir) / BROKER_USERS_FILE
+
+
+def embedded_broker_users(settings: Settings) -> dict[str, BrokerUser]:
+    """The embedded broker's own users, `ingest` and `control` (dynamic security changes).
+
+    Names from COFFEETRACE_MQTT_INGEST_USERNAME / _CONTROL_USERNAME; passwords from
+    COFFEETRACE_MQTT_INGEST_PASSWORD / _CONTROL_PASSWORD when set, otherwise made once and
+    kept in {data_dir}/broker-credentials.json (0600): a command run beside a running stack
+    (`coffeetrace simulate` beside `coffeetrace up`) connects as the same users.
+    """
+    path = broker_users_path(settings)
+    try:
+        stored = json.loads(path.read_text()) if path.exists() else {}
+    except ValueError:
+        raise ConfigError(
+            f"{path} is not JSON: delete it (the embedded broker then gets new passwords "
+            "for its ingest and control users when it next starts)",
+            setting="COFFEETRACE_DATA_DIR",
+        ) from None
+    wanted = {
+        "ingest": (settings.mqtt_ingest_username, settings.mqtt_ingest_password),
+        "control": (settings.mqtt_control_username, settings.mqtt_control_password),
+    }
+    users: dict[str, BrokerUser] = {}
+    changed = False
+    for role, (username, configured) in wanted.items():
+        kept = stored.get(role) or {}
+        password = configured or (
+            kept.get("password") if kept.get("username") == username else None
+        )
+        if not password:
+            password = new_secret()
+        if not configured and kept != {"username": username, "password": password}:
+            stored[role] = {"username": username, "password": password}
+            changed = True
+        users[role] = BrokerUser(username, password)
+    if changed:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(stored, f, indent=1)
+        os.replace(tmp, path)
+    return users
 
 
 @contextmanager

@@ -206,6 +206,14 @@ class Settings(BaseSettings):
         description="Seconds the API waits for the broker to confirm a credential change "
         "before it refuses the request (503) and rolls it back.",
     )
+    broker_reconcile_s: float = Field(
+        60.0,
+        ge=0,
+        description="Seconds between the API's rounds that hold the broker to the device "
+        "registry when COFFEETRACE_MQTT_BROKER_AUTH is dynsec (a device disabled or deleted "
+        "behind the API's back, with psql, is refused by the broker within this time). "
+        "0: never.",
+    )
 
     # --- API ---------------------------------------------------------------
     api_host: str = Field("127.0.0.1", description="Address the API listens on.")
@@ -266,7 +274,7 @@ class Settings(BaseSettings):
         5,
         ge=1,
         description="Seconds an idle keep-alive connection stays open after a response "
-        "(uvicorn timeout_keep_alive; not a header-read timeout, see docs/deployment.md).",
+        "(uvicorn timeout_keep_alive; the head's own limit: COFFEETRACE_API_HEADER_TIMEOUT_S).",
     )
     api_limit_concurrency: int = Field(
         1000,
@@ -280,8 +288,14 @@ class Settings(BaseSettings):
     api_max_header_bytes: int = Field(
         16 * 1024,
         ge=1024,
-        description="Largest request line plus headers with the h11 parser (uvicorn "
-        "h11_max_incomplete_event_size); larger: 400.",
+        description="Largest request line plus headers; larger: 431 and the connection "
+        "closed (api/serving.py, both parsers; h11 also refuses with 400 beyond it).",
+    )
+    api_header_timeout_s: float = Field(
+        10.0,
+        ge=0,
+        description="Seconds a connection has to send a whole request head, from opening "
+        "or from its previous response; later: 408 and closed (slowloris). 0: no limit.",
     )
     api_forwarded_allow_ips: str = Field(
         "127.0.0.1",
@@ -337,6 +351,68 @@ class Settings(BaseSettings):
         ge=0,
         description="How far in the future a processing step's occurred_at may be (clock "
         "skew of the recording phone or office); later ones are refused.",
+    )
+
+    # --- EPCIS 2.0 capture and query (/epcis, docs/epcis.md) ----------------
+    epcis_capture_max_events: int = Field(
+        10_000,
+        ge=1,
+        description="Most events in one POST /epcis/capture (GS1-EPCIS-Capture-Limit); "
+        "more: 413 CaptureLimitExceededException.",
+    )
+    epcis_capture_max_bytes: int = Field(
+        20 * 1024 * 1024,
+        ge=1,
+        description="Largest body of POST /epcis/capture, in bytes "
+        "(GS1-EPCIS-Capture-File-Size-Limit); larger: 413 before the body is read.",
+    )
+    epcis_capture_poll_s: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds between the API's looks for capture jobs it did not accept "
+        "itself (another API process's, or left by a restart); its own start at once.",
+    )
+    epcis_max_per_page: int = Field(
+        1000,
+        ge=1,
+        description="Most events in one page of an EPCIS query (a larger perPage is cut "
+        "to it; the default is 30).",
+    )
+
+    # --- EUDR Information System (`coffeetrace dds`, euis/) -----------------
+    eudr_environment: Literal["acceptance", "production"] = Field(
+        "acceptance",
+        description="The EU Information System `coffeetrace dds` files statements in: "
+        "`acceptance` (training, no legal value) or `production` (legal value).",
+    )
+    eudr_base_url: str = Field(
+        "",
+        description="Base URL of the EU's web services (ending /tracesnt/ws/). Empty: that "
+        "of COFFEETRACE_EUDR_ENVIRONMENT.",
+    )
+    eudr_username: str = Field(
+        "", description="EU Login username of the operator's web service user."
+    )
+    eudr_auth_key: str = Field(
+        "",
+        repr=False,
+        description="Its authentication key (profile, Web Services Access): only its "
+        "digest is sent; never logged.",
+    )
+    eudr_client_id: str = Field(
+        "",
+        description="WebServiceClientId header, as the profile's Web Services Access shows "
+        "it. Empty: `eudr-test` in acceptance; production needs it set.",
+    )
+    eudr_calls_per_s: float = Field(
+        5.0,
+        gt=0,
+        le=5,
+        description="Most calls per second to the EU services from one process (the EU "
+        "allows 5 per IP address).",
+    )
+    eudr_timeout_s: float = Field(
+        120.0, gt=0, description="Seconds to wait for one answer of the EU services."
     )
 
     @property

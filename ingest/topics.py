@@ -8,7 +8,9 @@ from functools import lru_cache
 from typing import NamedTuple
 
 KINDS = ("telemetry", "harvest", "status")
-_DEVICE_ID = re.compile(r"^[A-Za-z0-9_-]{3,64}$")
+# "{cooperative code}.{the cooperative's own id}" (trace/registry.py), or an id registered
+# before ids were qualified (migration 0049)
+_DEVICE_ID = re.compile(r"^([a-z0-9][a-z0-9-]{1,39}\.)?[A-Za-z0-9_-]{3,64}$")
 
 
 def subscription(prefix: str, shared_group: str = "") -> str:

@@ -14,6 +14,25 @@ SET xmloption = content;
 SET client_min_messages = warning;
 SET row_security = off;
 
+--
+-- Name: registry_record_versions_add(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.registry_record_versions_add() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+begin
+    if new.kind = 'registry' and jsonb_typeof(new.payload -> 'records') = 'array' then
+        insert into registry_record_versions (record_id, seq)
+        select distinct (rec ->> 'id')::uuid, new.seq
+        from jsonb_array_elements(new.payload -> 'records') as rec
+        where rec ->> 'id' is not null
+        on conflict do nothing;
+    end if;
+    return null;
+end
+$$;
+
 SET default_tablespace = '';
 
 SET default_table_access_method = heap;
@@ -78,6 +97,17 @@ CREATE TABLE public.chain_nodes (
 );
 
 --
+-- Name: cooperative_gs1_prefixes; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.cooperative_gs1_prefixes (
+    cooperative_id uuid NOT NULL,
+    prefix text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT cooperative_gs1_prefixes_prefix_check CHECK ((prefix ~ '^[0-9]{4,12}$'::text))
+);
+
+--
 -- Name: cooperatives; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -89,8 +119,83 @@ CREATE TABLE public.cooperatives (
     province text,
     gs1_company_prefix text,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
+    roles text[] DEFAULT '{producer_group}'::text[] NOT NULL,
+    public_name text,
+    gln text,
     CONSTRAINT cooperatives_code_check CHECK ((code ~ '^[a-z0-9][a-z0-9-]{1,39}$'::text)),
-    CONSTRAINT cooperatives_gs1_company_prefix_check CHECK ((gs1_company_prefix ~ '^[0-9]{6,12}$'::text))
+    CONSTRAINT cooperatives_gln_check CHECK ((gln ~ '^[0-9]{13}$'::text)),
+    CONSTRAINT cooperatives_gs1_company_prefix_check CHECK ((gs1_company_prefix ~ '^[0-9]{6,12}$'::text)),
+    CONSTRAINT cooperatives_public_name_check CHECK (((public_name ~ '\S'::text) AND (char_length(public_name) <= 200))),
+    CONSTRAINT cooperatives_roles_check CHECK (((cardinality(roles) >= 1) AND (cardinality(roles) <= 6) AND (array_ndims(roles) = 1) AND (roles <@ '{producer_group,processor,exporter,importer,roaster,retailer}'::text[])))
+);
+
+--
+-- Name: TABLE cooperatives; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.cooperatives IS 'The organisations (tenants): producer groups (cooperatives), processors, exporters, importers, roasters, retailers. Named cooperatives, and referenced as cooperative_id, from before organisations had roles (migration 0050); read them as the view organisations.';
+
+--
+-- Name: COLUMN cooperatives.gs1_company_prefix; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.cooperatives.gs1_company_prefix IS 'Superseded by cooperative_gs1_prefixes (migration 0044), which GTINs are checked against: the prefix given to registry.create_cooperative, also recorded there; null for cooperatives created by the admin API or `coffeetrace coop create`.';
+
+--
+-- Name: COLUMN cooperatives.roles; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.cooperatives.roles IS 'What the organisation does in the chain, one or more of producer_group, processor, exporter, importer, roaster, retailer; set by the platform admin only. Only a producer_group registers farms (and so plots, trees and harvests).';
+
+--
+-- Name: COLUMN cooperatives.public_name; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.cooperatives.public_name IS 'The name other organisations and buyers see; null: its name.';
+
+--
+-- Name: COLUMN cooperatives.gln; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.cooperatives.gln IS 'Its GS1 Global Location Number (13 digits, check digit verified), if it has one.';
+
+--
+-- Name: dds_submissions; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.dds_submissions (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    cooperative_id uuid NOT NULL,
+    lot_id uuid NOT NULL,
+    environment text NOT NULL,
+    eu_uuid uuid NOT NULL,
+    internal_reference text,
+    operator_role text NOT NULL,
+    activity_type text NOT NULL,
+    statement_sha256 character(64) NOT NULL,
+    statement_bytes bigint NOT NULL,
+    status text DEFAULT 'SUBMITTED'::text NOT NULL,
+    reference_number text,
+    verification_number text,
+    rejection_reason text,
+    authority_message text,
+    authority_message_at timestamp with time zone,
+    eu_version integer,
+    eu_updated_at timestamp with time zone,
+    submitted_at timestamp with time zone DEFAULT now() NOT NULL,
+    amended_at timestamp with time zone,
+    withdrawn_at timestamp with time zone,
+    status_checked_at timestamp with time zone,
+    status_changed_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT dds_submissions_activity_type_check CHECK ((activity_type = ANY (ARRAY['DOMESTIC'::text, 'IMPORT'::text, 'EXPORT'::text]))),
+    CONSTRAINT dds_submissions_environment_check CHECK ((environment = ANY (ARRAY['acceptance'::text, 'production'::text]))),
+    CONSTRAINT dds_submissions_internal_reference_check CHECK (((char_length(internal_reference) >= 1) AND (char_length(internal_reference) <= 50))),
+    CONSTRAINT dds_submissions_operator_role_check CHECK ((operator_role = ANY (ARRAY['OPERATOR'::text, 'REPRESENTATIVE_OPERATOR'::text]))),
+    CONSTRAINT dds_submissions_reference_number_check CHECK (((char_length(reference_number) >= 1) AND (char_length(reference_number) <= 14))),
+    CONSTRAINT dds_submissions_statement_bytes_check CHECK ((statement_bytes > 0)),
+    CONSTRAINT dds_submissions_statement_sha256_check CHECK ((statement_sha256 ~ '^[0-9a-f]{64}$'::text)),
+    CONSTRAINT dds_submissions_status_check CHECK ((status = ANY (ARRAY['SUBMITTED'::text, 'AVAILABLE'::text, 'REJECTED'::text, 'WITHDRAWN'::text, 'ARCHIVED'::text, 'SUSPENDED'::text, 'UPDATED'::text, 'GROUPED'::text, 'OBSOLETE'::text]))),
+    CONSTRAINT dds_submissions_verification_number_check CHECK (((char_length(verification_number) >= 5) AND (char_length(verification_number) <= 35)))
 );
 
 --
@@ -161,8 +266,87 @@ CREATE TABLE public.devices (
     credential_hash text NOT NULL,
     active boolean DEFAULT true NOT NULL,
     registered_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT devices_id_check CHECK ((id ~ '^[A-Za-z0-9_-]{3,64}$'::text)),
+    CONSTRAINT devices_id_check CHECK ((id ~ '^([a-z0-9][a-z0-9-]{1,39}\.)?[A-Za-z0-9_-]{3,64}$'::text)),
     CONSTRAINT devices_kind_check CHECK ((kind = ANY (ARRAY['soil_node'::text, 'weather_station'::text, 'harvest_scale'::text, 'phone'::text])))
+);
+
+--
+-- Name: epcis_captures; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.epcis_captures (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    cooperative_id uuid NOT NULL,
+    api_key_id uuid,
+    error_behaviour text NOT NULL,
+    state text DEFAULT 'pending'::text NOT NULL,
+    success boolean DEFAULT true NOT NULL,
+    document bytea,
+    event_count integer NOT NULL,
+    stored_count integer DEFAULT 0 NOT NULL,
+    known_count integer DEFAULT 0 NOT NULL,
+    errors jsonb DEFAULT '[]'::jsonb NOT NULL,
+    chain_seq bigint,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    finished_at timestamp with time zone,
+    CONSTRAINT epcis_captures_check CHECK (((state = 'done'::text) = (finished_at IS NOT NULL))),
+    CONSTRAINT epcis_captures_check1 CHECK (((state = 'pending'::text) OR (document IS NULL))),
+    CONSTRAINT epcis_captures_error_behaviour_check CHECK ((error_behaviour = ANY (ARRAY['rollback'::text, 'proceed'::text]))),
+    CONSTRAINT epcis_captures_event_count_check CHECK ((event_count >= 0)),
+    CONSTRAINT epcis_captures_state_check CHECK ((state = ANY (ARRAY['pending'::text, 'done'::text])))
+);
+
+--
+-- Name: epcis_events; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.epcis_events (
+    id bigint NOT NULL,
+    cooperative_id uuid NOT NULL,
+    event_id text NOT NULL,
+    capture_id uuid,
+    event_type text NOT NULL,
+    event_time timestamp with time zone NOT NULL,
+    record_time timestamp with time zone DEFAULT now() NOT NULL,
+    action text,
+    biz_step text,
+    disposition text,
+    read_point text,
+    biz_location text,
+    transformation_id text,
+    parent_id text,
+    epcs text[] DEFAULT '{}'::text[] NOT NULL,
+    input_epcs text[] DEFAULT '{}'::text[] NOT NULL,
+    output_epcs text[] DEFAULT '{}'::text[] NOT NULL,
+    any_epcs text[] DEFAULT '{}'::text[] NOT NULL,
+    epc_classes text[] DEFAULT '{}'::text[] NOT NULL,
+    input_classes text[] DEFAULT '{}'::text[] NOT NULL,
+    output_classes text[] DEFAULT '{}'::text[] NOT NULL,
+    any_classes text[] DEFAULT '{}'::text[] NOT NULL,
+    hash text NOT NULL,
+    event jsonb NOT NULL
+);
+
+--
+-- Name: epcis_events_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.epcis_events ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.epcis_events_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
+-- Name: epcis_own_marks; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.epcis_own_marks (
+    cooperative_id uuid NOT NULL,
+    chain_seq bigint NOT NULL
 );
 
 --
@@ -177,8 +361,15 @@ CREATE TABLE public.farm_private (
     address text,
     data_consent boolean DEFAULT false NOT NULL,
     consent_at timestamp with time zone,
-    consent_withdrawn_at timestamp with time zone
+    consent_withdrawn_at timestamp with time zone,
+    authority_consent boolean DEFAULT false NOT NULL
 );
+
+--
+-- Name: COLUMN farm_private.authority_consent; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.farm_private.authority_consent IS 'The farm agreed that its owner''s name be given to the EU authorities as the producer in EUDR due diligence statements (migration 0046); otherwise the cooperative is named as the producer group.';
 
 --
 -- Name: farms; Type: TABLE; Schema: public; Owner: -
@@ -320,6 +511,70 @@ CREATE TABLE public.lots (
 );
 
 --
+-- Name: organisation_partners; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.organisation_partners (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    proposer_id uuid NOT NULL,
+    invitee_id uuid NOT NULL,
+    scopes text[] DEFAULT '{public_provenance,eudr_geolocation}'::text[] NOT NULL,
+    status text DEFAULT 'proposed'::text NOT NULL,
+    proposed_at timestamp with time zone DEFAULT now() NOT NULL,
+    accepted_at timestamp with time zone,
+    declined_at timestamp with time zone,
+    ended_at timestamp with time zone,
+    ended_by uuid,
+    CONSTRAINT organisation_partners_ended_by_check CHECK ((((ended_by IS NULL) = (ended_at IS NULL)) AND ((ended_by IS NULL) OR ((ended_by = proposer_id) OR (ended_by = invitee_id))))),
+    CONSTRAINT organisation_partners_not_self CHECK ((proposer_id <> invitee_id)),
+    CONSTRAINT organisation_partners_scopes_check CHECK (((cardinality(scopes) >= 1) AND (cardinality(scopes) <= 2) AND (array_ndims(scopes) = 1) AND (scopes <@ '{public_provenance,eudr_geolocation}'::text[]))),
+    CONSTRAINT organisation_partners_state_check CHECK (
+CASE status
+    WHEN 'proposed'::text THEN ((accepted_at IS NULL) AND (declined_at IS NULL) AND (ended_at IS NULL))
+    WHEN 'active'::text THEN ((accepted_at IS NOT NULL) AND (declined_at IS NULL) AND (ended_at IS NULL))
+    WHEN 'declined'::text THEN ((accepted_at IS NULL) AND (declined_at IS NOT NULL) AND (ended_at IS NULL))
+    ELSE ((declined_at IS NULL) AND (ended_at IS NOT NULL))
+END),
+    CONSTRAINT organisation_partners_status_check CHECK ((status = ANY (ARRAY['proposed'::text, 'active'::text, 'declined'::text, 'ended'::text])))
+);
+
+--
+-- Name: organisations; Type: VIEW; Schema: public; Owner: -
+--
+
+CREATE VIEW public.organisations AS
+ SELECT c.id,
+    c.code,
+    c.name,
+    COALESCE(c.public_name, c.name) AS public_name,
+    c.country,
+    c.province,
+    c.roles,
+    c.gln,
+    c.created_at
+   FROM public.cooperatives c;
+
+--
+-- Name: VIEW organisations; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON VIEW public.organisations IS 'Every tenant as an organisation: the rows of cooperatives (whose id is the cooperative_id of every other table), with the public name resolved.';
+
+--
+-- Name: platform_admin_keys; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.platform_admin_keys (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    name text DEFAULT ''::text NOT NULL,
+    prefix text NOT NULL,
+    token_hash character(64) NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    last_used_at timestamp with time zone,
+    revoked_at timestamp with time zone
+);
+
+--
 -- Name: plausibility_flags; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -429,6 +684,15 @@ CREATE TABLE public.products (
     event_seq bigint,
     CONSTRAINT products_gtin_check CHECK ((gtin ~ '^[0-9]{14}$'::text)),
     CONSTRAINT products_kind_check CHECK ((kind = ANY (ARRAY['cherry'::text, 'dried_cherry'::text, 'green'::text, 'roasted'::text, 'packed'::text])))
+);
+
+--
+-- Name: registry_record_versions; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.registry_record_versions (
+    record_id uuid NOT NULL,
+    seq bigint NOT NULL
 );
 
 --
@@ -565,6 +829,13 @@ ALTER TABLE ONLY public.chain_nodes
     ADD CONSTRAINT chain_nodes_pkey PRIMARY KEY (cooperative_id, level, idx);
 
 --
+-- Name: cooperative_gs1_prefixes cooperative_gs1_prefixes_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.cooperative_gs1_prefixes
+    ADD CONSTRAINT cooperative_gs1_prefixes_pkey PRIMARY KEY (cooperative_id, prefix);
+
+--
 -- Name: cooperatives cooperatives_code_key; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -572,11 +843,32 @@ ALTER TABLE ONLY public.cooperatives
     ADD CONSTRAINT cooperatives_code_key UNIQUE (code);
 
 --
+-- Name: cooperatives cooperatives_gln_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.cooperatives
+    ADD CONSTRAINT cooperatives_gln_key UNIQUE (gln);
+
+--
 -- Name: cooperatives cooperatives_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.cooperatives
     ADD CONSTRAINT cooperatives_pkey PRIMARY KEY (id);
+
+--
+-- Name: dds_submissions dds_submissions_environment_eu_uuid_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.dds_submissions
+    ADD CONSTRAINT dds_submissions_environment_eu_uuid_key UNIQUE (environment, eu_uuid);
+
+--
+-- Name: dds_submissions dds_submissions_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.dds_submissions
+    ADD CONSTRAINT dds_submissions_pkey PRIMARY KEY (id);
 
 --
 -- Name: dead_letter_hours dead_letter_hours_pkey; Type: CONSTRAINT; Schema: public; Owner: -
@@ -605,6 +897,34 @@ ALTER TABLE ONLY public.device_status
 
 ALTER TABLE ONLY public.devices
     ADD CONSTRAINT devices_pkey PRIMARY KEY (id);
+
+--
+-- Name: epcis_captures epcis_captures_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.epcis_captures
+    ADD CONSTRAINT epcis_captures_pkey PRIMARY KEY (id);
+
+--
+-- Name: epcis_events epcis_events_cooperative_id_event_id_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.epcis_events
+    ADD CONSTRAINT epcis_events_cooperative_id_event_id_key UNIQUE (cooperative_id, event_id);
+
+--
+-- Name: epcis_events epcis_events_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.epcis_events
+    ADD CONSTRAINT epcis_events_pkey PRIMARY KEY (id);
+
+--
+-- Name: epcis_own_marks epcis_own_marks_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.epcis_own_marks
+    ADD CONSTRAINT epcis_own_marks_pkey PRIMARY KEY (cooperative_id);
 
 --
 -- Name: farm_private farm_private_pkey; Type: CONSTRAINT; Schema: public; Owner: -
@@ -684,6 +1004,27 @@ ALTER TABLE ONLY public.lots
     ADD CONSTRAINT lots_public_id_key UNIQUE (public_id);
 
 --
+-- Name: organisation_partners organisation_partners_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.organisation_partners
+    ADD CONSTRAINT organisation_partners_pkey PRIMARY KEY (id);
+
+--
+-- Name: platform_admin_keys platform_admin_keys_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.platform_admin_keys
+    ADD CONSTRAINT platform_admin_keys_pkey PRIMARY KEY (id);
+
+--
+-- Name: platform_admin_keys platform_admin_keys_token_hash_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.platform_admin_keys
+    ADD CONSTRAINT platform_admin_keys_token_hash_key UNIQUE (token_hash);
+
+--
 -- Name: plausibility_flags plausibility_flags_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -724,6 +1065,13 @@ ALTER TABLE ONLY public.products
 
 ALTER TABLE ONLY public.products
     ADD CONSTRAINT products_pkey PRIMARY KEY (id);
+
+--
+-- Name: registry_record_versions registry_record_versions_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.registry_record_versions
+    ADD CONSTRAINT registry_record_versions_pkey PRIMARY KEY (record_id, seq);
 
 --
 -- Name: schema_migrations schema_migrations_pkey; Type: CONSTRAINT; Schema: public; Owner: -
@@ -801,6 +1149,18 @@ CREATE INDEX api_keys_coop_idx ON public.api_keys USING btree (cooperative_id, c
 CREATE INDEX chain_checkpoints_coop_idx ON public.chain_checkpoints USING btree (cooperative_id, tree_size DESC, id DESC);
 
 --
+-- Name: dds_submissions_internal_reference_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX dds_submissions_internal_reference_idx ON public.dds_submissions USING btree (environment, internal_reference);
+
+--
+-- Name: dds_submissions_lot_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX dds_submissions_lot_idx ON public.dds_submissions USING btree (lot_id, submitted_at DESC);
+
+--
 -- Name: dead_letter_hours_hour_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -825,6 +1185,54 @@ CREATE INDEX dead_letters_received_idx ON public.dead_letters USING btree (recei
 CREATE INDEX devices_coop_idx ON public.devices USING btree (cooperative_id);
 
 --
+-- Name: epcis_captures_coop_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX epcis_captures_coop_idx ON public.epcis_captures USING btree (cooperative_id, created_at DESC, id DESC);
+
+--
+-- Name: epcis_captures_pending_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX epcis_captures_pending_idx ON public.epcis_captures USING btree (created_at) WHERE (state = 'pending'::text);
+
+--
+-- Name: epcis_events_any_classes_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX epcis_events_any_classes_idx ON public.epcis_events USING gin (any_classes);
+
+--
+-- Name: epcis_events_any_epcs_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX epcis_events_any_epcs_idx ON public.epcis_events USING gin (any_epcs);
+
+--
+-- Name: epcis_events_capture_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX epcis_events_capture_idx ON public.epcis_events USING btree (capture_id);
+
+--
+-- Name: epcis_events_record_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX epcis_events_record_idx ON public.epcis_events USING btree (cooperative_id, record_time, id);
+
+--
+-- Name: epcis_events_time_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX epcis_events_time_idx ON public.epcis_events USING btree (cooperative_id, event_time, id);
+
+--
+-- Name: epcis_events_transformation_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX epcis_events_transformation_idx ON public.epcis_events USING btree (cooperative_id, transformation_id) WHERE (transformation_id IS NOT NULL);
+
+--
 -- Name: farms_coop_id_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -841,6 +1249,12 @@ CREATE INDEX harvest_events_batch_idx ON public.harvest_events USING btree (batc
 --
 
 CREATE INDEX harvest_events_coop_time_idx ON public.harvest_events USING btree (cooperative_id, "time");
+
+--
+-- Name: harvest_events_farm_time_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX harvest_events_farm_time_idx ON public.harvest_events USING btree (farm_id, "time");
 
 --
 -- Name: harvest_events_plot_time_idx; Type: INDEX; Schema: public; Owner: -
@@ -889,6 +1303,24 @@ CREATE INDEX lots_coop_id_idx ON public.lots USING btree (cooperative_id, id);
 --
 
 CREATE INDEX lots_coop_idx ON public.lots USING btree (cooperative_id, created_at DESC);
+
+--
+-- Name: organisation_partners_invitee_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX organisation_partners_invitee_idx ON public.organisation_partners USING btree (invitee_id);
+
+--
+-- Name: organisation_partners_open_pair; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE UNIQUE INDEX organisation_partners_open_pair ON public.organisation_partners USING btree (LEAST(proposer_id, invitee_id), GREATEST(proposer_id, invitee_id)) WHERE (status = ANY (ARRAY['proposed'::text, 'active'::text]));
+
+--
+-- Name: organisation_partners_proposer_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX organisation_partners_proposer_idx ON public.organisation_partners USING btree (proposer_id);
 
 --
 -- Name: plausibility_flags_coop_idx; Type: INDEX; Schema: public; Owner: -
@@ -981,6 +1413,12 @@ CREATE INDEX trees_coop_id_idx ON public.trees USING btree (cooperative_id, id);
 CREATE INDEX trees_plot_idx ON public.trees USING btree (plot_id);
 
 --
+-- Name: trace_events trace_events_registry_record_versions; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER trace_events_registry_record_versions AFTER INSERT ON public.trace_events FOR EACH ROW EXECUTE FUNCTION public.registry_record_versions_add();
+
+--
 -- Name: api_keys api_keys_cooperative_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -1002,6 +1440,27 @@ ALTER TABLE ONLY public.chain_nodes
     ADD CONSTRAINT chain_nodes_cooperative_id_fkey FOREIGN KEY (cooperative_id) REFERENCES public.cooperatives(id);
 
 --
+-- Name: cooperative_gs1_prefixes cooperative_gs1_prefixes_cooperative_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.cooperative_gs1_prefixes
+    ADD CONSTRAINT cooperative_gs1_prefixes_cooperative_id_fkey FOREIGN KEY (cooperative_id) REFERENCES public.cooperatives(id) ON DELETE CASCADE;
+
+--
+-- Name: dds_submissions dds_submissions_cooperative_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.dds_submissions
+    ADD CONSTRAINT dds_submissions_cooperative_id_fkey FOREIGN KEY (cooperative_id) REFERENCES public.cooperatives(id);
+
+--
+-- Name: dds_submissions dds_submissions_lot_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.dds_submissions
+    ADD CONSTRAINT dds_submissions_lot_id_fkey FOREIGN KEY (lot_id) REFERENCES public.lots(id);
+
+--
 -- Name: devices devices_cooperative_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -1021,6 +1480,41 @@ ALTER TABLE ONLY public.devices
 
 ALTER TABLE ONLY public.devices
     ADD CONSTRAINT devices_tree_id_fkey FOREIGN KEY (tree_id) REFERENCES public.trees(id) ON DELETE SET NULL;
+
+--
+-- Name: epcis_captures epcis_captures_api_key_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.epcis_captures
+    ADD CONSTRAINT epcis_captures_api_key_id_fkey FOREIGN KEY (api_key_id) REFERENCES public.api_keys(id) ON DELETE SET NULL;
+
+--
+-- Name: epcis_captures epcis_captures_cooperative_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.epcis_captures
+    ADD CONSTRAINT epcis_captures_cooperative_id_fkey FOREIGN KEY (cooperative_id) REFERENCES public.cooperatives(id) ON DELETE CASCADE;
+
+--
+-- Name: epcis_events epcis_events_capture_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.epcis_events
+    ADD CONSTRAINT epcis_events_capture_id_fkey FOREIGN KEY (capture_id) REFERENCES public.epcis_captures(id) ON DELETE SET NULL;
+
+--
+-- Name: epcis_events epcis_events_cooperative_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.epcis_events
+    ADD CONSTRAINT epcis_events_cooperative_id_fkey FOREIGN KEY (cooperative_id) REFERENCES public.cooperatives(id) ON DELETE CASCADE;
+
+--
+-- Name: epcis_own_marks epcis_own_marks_cooperative_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.epcis_own_marks
+    ADD CONSTRAINT epcis_own_marks_cooperative_id_fkey FOREIGN KEY (cooperative_id) REFERENCES public.cooperatives(id) ON DELETE CASCADE;
 
 --
 -- Name: farm_private farm_private_farm_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
@@ -1084,6 +1578,20 @@ ALTER TABLE ONLY public.lots
 
 ALTER TABLE ONLY public.lots
     ADD CONSTRAINT lots_product_id_fkey FOREIGN KEY (product_id) REFERENCES public.products(id);
+
+--
+-- Name: organisation_partners organisation_partners_invitee_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.organisation_partners
+    ADD CONSTRAINT organisation_partners_invitee_id_fkey FOREIGN KEY (invitee_id) REFERENCES public.cooperatives(id) ON DELETE CASCADE;
+
+--
+-- Name: organisation_partners organisation_partners_proposer_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.organisation_partners
+    ADD CONSTRAINT organisation_partners_proposer_id_fkey FOREIGN KEY (proposer_id) REFERENCES public.cooperatives(id) ON DELETE CASCADE;
 
 --
 -- Name: plausibility_flags plausibility_flags_cooperative_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -

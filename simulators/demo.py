@@ -6,6 +6,8 @@ acceleration, then publishing live telemetry until `stop_event` is set — waits
 ingest has stored the harvests, and turns them into a cherry lot that is dried, hulled,
 graded and packed through the trace functions. It returns the packed lot's page URL.
 A second start finds the same cooperative and lot and only resumes live telemetry.
+Device passwords are kept in `{data_dir}/simulator-credentials.json` across starts, and
+given to a broker that takes changes at once (dynsec) as they are issued.
 """
 
 from __future__ import annotations
@@ -28,6 +30,12 @@ from coffeetrace.simulators.physics import LOCAL
 from coffeetrace.simulators.plan import WorldPlan, WorldSpec, make_plan
 from coffeetrace.simulators.publisher import Publisher
 from coffeetrace.simulators.seeding import Conn, SeededWorld, seed_world
+from coffeetrace.simulators.simulate import (
+    credentials_path,
+    issue_on_broker,
+    load_credentials,
+    save_credentials,
+)
 from coffeetrace.simulators.stats import SimStats
 from coffeetrace.simulators.streams import DeviceFaults, Timing
 from coffeetrace.sql import load_queries
@@ -174,8 +182,14 @@ def start_demo(
     """Seed the demo cooperative, start its fleet and return its packed lot's page."""
     plan = make_plan(spec)
     url = settings.effective_database_url()
+    known = load_credentials(settings)
     with db.connect(url, timeout_s=settings.db_connect_timeout_s) as conn, conn.transaction():
-        world = seed_world(conn, plan, keys=KeyRing(settings.effective_keys_dir()))
+        # the passwords of an earlier run are kept (only their hashes are stored), so
+        # whoever copied one from the credentials file can go on publishing with it
+        world = seed_world(
+            conn, plan, keys=KeyRing(settings.effective_keys_dir()), known_passwords=known
+        )
+        issue_on_broker(settings, world.credentials, known)
         packed = cast(
             dict[str, Any] | None,
             conn.execute(
@@ -187,6 +201,11 @@ def start_demo(
         f"demo cooperative {spec.coop_code}: {len(plan.farms)} farms, {len(plan.plots)} plots, "
         f"{world.trees} trees, {len(plan.devices)} devices"
         + (" (seeded now)" if world.created else " (found from an earlier run)")
+    )
+    save_credentials(settings, world.credentials)
+    say(
+        f"device passwords in {credentials_path(settings)} (MQTT user name and client id: "
+        "the device id)"
     )
     fleet = _FleetThread(
         settings,

@@ -341,7 +341,8 @@ def _device(
 ) -> DevicePlan:
     suffix = plot.code.rsplit("-", 1)[-1] if kind in ("soil_node", "weather_station") else ""
     return DevicePlan(
-        id=f"{spec.coop_code}-{tag}-{farm.index:04d}{suffix}",
+        # the whole id, as registry.qualified_device_id makes it
+        id=f"{spec.coop_code}.{tag}-{farm.index:04d}{suffix}",
         kind=kind,
         farm_code=farm.code,
         plot_code=plot.code,

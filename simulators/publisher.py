@@ -84,7 +84,9 @@ class Publisher:
                 f"the broker refused {len(refused)} device(s), e.g. {refused[0]}; "
                 "are the device credentials in the broker's password file?"
             )
-        log.info("simulated_devices_connected devices=%d broker=%s", len(ids), self.addr.redacted())
+        # each as itself: the URL's user (ingest's, in the stack) is not theirs
+        broker = BrokerAddress(self.addr.host, self.addr.port, tls=self.addr.tls).redacted()
+        log.info("simulated_devices_connected devices=%d broker=%s", len(ids), broker)
 
     def publish(self, device_id: str, channel: str, payload: bytes) -> None:
         info = self.clients[device_id].publish(

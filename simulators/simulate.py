@@ -22,6 +22,7 @@ from typing import Any
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from coffeetrace import db
+from coffeetrace.broker_control import BrokerControl
 from coffeetrace.errors import ValidationFailed
 from coffeetrace.settings import Settings
 from coffeetrace.simulators.faults import FaultConfig
@@ -150,6 +151,19 @@ def save_credentials(settings: Settings, credentials: dict[str, str]) -> None:
         json.dump(saved, out)
 
 
+def issue_on_broker(
+    settings: Settings, credentials: dict[str, str], known: dict[str, str]
+) -> dict[str, str]:
+    """Give the broker the passwords a seeding issued (those not in `known`: new devices,
+    rotated ones) when it takes changes at once (COFFEETRACE_MQTT_BROKER_AUTH=dynsec, as
+    the stack's embedded Mosquitto and docker compose run it), as the API does for a
+    device it registers. Other brokers learn them from `coffeetrace broker-config`.
+    Returns the passwords issued."""
+    issued = {d: p for d, p in credentials.items() if known.get(d) != p}
+    BrokerControl(settings).upsert_devices(issued)
+    return issued
+
+
 def simulate(
     settings: Settings,
     opts: SimOptions,
@@ -178,14 +192,17 @@ def simulate(
             ) as conn,
             conn.transaction(),
         ):
+            known = load_credentials(settings)
             world = seed_world(
                 conn,
                 plan,
                 keys=KeyRing(settings.effective_keys_dir()),
                 bulk=opts.bulk,
                 progress=lambda n: bar.advance(task, n),
-                known_passwords=load_credentials(settings),
+                known_passwords=known,
             )
+            # in the transaction: a broker that refuses them leaves the registry unchanged
+            issue_on_broker(settings, world.credentials, known)
         save_credentials(settings, world.credentials)
     seed_s = time.perf_counter() - t0
     say(

@@ -356,8 +356,9 @@ def _at(values: Sequence[Any], i: int) -> Any:
     return values[i] if 0 <= i < len(values) else None
 
 
-def _check_harvest(h: Row, batch: Row, leaves: list[bytes]) -> list[Row]:
-    """One harvest row against record `batch_index` of its batch."""
+def _check_harvest(h: Row, batch: Row, leaves: list[bytes], leaf: bytes | None = None) -> list[Row]:
+    """One harvest row against record `batch_index` of its batch (`leaf`: the row's own
+    leaf, when the caller computed it already)."""
     seq, kind = batch["seq"], batch["kind"]
     i = h["batch_index"]
     name = _harvest_name(h)
@@ -386,7 +387,7 @@ def _check_harvest(h: Row, batch: Row, leaves: list[bytes]) -> list[Row]:
         diffs.append(f"time {was} became {iso_utc(h['time'])}")
     if batch["batch_cooperative_id"] != h["cooperative_id"]:
         diffs.append(f"cooperative_id {batch['batch_cooperative_id']} became {h['cooperative_id']}")
-    if harvest_leaf(h) != leaves[i] and not diffs:
+    if (harvest_leaf(h) if leaf is None else leaf) != leaves[i] and not diffs:
         diffs.append(_harvest_guess(h))
     if not diffs:
         return []
@@ -427,17 +428,32 @@ def _batches(conn: DbConn, seqs: Iterable[int]) -> dict[int, Row]:
     return {r["seq"]: r for r in rows}
 
 
+def harvest_rows(conn: DbConn, harvest_ids: Iterable[UUID]) -> list[Row]:
+    """The harvest_events rows of the ids (those that exist), as verify_harvests reads
+    them: with the plot of each row's tree and the farm of its plot."""
+    return q.rows(conn, SQL["batches_harvests_by_ids"], {"ids": list(harvest_ids)})
+
+
 def verify_harvests(
-    conn: DbConn, harvest_ids: Iterable[UUID], *, check_event_hash: bool = True
+    conn: DbConn,
+    harvest_ids: Iterable[UUID],
+    *,
+    check_event_hash: bool = True,
+    rows: list[Row] | None = None,
+    leaves_out: dict[UUID, bytes] | None = None,
 ) -> list[Row]:
     """Each harvest against the leaf at its batch_index in its batch, and each batch's
     leaves against the root its ingest_batch event recorded. [] when all hold.
 
     A harvest without a batch (written before migration 0043, or inserted by hand) is
     "missing_event"; so is a harvest whose event is gone. `check_event_hash`: also
-    recompute each event's hash (the chain audit, which does so itself, passes False)."""
+    recompute each event's hash (the chain audit, which does so itself, passes False).
+    `rows`: harvest_rows(ids) when the caller read them already; `leaves_out` receives
+    each harvest's own leaf by id (a lot's check compares them with the leaves its
+    lot_created event pinned, without hashing every record twice)."""
     ids = list(dict.fromkeys(UUID(str(h)) for h in harvest_ids))
-    rows = q.rows(conn, SQL["batches_harvests_by_ids"], {"ids": ids})
+    if rows is None:
+        rows = harvest_rows(conn, ids)
     found = {r["id"] for r in rows}
     problems: list[Row] = [
         _problem(
@@ -485,7 +501,10 @@ def verify_harvests(
                 )
             )
             continue
-        problems += _check_harvest(h, batch, leaves)
+        leaf = harvest_leaf(h)
+        if leaves_out is not None:
+            leaves_out[h["id"]] = leaf
+        problems += _check_harvest(h, batch, leaves, leaf)
     return problems
 
 

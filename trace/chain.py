@@ -74,15 +74,18 @@ def append_event(
     payload: dict[str, Any],
     *,
     keys: KeyRing,
+    payload_json: str | None = None,
 ) -> Row:
     """Append an event to the cooperative's chain, signed with its active key; returns the
     stored row {"seq", "cooperative_id", "kind", "lot_ids", "occurred_at", "recorded_at",
-    "payload", "prev_hash", "hash", "position", "signature"}. Serialised per cooperative
-    by an advisory lock."""
+    "payload" (the payload as given, not read back), "prev_hash", "hash", "position",
+    "signature"}. Serialised per cooperative by an advisory lock. `payload_json`: the
+    payload's canonical text, when the caller made it (jsonutil.canonical_json_str_keys)."""
     # The payload's canonical text, computed once: what the hash covers and what is stored.
     # canonical_json writes numbers as jsonb gives them back (jsonutil.jsonb_float), so the
     # stored event hashes to the same digest when read again.
-    payload_json = canonical_json(payload).decode("utf-8")
+    if payload_json is None:
+        payload_json = canonical_json(payload).decode("utf-8")
     lock_chain(conn, cooperative_id)
     head = q.one(conn, SQL["chain_head"], {"cooperative_id": cooperative_id})
     prev_hash = head["hash"] if head else GENESIS
@@ -119,4 +122,5 @@ def append_event(
     merkle_store.append_leaf(conn, cooperative_id, position, digest)
     log.debug("trace_event_appended seq=%s kind=%s", seq, kind)
     assert row is not None  # insert ... returning
-    return row
+    # not read back: a registry event's payload is megabytes of JSON to parse again
+    return {**row, "payload": payload}

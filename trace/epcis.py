@@ -7,6 +7,13 @@ each plot's growing-period sensor summary is an ObjectEvent (OBSERVE, sensor_rep
 with a sensorElementList. Lots are named by GS1 Digital Link URIs
 {base_url}/01/{gtin}/10/{code} when their product has a GTIN, else by their public
 lot page {base_url}/l/{public_id}; trees by {base_url}/t/{public_id}.
+
+eventTime is the UTC instant; eventTimeZoneOffset the offset, at that instant, of the zone
+of the event's place (trace/zones.py): a harvest's or a plot's sensor summary the zone of
+its plot, a processing step (whose place is free text) the cooperative's, both within the
+cooperative's country. A transformation lists every input and every output with the
+kilograms it recorded, also outputs outside the exported lot's history. Extension terms
+and measurements are the `ct:` vocabulary's (trace/vocabulary.py), typed as it defines.
 """
 
 from __future__ import annotations
@@ -17,17 +24,20 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from coffeetrace.db import DbConn, Row
 from coffeetrace.sql import load_queries
 from coffeetrace.trace import queries as q
-from coffeetrace.trace import statements
+from coffeetrace.trace import statements, vocabulary, zones
 from coffeetrace.trace.genealogy import trace_backward
 
 SQL = load_queries("coffeetrace.trace", "exports.sql")
+EPCIS_SQL = load_queries("coffeetrace.trace", "epcis.sql")
 
 EPCIS_CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
-CBV_STEPS = {"packing": "packing", "shipping": "shipping", "receiving": "receiving"}
+CBV_STEPS = vocabulary.CBV_STEPS
+KG3 = Decimal("0.001")
 GROWING_PERIOD = timedelta(days=365)
 # FIWARE metric -> (EPCIS measurement type, UN/CEFACT Rec 20 unit)
 SENSOR_TYPES: dict[str, tuple[str, str]] = {
@@ -64,6 +74,31 @@ def _time(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+class _Places:
+    """The zone of each place events happen at: the cooperative's country, narrowed to the
+    zone nearest the plot (or, for the cooperative's own steps, its main plot)."""
+
+    def __init__(self, conn: DbConn, country: str | None, plot_ids: list[UUID]) -> None:
+        self.country = country
+        rows = q.rows(conn, EPCIS_SQL["epcis_plot_places"], {"ids": plot_ids})
+        self.plots = {r["id"]: (r["centroid_lon"], r["centroid_lat"]) for r in rows}
+        main = self.plots.get(plot_ids[0]) if plot_ids else None
+        self.cooperative = self._zone(main)
+
+    def _zone(self, where: tuple[float, float] | None) -> ZoneInfo | None:
+        lon, lat = where or (None, None)
+        return zones.zone_info(zones.zone_name(self.country, lon, lat))
+
+    def of_plot(self, plot_id: UUID) -> ZoneInfo | None:
+        where = self.plots.get(plot_id)
+        return self._zone(where) if where else self.cooperative
+
+    @staticmethod
+    def when(at: datetime, zone: ZoneInfo | None) -> Row:
+        """eventTime (UTC) and eventTimeZoneOffset (the zone's, at that instant)."""
+        return {"eventTime": _time(at), "eventTimeZoneOffset": zones.utc_offset(at, zone)}
+
+
 def export_epcis(conn: DbConn, lot_id: UUID, base_url: str) -> dict[str, Any]:
     """The EPCISDocument (JSON-LD dict, schemaVersion "2.0") of the lot and its upstream:
     harvests as ObjectEvents (ADD, bizStep commissioning, lot master data in ilmd),
@@ -71,25 +106,30 @@ def export_epcis(conn: DbConn, lot_id: UUID, base_url: str) -> dict[str, Any]:
     sensor summaries in sensorElementList (one OBSERVE ObjectEvent per plot).
     Identifiers: GS1 Digital Link {base_url}/01/{gtin}/10/{code} when the product has a
     GTIN, else {base_url}/l/{public_id}. Extension terms use the prefix "ct" bound to
-    {base_url}/voc/. Events are ordered by eventTime. Validates against GS1's EPCIS 2.0
-    JSON schema."""
+    {base_url}/voc/, where the API serves their definitions (trace/vocabulary.py).
+    eventTime in UTC, eventTimeZoneOffset that of the event's place. Events are ordered
+    by eventTime. Validates against GS1's EPCIS 2.0 JSON schema."""
     base = base_url.rstrip("/")
-    voc = f"{base}/voc/"
+    voc = vocabulary.namespace(base)
     trace = trace_backward(conn, lot_id)
     lot = trace["lot"]
-    lot_ids = [r["lot_id"] for r in trace["lots"]]
-    ident = {r["id"]: r for r in q.rows(conn, SQL["lot_identities"], {"ids": lot_ids})}
-    coop = q.one(conn, SQL["cooperative"], {"id": lot["cooperative_id"]}) or {}
-    cherry = [r["lot_id"] for r in trace["lots"] if r["produced_by"] is None]
-    events: list[Row] = []
-    for h in q.rows(conn, SQL["harvest_details"], {"lot_ids": cherry}):
-        events.append(_harvest_event(h, ident[h["lot_id"]], base, coop))
     steps = q.rows(
         conn, SQL["transformation_details"], {"ids": [t["id"] for t in trace["transformations"]]}
     )
+    # every lot a step touched: a step's outputs outside this lot's history are listed too
+    lot_ids = {r["lot_id"] for r in trace["lots"]} | {
+        UUID(x["lot_id"]) for s in steps for x in [*(s["inputs"] or []), *(s["outputs"] or [])]
+    }
+    ident = {r["id"]: r for r in q.rows(conn, SQL["lot_identities"], {"ids": list(lot_ids)})}
+    coop = q.one(conn, SQL["cooperative"], {"id": lot["cooperative_id"]}) or {}
+    places = _Places(conn, coop.get("country"), [p["plot_id"] for p in trace["plots"]])
+    cherry = [r["lot_id"] for r in trace["lots"] if r["produced_by"] is None]
+    events: list[Row] = []
+    for h in q.rows(conn, SQL["harvest_details"], {"lot_ids": cherry}):
+        events.append(_harvest_event(h, ident[h["lot_id"]], base, coop, places))
     for s in steps:
-        events.extend(_step_events(s, ident, base, voc))
-    events.extend(_sensor_events(conn, trace, ident, base))
+        events.extend(_step_events(s, ident, base, voc, places))
+    events.extend(_sensor_events(conn, trace, ident, base, places))
     events.sort(key=lambda e: (e["eventTime"], e["eventID"]))
     doc: Row = {
         "@context": [EPCIS_CONTEXT, {"ct": voc}],
@@ -109,7 +149,7 @@ def export_epcis(conn: DbConn, lot_id: UUID, base_url: str) -> dict[str, Any]:
     return doc
 
 
-def _harvest_event(h: Row, lot: Row, base: str, coop: Row) -> Row:
+def _harvest_event(h: Row, lot: Row, base: str, coop: Row, places: _Places) -> Row:
     ilmd: Row = {
         "cbvmda:lotNumber": lot["code"],
         "cbvmda:countryOfOrigin": coop.get("country") or "VN",
@@ -129,8 +169,7 @@ def _harvest_event(h: Row, lot: Row, base: str, coop: Row) -> Row:
     return {
         "type": "ObjectEvent",
         "eventID": _event_id("harvest", h["harvest_id"], h["lot_id"]),
-        "eventTime": _time(h["harvest_time"]),
-        "eventTimeZoneOffset": "+00:00",
+        **places.when(h["harvest_time"], places.of_plot(h["plot_id"])),
         "action": "ADD",
         "bizStep": "commissioning",
         "disposition": "active",
@@ -144,28 +183,39 @@ def _harvest_event(h: Row, lot: Row, base: str, coop: Row) -> Row:
     }
 
 
-def _step_events(s: Row, ident: dict[UUID, Row], base: str, voc: str) -> list[Row]:
-    inputs = [(ident.get(UUID(i["lot_id"])), i["kg"]) for i in s["inputs"] or []]
-    outputs = [(ident.get(UUID(o["lot_id"])), o["kg"]) for o in s["outputs"] or []]
-    in_q: list[Row] = [
-        {"epcClass": lot_uri(base, lot), "quantity": _kg(kg), "uom": "KGM"}
-        for lot, kg in inputs
-        if lot
-    ]
-    common: Row = {"eventTime": _time(s["occurred_at"]), "eventTimeZoneOffset": "+00:00"}
+def _quantity(base: str, lot: Row, kg: Decimal) -> Row:
+    return {"epcClass": lot_uri(base, lot), "quantity": _kg(kg), "uom": "KGM"}
+
+
+def _packed_children(inputs: list[tuple[Row, Decimal]], outs: list[Decimal]) -> list[list[Decimal]]:
+    """Per packed lot, the kg of each input in it: each input divided in proportion to the
+    packed lots, to the gram."""
+    total = sum(outs, Decimal(0))  # positive: every output of a step weighs something
+    parts: list[list[Decimal]] = [[] for _ in outs]
+    for _, kg in inputs:
+        given = Decimal(0)
+        for i, out in enumerate(outs):
+            # the last packed lot takes the rest: the parts add up to the input exactly
+            share = (kg * out / total).quantize(KG3) if i < len(outs) - 1 else kg - given
+            parts[i].append(share)
+            given += share
+    return parts
+
+
+def _step_events(s: Row, ident: dict[UUID, Row], base: str, voc: str, places: _Places) -> list[Row]:
+    inputs = [(ident[UUID(i["lot_id"])], Decimal(i["kg"])) for i in s["inputs"] or []]
+    outputs = [(ident[UUID(o["lot_id"])], Decimal(o["kg"])) for o in s["outputs"] or []]
+    common = places.when(s["occurred_at"], places.cooperative)
     ext: Row = {"ct:step": s["step"]}
     if s["place"]:
         ext["ct:place"] = s["place"]
     if s["evidence"]:
         ext["ct:evidence"] = s["evidence"]
-    measurements = {f"ct:{k}": v for k, v in (s["measurements"] or {}).items()}
+    measurements = vocabulary.typed_measurements(s["measurements"])
     if s["step"] == "packing":
-        total_out = sum(_kg(kg) for _, kg in outputs) or 1.0
         events = []
-        for lot, kg in outputs:
-            if not lot:
-                continue
-            part = _kg(kg) / total_out
+        children = _packed_children(inputs, [kg for _, kg in outputs])
+        for (lot, kg), parts in zip(outputs, children, strict=True):
             events.append(
                 {
                     "type": "AggregationEvent",
@@ -173,7 +223,8 @@ def _step_events(s: Row, ident: dict[UUID, Row], base: str, voc: str) -> list[Ro
                     **common,
                     "parentID": lot_uri(base, lot),
                     "childQuantityList": [
-                        {**c, "quantity": round(float(c["quantity"]) * part, 3)} for c in in_q
+                        _quantity(base, child, part)
+                        for (child, _), part in zip(inputs, parts, strict=True)
                     ],
                     "action": "ADD",
                     "bizStep": "packing",
@@ -184,30 +235,29 @@ def _step_events(s: Row, ident: dict[UUID, Row], base: str, voc: str) -> list[Ro
                 }
             )
         return events
+    own_step = vocabulary.biz_step(s["step"])
     event: Row = {
         "type": "TransformationEvent",
         "eventID": _event_id("transformation", s["id"]),
         **common,
-        "inputQuantityList": in_q,
-        "outputQuantityList": [
-            {"epcClass": lot_uri(base, lot), "quantity": _kg(kg), "uom": "KGM"}
-            for lot, kg in outputs
-            if lot
-        ],
+        "inputQuantityList": [_quantity(base, lot, kg) for lot, kg in inputs],
+        "outputQuantityList": [_quantity(base, lot, kg) for lot, kg in outputs],
         "transformationID": f"urn:uuid:{s['id']}",
-        "bizStep": CBV_STEPS.get(s["step"], f"{voc}bizstep/{s['step']}"),
+        "bizStep": CBV_STEPS[s["step"]] if own_step is None else f"{voc}{own_step}",
         "disposition": "in_progress",
         **ext,
     }
     ilmd = dict(measurements)
-    if len(outputs) == 1 and outputs[0][0]:
+    if len(outputs) == 1:
         ilmd["cbvmda:lotNumber"] = outputs[0][0]["code"]
     if ilmd:
         event["ilmd"] = ilmd
     return [event]
 
 
-def _sensor_events(conn: DbConn, trace: Row, ident: dict[UUID, Row], base: str) -> list[Row]:
+def _sensor_events(
+    conn: DbConn, trace: Row, ident: dict[UUID, Row], base: str, places: _Places
+) -> list[Row]:
     """One OBSERVE event per plot: its daily sensor summaries over the growing period
     (the year up to the lot's last harvest), against the cherry lots it fed."""
     lot = trace["lot"]
@@ -248,7 +298,8 @@ def _sensor_events(conn: DbConn, trace: Row, ident: dict[UUID, Row], base: str) 
                     "sensorMetadata": {
                         "startTime": _time(r["first_day"]),
                         "endTime": _time(r["last_day"] + timedelta(days=1)),
-                        "dataProcessingMethod": f"{base}/voc/daily-summary",
+                        "dataProcessingMethod": vocabulary.namespace(base)
+                        + vocabulary.DAILY_SUMMARY,
                     },
                     "sensorReport": [report],
                 }
@@ -258,8 +309,9 @@ def _sensor_events(conn: DbConn, trace: Row, ident: dict[UUID, Row], base: str) 
             {
                 "type": "ObjectEvent",
                 "eventID": _event_id("sensors", plot["plot_id"], lot["id"], since.date()),
-                "eventTime": _time(until - timedelta(microseconds=1000)),
-                "eventTimeZoneOffset": "+00:00",
+                **places.when(
+                    until - timedelta(microseconds=1000), places.of_plot(plot["plot_id"])
+                ),
                 "action": "OBSERVE",
                 "bizStep": "sensor_reporting",
                 "quantityList": [

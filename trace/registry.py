@@ -9,6 +9,7 @@ row's new version as a signed chain event in the same transaction
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -25,11 +26,13 @@ from coffeetrace.credentials import DeviceSecret, new_public_id
 from coffeetrace.db import DbConn, Row
 from coffeetrace.errors import Conflict, NotFound, RuleViolation, ValidationFailed
 from coffeetrace.sql import load_queries
+from coffeetrace.trace import organisations
 from coffeetrace.trace.geometry import geometry_centroid, validate_plot_geometry
 from coffeetrace.trace.keys import KeyRing
 from coffeetrace.trace.registry_versions import CHUNK, record_versions
 
 SQL = load_queries("coffeetrace.trace", "registry.sql")
+PREFIX_SQL = load_queries("coffeetrace.trace", "cooperatives.sql")  # cooperative_gs1_prefixes
 
 DEVICE_KINDS = ("soil_node", "weather_station", "harvest_scale", "phone")
 
@@ -60,7 +63,10 @@ def create_cooperative(
     province: str | None = "Đắk Lắk",
     gs1_company_prefix: str | None = None,
 ) -> Row:
-    return _one(
+    """The cooperative's row, with `gs1_company_prefix` among its GS1 prefixes. Without a
+    signing key (made on its first signature) or the prefix checks of
+    cooperatives.create_cooperative, which the admin API and `coffeetrace coop create` use."""
+    row = _one(
         conn,
         SQL["insert_cooperative"],
         dict(
@@ -71,6 +77,10 @@ def create_cooperative(
             gs1_company_prefix=gs1_company_prefix,
         ),
     )
+    if gs1_company_prefix:
+        prefix = {"cooperative_id": row["id"], "prefix": gs1_company_prefix}
+        conn.execute(PREFIX_SQL["insert_gs1_prefix"], prefix)
+    return row
 
 
 def get_cooperative_by_code(conn: DbConn, code: str) -> Row | None:
@@ -78,16 +88,21 @@ def get_cooperative_by_code(conn: DbConn, code: str) -> Row | None:
 
 
 def gtin_in_prefix(gtin: str, company_prefix: str | None) -> str:
-    """The GTIN as 14 digits when it was allocated from `company_prefix` (its digits after
-    the indicator start with the prefix, as in GS1's General Specifications); otherwise
-    RuleViolation "gtin_prefix". Only the holder of a company prefix may allocate its
-    GTINs, so that no cooperative can take another's and resolve it to its own lots."""
+    """`gtin_in_prefixes` with one prefix (or none)."""
+    return gtin_in_prefixes(gtin, [company_prefix] if company_prefix else [])
+
+
+def gtin_in_prefixes(gtin: str, company_prefixes: Sequence[str]) -> str:
+    """The GTIN as 14 digits when it was allocated from one of `company_prefixes` (its
+    digits after the indicator start with the prefix, as in GS1's General Specifications);
+    otherwise RuleViolation "gtin_prefix". Only the holder of a company prefix may allocate
+    its GTINs, so that no cooperative can take another's and resolve it to its own lots."""
     try:
         parsed = Gtin.parse(gtin)
     except ParseError as exc:
         raise ValidationFailed(f"invalid GTIN {gtin!r}: {exc}", field="gtin", gtin=gtin) from None
     gtin14 = parsed.as_gtin_14()
-    if not company_prefix:
+    if not company_prefixes:
         raise RuleViolation(
             "gtin_prefix",
             "your cooperative has no GS1 company prefix registered, so it cannot allocate"
@@ -95,17 +110,28 @@ def gtin_in_prefix(gtin: str, company_prefix: str | None) -> str:
             field="gtin",
             gtin=gtin14,
         )
-    if not gtin14[1:].startswith(company_prefix):
+    if any(gtin14[1:].startswith(prefix) for prefix in company_prefixes):
+        return gtin14
+    if len(company_prefixes) > 1:
         raise RuleViolation(
             "gtin_prefix",
-            f"GTIN {gtin14} is not from your GS1 company prefix {company_prefix}: after the"
-            f" indicator digit it must start with {company_prefix}, not"
-            f" {gtin14[1 : 1 + len(company_prefix)]}",
+            f"GTIN {gtin14} is not from your GS1 company prefixes"
+            f" {', '.join(company_prefixes)}: after the indicator digit it must start with"
+            " one of them",
             field="gtin",
             gtin=gtin14,
-            company_prefix=company_prefix,
+            company_prefixes=list(company_prefixes),
         )
-    return gtin14
+    (company_prefix,) = company_prefixes
+    raise RuleViolation(
+        "gtin_prefix",
+        f"GTIN {gtin14} is not from your GS1 company prefix {company_prefix}: after the"
+        f" indicator digit it must start with {company_prefix}, not"
+        f" {gtin14[1 : 1 + len(company_prefix)]}",
+        field="gtin",
+        gtin=gtin14,
+        company_prefix=company_prefix,
+    )
 
 
 def _versioned(conn: DbConn, keys: KeyRing, cooperative_id: UUID, entity: str, row: Row) -> Row:
@@ -123,15 +149,20 @@ def create_product(
     kind: str = "green",
     gtin: str | None = None,
 ) -> Row:
-    """A product; a GTIN must come from the cooperative's GS1 company prefix (checked
-    before its uniqueness, so a refusal never tells whether another cooperative has it)."""
+    """A product; a GTIN must come from one of the cooperative's GS1 company prefixes
+    (checked before its uniqueness, so a refusal never tells whether another cooperative
+    has it)."""
     if gtin is not None:
+        # the cooperative exists (its old one-prefix column is no longer read: 0044)
         row = conn.execute(
             SQL["cooperative_gs1_prefix"], {"cooperative_id": cooperative_id}
         ).fetchone()
         if row is None:
             raise NotFound("no such cooperative", cooperative_id=str(cooperative_id))
-        gtin = gtin_in_prefix(gtin, row["gs1_company_prefix"])
+        held = conn.execute(
+            PREFIX_SQL["gs1_prefixes_of_cooperative"], {"cooperative_id": cooperative_id}
+        ).fetchall()
+        gtin = gtin_in_prefixes(gtin, [r["prefix"] for r in held])
     try:
         with conn.transaction():
             product = _one(
@@ -173,6 +204,9 @@ def create_farm(
 ) -> Row:
     """A farm, and its personal data when `private` is given (the keyword arguments of
     `set_farm_private`); one registry version covers both."""
+    # Only producer groups hold farms; plots, trees and harvests need a farm of the
+    # organisation, so this one check keeps them all there (RuleViolation role_required).
+    organisations.require_role(conn, cooperative_id, organisations.PRODUCER_GROUP, "register farms")
     farm = _one(
         conn,
         SQL["insert_farm"],
@@ -200,9 +234,12 @@ def set_farm_private(
     national_id: str | None = None,
     address: str | None = None,
     data_consent: bool = False,
+    authority_consent: bool = False,
 ) -> Row:
-    """Replace the farm's personal data; the consent and the owner's name are facts of
-    the farm, so this records a new version of the farm. Returns the farm_private row."""
+    """Replace the farm's personal data; the consents and the owner's name are facts of
+    the farm, so this records a new version of the farm. Returns the farm_private row.
+    `authority_consent`: the owner's name may be given to the EU authorities as the
+    producer in due diligence statements (trace/dds.py)."""
     farm = conn.execute(SQL["farm_cooperative"], {"id": farm_id}).fetchone()
     if farm is None:
         raise NotFound(f"farm {farm_id} does not exist", farm_id=str(farm_id))
@@ -214,6 +251,7 @@ def set_farm_private(
         national_id=national_id,
         address=address,
         data_consent=data_consent,
+        authority_consent=authority_consent,
     )
     record_versions(conn, keys, farm["cooperative_id"], "farm", [farm_id])
     return row
@@ -228,6 +266,7 @@ def _upsert_farm_private(
     national_id: str | None = None,
     address: str | None = None,
     data_consent: bool = False,
+    authority_consent: bool = False,
 ) -> Row:
     return _one(
         conn,
@@ -239,6 +278,7 @@ def _upsert_farm_private(
             national_id=national_id,
             address=address,
             data_consent=data_consent,
+            authority_consent=authority_consent,
         ),
     )
 
@@ -366,8 +406,42 @@ class IssuedDevice:
     password: str
 
 
+# A device's id is "{cooperative code}.{its own id}": the cooperative chooses the part after
+# the dot, and two cooperatives may choose the same one; the whole id is the broker
+# username and the topic segment, unique platform-wide, so nothing a cooperative chooses
+# can collide with (or reveal) another's devices. Ids registered before migration 0049
+# have no cooperative part and keep working.
+DEVICE_LOCAL_ID = re.compile(r"^[A-Za-z0-9_-]{3,64}$")
+
+
 def new_device_id(kind: str) -> str:
+    """A random device id of the cooperative's own (the part after the dot)."""
     return f"{kind.replace('_', '-')}-{secrets.token_hex(6)}"
+
+
+def cooperative_code(conn: DbConn, cooperative_id: UUID) -> str:
+    row = conn.execute(SQL["cooperative_code"], {"cooperative_id": cooperative_id}).fetchone()
+    if row is None:
+        raise NotFound("no such cooperative", cooperative_id=str(cooperative_id))
+    return str(row["code"])
+
+
+def qualified_device_id(code: str, device_id: str) -> str:
+    """The platform-wide id of a device the cooperative `code` names `device_id`: its own
+    id (qualified with the code), or a whole id already of that cooperative. A whole id
+    of another cooperative is refused."""
+    prefix, dot, local = device_id.rpartition(".")
+    if dot and prefix != code:
+        raise ValidationFailed(
+            f"device id {device_id!r} is not of this cooperative: give the part after"
+            f" the dot, or an id starting with {code}.",
+            field="device_id",
+        )
+    if not DEVICE_LOCAL_ID.fullmatch(local):
+        raise ValidationFailed(
+            "a device id is 3 to 64 letters, digits, '_' or '-'", field="device_id"
+        )
+    return f"{code}.{local}"
 
 
 def register_device(
@@ -381,7 +455,9 @@ def register_device(
     device_id: str | None = None,
 ) -> IssuedDevice:
     """Register a device with `secret` (made by the caller: the broker's hash format is
-    not the domain's business)."""
+    not the domain's business). `device_id`: the cooperative's own id for it (see
+    qualified_device_id; random when None); the device's id and broker username is
+    "{cooperative code}.{device_id}"."""
     if kind not in DEVICE_KINDS:
         raise ValidationFailed(
             f"device kind must be one of {', '.join(DEVICE_KINDS)}", field="kind"
@@ -389,7 +465,9 @@ def register_device(
     if plot_id is None and tree_id is None and kind in ("soil_node", "weather_station"):
         raise ValidationFailed(f"a {kind} must be bound to a plot (plot_id)", field="plot_id")
     _check_owned(conn, cooperative_id, plot_id=plot_id, tree_id=tree_id)
-    device_id = device_id or new_device_id(kind)
+    device_id = qualified_device_id(
+        cooperative_code(conn, cooperative_id), device_id or new_device_id(kind)
+    )
     device = _one(
         conn,
         SQL["insert_device"],
@@ -403,6 +481,18 @@ def register_device(
         ),
     )
     return IssuedDevice(device=device, username=device_id, password=secret.password)
+
+
+def device_id_of(conn: DbConn, cooperative_id: UUID, given: str) -> str:
+    """The id of the cooperative's device that a caller names `given`: a whole id as it
+    is, else a device of the cooperative registered under that id before ids were
+    qualified, else the cooperative's own id qualified (which may name no device)."""
+    if "." in given:
+        return given
+    row = conn.execute(SQL["registered_device"], {"id": given}).fetchone()
+    if row is not None and row["cooperative_id"] == cooperative_id:
+        return given
+    return f"{cooperative_code(conn, cooperative_id)}.{given}"
 
 
 def rotate_device_credential(

@@ -32,7 +32,7 @@ from coffeetrace.sql import load_queries
 from coffeetrace.trace import queries as q
 from coffeetrace.trace.chain import append_event
 from coffeetrace.trace.geometry import distance_m, geometry_centroid
-from coffeetrace.trace.jsonutil import canonical_json
+from coffeetrace.trace.jsonutil import canonical_json_str_keys, jsonable
 from coffeetrace.trace.keys import KeyRing
 
 SQL = load_queries("coffeetrace.trace", "registry_versions.sql")
@@ -89,7 +89,8 @@ def facts(entity: str, row: Row) -> dict[str, Any]:
     """The canonical facts of a registry row, JSON-native: Decimals as strings, dates ISO,
     geometry as stored. A farm row carries `data_consent`, `consent_withdrawn_at` and
     `owner_name` from farm_private (absent: no consent, no name); its `data_consent` fact
-    is the consent in force (given and not withdrawn), as the EUDR export reads it."""
+    is the consent in force (given and not withdrawn), as the EUDR export reads it, and
+    `authority_consent: true` is there only while that consent is given (trace/dds.py)."""
     if entity == "plot":
         return {
             "code": row["code"],
@@ -125,6 +126,8 @@ def facts(entity: str, row: Row) -> dict[str, Any]:
             "commune": row["commune"],
             "data_consent": consent,
             "owner_name_sha256": owner_name_sha256(row["id"], row.get("owner_name")),
+            # only when given (0046): the versions recorded before it stay as they were
+            **({"authority_consent": True} if row.get("authority_consent") else {}),
         }
     if entity == "product":
         return {"name": row["name"], "kind": row["kind"], "gtin": row["gtin"]}
@@ -132,8 +135,11 @@ def facts(entity: str, row: Row) -> dict[str, Any]:
 
 
 def _normal(value: Any) -> Any:
-    """The value as a jsonb round trip gives it back (what an event's payload holds)."""
-    return json.loads(canonical_json(value))
+    """The value as a jsonb round trip gives it back (what an event's payload holds).
+    jsonable gives the same values as json.loads(canonical_json(value)) without writing
+    and parsing the text (a lot's check compares thousands of trees); unlike that round
+    trip it lets a NaN stored with psql through, to be named as a difference."""
+    return jsonable(value)
 
 
 def _check_entity(entity: str) -> None:
@@ -149,8 +155,9 @@ def record_facts(
     records: Sequence[tuple[UUID | str, dict[str, Any]]],
 ) -> Row:
     """Append one "registry" event recording `records` [(id, facts)] of the cooperative's
-    `entity` rows; returns the event row. The caller sets the rows' event_seq to its seq
-    (bulk writers put it in the rows they COPY); `record_versions` does both."""
+    `entity` rows (facts as `facts` gives them: every key a str); returns the event row.
+    The caller sets the rows' event_seq to its seq (bulk writers put it in the rows they
+    COPY); `record_versions` does both."""
     _check_entity(entity)
     if not records:
         raise ValueError("a registry version records at least one row")
@@ -159,7 +166,14 @@ def record_facts(
         "records": [{"id": str(rid), "facts": f} for rid, f in records],
     }
     event = append_event(
-        conn, cooperative_id, EVENT_KIND, [], datetime.now(UTC), payload, keys=keys
+        conn,
+        cooperative_id,
+        EVENT_KIND,
+        [],
+        datetime.now(UTC),
+        payload,
+        keys=keys,
+        payload_json=canonical_json_str_keys(payload),
     )
     log.debug("registry_versioned entity=%s rows=%d seq=%s", entity, len(records), event["seq"])
     return event
@@ -353,6 +367,8 @@ def _check_row(entity: str, row: Row, events: dict[int, Row]) -> Row | None:
             row,
         )
     current = _normal(facts(entity, row))
+    if recorded == current:  # the usual answer, without listing every field
+        return None
     fields = _differences(recorded, current)
     if not fields:
         return None
@@ -365,6 +381,69 @@ def _check_row(entity: str, row: Row, events: dict[int, Row]) -> Row | None:
         row,
         fields,
     )
+
+
+def _rolled_back(conn: DbConn, rows: dict[str, list[Row]], named: set[str]) -> list[Row]:
+    """Rows whose version in force is not their newest registry version: put back, facts
+    and event_seq together, to an older version (each row named once: rows with a problem
+    already, in `named`, are skipped)."""
+    by_id = {
+        str(r["id"]): (entity, r)
+        for entity, rs in rows.items()
+        for r in rs
+        if r["event_seq"] is not None and str(r["id"]) not in named
+    }
+    if not by_id:
+        return []
+    newer = q.rows(
+        conn,
+        SQL["registry_newer_versions"],
+        {"ids": list(by_id), "seqs": [r["event_seq"] for _, r in by_id.values()]},
+    )
+    problems: list[Row] = []
+    for found in sorted(newer, key=lambda n: n["id"]):
+        entity, row = by_id[found["id"]]
+        problems.append(
+            _problem(
+                {"seq": found["seq"], "kind": EVENT_KIND},
+                "row_mismatch",
+                f"{entity} {row[_LABEL[entity]]} (id {found['id']}) names event"
+                f" {row['event_seq']} as its registry version, but event {found['seq']}"
+                " recorded a newer version of it: the row was put back to an older version",
+                entity,
+                row,
+            )
+        )
+    return problems
+
+
+def check_version_index(conn: DbConn, event: Row) -> list[Row]:
+    """A registry event's records against what registry_record_versions lists for it (the
+    index lot verification trusts to find each row's newest version): a row missing
+    there could hide a newer version. [] when they agree, or for other events."""
+    if event["kind"] != EVENT_KIND:
+        return []
+    payload = event["payload"] if isinstance(event["payload"], dict) else {}
+    listed = payload.get("records")
+    records: list[Any] = listed if isinstance(listed, list) else []
+    recorded = {r["id"] for r in records if isinstance(r, dict) and isinstance(r.get("id"), str)}
+    indexed = {
+        r["id"] for r in q.rows(conn, SQL["registry_version_index_of_event"], {"seq": event["seq"]})
+    }
+    if recorded == indexed:
+        return []
+    missing, extra = sorted(recorded - indexed), sorted(indexed - recorded)
+    return [
+        {
+            "seq": event["seq"],
+            "kind": EVENT_KIND,
+            "problem": "row_mismatch",
+            "detail": f"registry_record_versions does not list what event {event['seq']}"
+            f" records: {len(missing)} row(s) missing (first: {', '.join(missing[:3]) or '-'}),"
+            f" {len(extra)} not in the event (first: {', '.join(extra[:3]) or '-'}); a"
+            " missing row can hide a newer version from a lot's verification",
+        }
+    ]
 
 
 def version_seqs(
@@ -422,6 +501,25 @@ def _event_records(ev: Row, wanted: Iterable[str]) -> Row:
     }
 
 
+def registry_rows(
+    conn: DbConn,
+    *,
+    plot_ids: Iterable[UUID] = (),
+    tree_ids: Iterable[UUID] = (),
+    farm_ids: Iterable[UUID] = (),
+    product_ids: Iterable[UUID] = (),
+) -> dict[str, list[Row]]:
+    """The rows verify_registry checks, by entity (one query per entity asked about):
+    a caller that reads them first knows their event_seqs without another query."""
+    asked = {"plot": plot_ids, "tree": tree_ids, "farm": farm_ids, "product": product_ids}
+    rows: dict[str, list[Row]] = {}
+    for entity, ids in asked.items():
+        wanted = list(dict.fromkeys(ids))
+        if wanted:
+            rows[entity] = q.rows(conn, _ROWS[entity], {"ids": wanted})
+    return rows
+
+
 def verify_registry(
     conn: DbConn,
     *,
@@ -430,6 +528,7 @@ def verify_registry(
     farm_ids: Iterable[UUID] = (),
     product_ids: Iterable[UUID] = (),
     events: Mapping[int, Row] | None = None,
+    rows: dict[str, list[Row]] | None = None,
 ) -> list[Row]:
     """Check the named rows against the registry events holding their versions.
 
@@ -442,14 +541,13 @@ def verify_registry(
     cooperative recording it, "row_mismatch". Ids of rows that do not exist are skipped.
     One query per entity asked about and one for all their events; `events`: event rows
     (seq, kind, cooperative_id, payload) the caller has read already, by seq, which are
-    not read again (a registry event's payload can hold thousands of records).
+    not read again (a registry event's payload can hold thousands of records); `rows`:
+    registry_rows(...) of the same ids, read already.
     """
-    asked = {"plot": plot_ids, "tree": tree_ids, "farm": farm_ids, "product": product_ids}
-    rows: dict[str, list[Row]] = {}
-    for entity, ids in asked.items():
-        wanted = list(dict.fromkeys(ids))
-        if wanted:
-            rows[entity] = q.rows(conn, _ROWS[entity], {"ids": wanted})
+    if rows is None:
+        rows = registry_rows(
+            conn, plot_ids=plot_ids, tree_ids=tree_ids, farm_ids=farm_ids, product_ids=product_ids
+        )
     seqs = sorted({r["event_seq"] for rs in rows.values() for r in rs if r["event_seq"]})
     given = events or {}
     by_seq: dict[int, Row] = {}
@@ -489,6 +587,7 @@ def verify_registry(
             found = _check_row(entity, row, by_seq)
             if found is not None:
                 problems.append(found)
+    problems.extend(_rolled_back(conn, rows, {p["record"]["id"] for p in problems}))
     log.info(
         "registry_verified rows=%d events=%d problems=%d",
         sum(len(rs) for rs in rows.values()),

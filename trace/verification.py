@@ -163,7 +163,11 @@ def verify_lot(
     lot's signed statement and the checkpoints of the chain.
 
     Returns {"ok": bool, "lot_id", "public_id", "code", "checked_events": int,
-      "checked_lots": int, "chain_head": {"seq", "hash"} | None,
+      "checked_lots": int,
+      "chain_head": {"seq", "hash"} | None (the newest event of the cooperative's whole
+        chain: what a checkpoint covers),
+      "lot_head": {"seq", "hash"} | None (the newest event about this lot: what its page
+        and signed statement name; "chain_head" means the cooperative's chain everywhere),
       "checkpoint": {"tree_size", "root_hash", "issued_at", "source"} | None (the largest
         checkpoint the lot's events were proven against),
       "problems": [{"seq": int|None, "kind": str|None, "problem": "hash_mismatch" |
@@ -193,23 +197,32 @@ def verify_lot(
     # the events the rows point at, found even if an edit took the lot out of their lot_ids,
     # and the registry events holding the versions in force (their hashes and signatures
     # are checked like the lots' events: an edit of a row and its event's facts shows)
+    # (each row is read once: the rows name the events, the checks below compare them)
     harvest_ids = [h["harvest_id"] for h in backward["harvests"]]
+    harvest_rows = batches.harvest_rows(conn, harvest_ids)
+    registry_rows = registry_versions.registry_rows(conn, **registry_ids)
     seqs = sorted(
         {s for r in lots for s in (r["event_seq"], r["step_event_seq"]) if s}
-        | set(registry_versions.version_seqs(conn, **registry_ids))
-        | set(batches.harvest_batch_seqs(conn, harvest_ids))
+        | {r["event_seq"] for rs in registry_rows.values() for r in rs if r["event_seq"]}
+        | {h["batch_seq"] for h in harvest_rows if h["batch_seq"] is not None}
     )
     events = q.rows(conn, SQL["events_for_lots"], {"lot_ids": lot_ids, "seqs": seqs})
     problems: list[Row] = []
     for row in events:
         problems.extend(_check_links(row))
         problems.extend(_check_signature(keys, row))
-    problems.extend(_check_rows(conn, lot_ids, lots, events))
     # the batch events' hashes, links and signatures are checked with the others above
-    problems.extend(batches.verify_harvests(conn, harvest_ids, check_event_hash=False))
+    leaves: dict[UUID, bytes] = {}
+    problems.extend(
+        batches.verify_harvests(
+            conn, harvest_ids, check_event_hash=False, rows=harvest_rows, leaves_out=leaves
+        )
+    )
+    harvests_by_id = {h["id"]: h for h in harvest_rows}
+    problems.extend(_check_rows(conn, lot_ids, lots, events, harvests_by_id, leaves))
     problems.extend(
         registry_versions.verify_registry(
-            conn, **registry_ids, events={ev["seq"]: ev for ev in events}
+            conn, **registry_ids, events={ev["seq"]: ev for ev in events}, rows=registry_rows
         )
     )
     rebuilt = provenance.document(conn, lot_id, backward=backward)
@@ -227,6 +240,7 @@ def verify_lot(
         "checked_events": len(events),
         "checked_lots": len(lot_ids),
         "chain_head": {"seq": head["seq"], "hash": head["hash"]} if head else None,
+        "lot_head": _lot_head(events, lot_id),
         "checkpoint": proven,
         "problems": problems,
     }
@@ -238,6 +252,13 @@ def verify_lot(
         len(problems),
     )
     return result
+
+
+def _lot_head(events: list[Row], lot_id: UUID) -> Row | None:
+    """The newest of the events that name the lot itself."""
+    own = [ev for ev in events if lot_id in (ev.get("lot_ids") or [])]
+    newest = max(own, key=lambda ev: ev["seq"], default=None)
+    return {"seq": newest["seq"], "hash": newest["hash"]} if newest else None
 
 
 def _known_checkpoints(
@@ -334,15 +355,28 @@ def _check_checkpoints(
 
 
 def _check_rows(
-    conn: DbConn, lot_ids: list[UUID], lot_rows: list[Row], events: list[Row]
+    conn: DbConn,
+    lot_ids: list[UUID],
+    lot_rows: list[Row],
+    events: list[Row],
+    harvest_rows: dict[UUID, Row],
+    leaves: dict[UUID, bytes],
 ) -> list[Row]:
-    """Do the lot, harvest and transformation rows still say what their events said?"""
+    """Do the lot, harvest and transformation rows still say what their events said?
+    `harvest_rows`: the harvest_events rows by id; `leaves`: their leaves, where known."""
     lots = {r["id"]: r for r in lot_rows}
     by_seq = {ev["seq"]: ev for ev in events}
     created, steps = _events_by_subject(events)
     harvests: dict[str, dict[str, Row]] = {}
     for r in q.rows(conn, SQL["lot_harvests_for_lots"], {"lot_ids": lot_ids}):
-        harvests.setdefault(str(r["lot_id"]), {})[str(r["harvest_id"])] = r
+        h = harvest_rows.get(r["harvest_id"])
+        leaf = leaves.get(r["harvest_id"]) if h is not None else None
+        if h is not None and leaf is None:
+            leaf = records.harvest_leaf(h)
+        harvests.setdefault(str(r["lot_id"]), {})[str(r["harvest_id"])] = {
+            **r,
+            "leaf": leaf,
+        }
     produced_by = {lot["produced_by"] for lot in lots.values() if lot["produced_by"]}
     transformations = {
         str(r["id"]): r
@@ -456,18 +490,13 @@ def _harvest_differences(recorded: list[Any] | None, row: Row | None) -> str:
     if len(recorded) >= 4:  # tree and record leaf: lots built since events were signed
         if recorded[2] != str(row["tree_id"]):
             diffs.append(f"lot_harvests tree {recorded[2]} became {row['tree_id']}")
-        if row["cherry_kg"] is None:
+        if row["leaf"] is None:
             diffs.append("the harvest record is gone")
-        elif recorded[3] != records.harvest_leaf(_harvest_row(row)).hex():
+        elif recorded[3] != row["leaf"].hex():
             diffs.append(
                 "the harvest record (device, tree, time, kilograms, ripeness or picker) was edited"
             )
     return "; ".join(diffs)
-
-
-def _harvest_row(row: Row) -> Row:
-    """The harvest_events columns of a lot_harvests_for_lots row."""
-    return {**row, "id": row["harvest_id"], "tree_id": row["harvest_tree_id"]}
 
 
 def _check_step_lot(lot: Row, steps: dict[str, Row], by_seq: dict[int, Row]) -> list[Row]:
@@ -583,6 +612,7 @@ def verify_chain(
             problems.extend(_check_signature(keys, row))
             if row["kind"] == "ingest_batch":
                 problems.extend(batches.verify_batch(conn, row["seq"], check_event_hash=False))
+            problems.extend(registry_versions.check_version_index(conn, row))
             leaves.append(merkle.leaf_hash(bytes.fromhex(recomputed)))
             prev_hash, prev_seq, after = row["hash"], row["seq"], row["seq"]
     known, cp_problems = _known_checkpoints(conn, keys, cooperative_id, kept)

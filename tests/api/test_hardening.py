@@ -199,6 +199,25 @@ def test_options_and_405_list_every_method_of_the_path(
         assert status == 404
 
 
+def test_head_answers_like_get_without_the_body(settings: Settings, tenant_a: Tenant) -> None:
+    with serve(settings) as base:
+        for path, headers in (
+            ("/healthz", {}),
+            (_lot(tenant_a), BROWSER),
+            ("/v1/farms", tenant_a.auth()),
+        ):
+            got_status, got_headers, got_body = _request(base, "GET", path, headers=headers)
+            status, head_headers, body = _request(base, "HEAD", path, headers=headers)
+            assert (status, body) == (got_status, b""), path
+            assert got_status == 200 and got_body, path
+            assert head_headers["content-length"] == str(len(got_body)), path
+            assert head_headers["content-type"] == got_headers["content-type"], path
+        status, headers, _ = _request(base, "HEAD", "/v1/devices/x-1/disable")  # POST only
+        assert status == 405 and "HEAD" not in headers["allow"]
+        status, _, _ = _request(base, "HEAD", "/no/such/path")
+        assert status == 404
+
+
 def test_unparsable_body_is_the_documented_422(settings: Settings, tenant_a: Tenant) -> None:
     with serve(settings) as base:
         headers = tenant_a.auth() | {"Content-Type": "application/json"}

@@ -142,6 +142,39 @@ def test_device_secret_is_returned_once(
     assert soil_without_plot.status_code == 422 and "plot" in soil_without_plot.json()["message"]
 
 
+def test_device_ids_are_per_cooperative(
+    client: TestClient, tenant_a: Tenant, tenant_b: Tenant
+) -> None:
+    def register(tenant: Tenant, device_id: str) -> tuple[int, dict]:
+        r = client.post(
+            "/v1/devices",
+            headers=tenant.auth("operator"),
+            json={"kind": "harvest_scale", "device_id": device_id},
+        )
+        return r.status_code, r.json()
+
+    status_a, a = register(tenant_a, "scale-01")
+    status_b, b = register(tenant_b, "scale-01")  # the same own id: no conflict, nothing told
+    assert (status_a, status_b) == (201, 201), (a, b)
+    code_a, code_b = tenant_a.world.coop["code"], tenant_b.world.coop["code"]
+    assert a["device"]["id"] == a["mqtt_username"] == f"{code_a}.scale-01"
+    assert b["device"]["id"] == f"{code_b}.scale-01"
+    status, again = register(tenant_a, "scale-01")  # a conflict names only A's own device
+    assert status == 409 and code_b not in str(again), again
+    # the own id and the whole id both name the device; another cooperative's whole id is
+    # not the caller's: 404 through the path, 422 when registering it
+    op_a = tenant_a.auth("operator")
+    for name in ("scale-01", f"{code_a}.scale-01"):
+        got = client.get(f"/v1/devices/{name}", headers=op_a)
+        assert got.status_code == 200 and got.json()["id"] == f"{code_a}.scale-01"
+    assert client.get(f"/v1/devices/{code_b}.scale-01", headers=op_a).status_code == 404
+    status, refused = register(tenant_a, f"{code_b}.scale-02")
+    assert status == 422 and refused["details"]["field"] == "device_id", refused
+    off = client.post("/v1/devices/scale-01/disable", headers=op_a)
+    assert off.status_code == 200 and off.json()["active"] is False
+    assert client.get(f"/v1/devices/{code_b}.scale-01", headers=tenant_b.auth()).json()["active"]
+
+
 def test_pagination_and_filters(
     client: TestClient, conn: psycopg.Connection, keys: KeyRing
 ) -> None:

@@ -4,8 +4,8 @@ or inside a function):
 - ground: `coffeetrace/` (settings, database, SQL loading, errors, console, embedded
   servers, broker helpers) imports nothing of the project above it;
 - domain: `trace/` imports only the ground;
-- edges: `api/`, `ingest/`, `simulators/` import the domain and the ground, never each
-  other;
+- edges: `api/`, `ingest/`, `simulators/`, `euis/` import the domain and the ground, never
+  each other;
 - root: `cli/` (the commands and the stack runner) imports them all; nothing imports it.
 
 And the module graph has no cycle."""
@@ -25,6 +25,7 @@ FOLDERS = {
     "ingest": "coffeetrace.ingest",
     "simulators": "coffeetrace.simulators",
     "cli": "coffeetrace.cli",
+    "euis": "coffeetrace.euis",
 }
 LAYER_OF_PACKAGE = {
     "coffeetrace.trace": "domain",
@@ -32,6 +33,7 @@ LAYER_OF_PACKAGE = {
     "coffeetrace.ingest": "ingest",
     "coffeetrace.simulators": "simulators",
     "coffeetrace.cli": "root",
+    "coffeetrace.euis": "euis",
 }
 ALLOWED = {
     "ground": {"ground"},
@@ -39,7 +41,8 @@ ALLOWED = {
     "api": {"ground", "domain", "api"},
     "ingest": {"ground", "domain", "ingest"},
     "simulators": {"ground", "domain", "simulators"},
-    "root": {"ground", "domain", "api", "ingest", "simulators", "root"},
+    "euis": {"ground", "domain", "euis"},
+    "root": {"ground", "domain", "api", "ingest", "simulators", "euis", "root"},
 }
 
 

@@ -27,6 +27,7 @@ PACKAGES = {
     "trace": "coffeetrace.trace",
     "ingest": "coffeetrace.ingest",
     "simulators": "coffeetrace.simulators",
+    "euis": "coffeetrace.euis",
 }
 FOLDER = {package: folder for folder, package in PACKAGES.items() if (ROOT / folder).is_dir()}
 

@@ -3,8 +3,12 @@
 Runs only when COFFEETRACE_TEST_TIMESCALE_URL names a maintenance database on a server with
 TimescaleDB installed and in `shared_preload_libraries`; the plain side of each comparison is
 the suite's usual server (the `db_url` fixture). Policies are run with `run_job` rather than
-waiting for TimescaleDB's scheduler, which is paused in the test databases so that nothing
-runs between the steps being compared.
+waiting for TimescaleDB's scheduler, which is kept out of a database while migration 0004
+creates the policies and they are paused (`scheduler_kept_out`), so that no job runs between
+the steps being compared. A test's database is cloned from a template migrated so.
+
+Only TimescaleDB's public interface is used (the `timescaledb_information` views and its
+documented functions), never its internal catalogs, whose columns change between releases.
 
 Reading values are multiples of 1/8, so sums and averages are exact in float8 whatever order
 either server adds them in, and the answers can be compared with `==`.
@@ -16,12 +20,14 @@ import os
 import random
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 from psycopg.rows import dict_row
 
 from coffeetrace.migrate import available_migrations, migrate, timescaledb_loadable
@@ -44,6 +50,11 @@ Conn = psycopg.Connection[dict[str, Any]]
 Reading = tuple[datetime, str, uuid.UUID, uuid.UUID | None, str, float]
 
 SQL = load_queries("tests.foundation", "timescale.sql")
+
+PAUSE_POLICIES = (
+    "select alter_job(job_id, scheduled => false)"
+    " from timescaledb_information.jobs where hypertable_schema = 'public'"
+)
 
 
 def _url(admin_url: str, database: str) -> str:
@@ -79,16 +90,76 @@ def tsdb_empty_url(tsdb_admin_url: str) -> Iterator[str]:
             admin.execute(f'drop database if exists "{name}" with (force)')
 
 
-@pytest.fixture
-def tsdb(tsdb_empty_url: str) -> Iterator[Conn]:
-    """Autocommit connection to a migrated TimescaleDB database with its scheduler paused."""
-    with psycopg.connect(tsdb_empty_url, autocommit=True, row_factory=dict_row) as conn:
-        migrate(conn)
-        conn.execute(
-            "select alter_job(job_id, scheduled => false)"
-            " from timescaledb_information.jobs where hypertable_schema = 'public'"
+@contextmanager
+def scheduler_kept_out(admin_url: str, conn: psycopg.Connection[Any]) -> Iterator[None]:
+    """No TimescaleDB job runs in `conn`'s database while the block runs, whatever jobs it
+    creates: migration 0004 commits its policies, and the scheduler would start each at once.
+
+    A scheduler that starts in a database whose default is `timescaledb.restoring = on` (the
+    setting TimescaleDB's own restore procedure uses) exits without running anything, and
+    one already running is stopped here; `conn` keeps the value it connected with (off), so
+    its own statements run as usual.
+    """
+    name = conn.info.dbname
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'alter database "{name}" set timescaledb.restoring = on')
+        admin.execute(
+            "select pg_terminate_backend(pid) from pg_stat_activity"
+            " where datname = %s and pid <> %s and pid <> pg_backend_pid()",
+            (name, conn.info.backend_pid),
         )
-        yield conn
+    try:
+        yield
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'alter database "{name}" reset timescaledb.restoring')
+
+
+@pytest.fixture(scope="module")
+def tsdb_template(tsdb_admin_url: str) -> Iterator[str]:
+    """A migrated TimescaleDB database whose policies were paused before any could run,
+    that `tsdb` clones: a clone's are paused from the start, so in a test's database no job
+    runs but those the test runs with `run_job`. A database with a session in it cannot be
+    cloned, and TimescaleDB's scheduler keeps one in every database with the extension
+    unless connections are off."""
+    name = f"ct_tsdb_tpl_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(tsdb_admin_url, autocommit=True) as admin:
+        admin.execute(f'create database "{name}"')
+    try:
+        with (
+            psycopg.connect(_url(tsdb_admin_url, name), autocommit=True) as conn,
+            scheduler_kept_out(tsdb_admin_url, conn),
+        ):
+            migrate(conn)
+            conn.execute(PAUSE_POLICIES)
+        with psycopg.connect(tsdb_admin_url, autocommit=True) as admin:
+            admin.execute(f'alter database "{name}" with allow_connections false')
+            admin.execute(
+                "select pg_terminate_backend(pid) from pg_stat_activity"
+                " where datname = %s and pid <> pg_backend_pid()",
+                (name,),
+            )
+        yield name
+    finally:
+        with psycopg.connect(tsdb_admin_url, autocommit=True) as admin:
+            admin.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture
+def tsdb(tsdb_admin_url: str, tsdb_template: str) -> Iterator[Conn]:
+    """Autocommit connection to a migrated TimescaleDB database whose policies have been
+    paused since before it existed."""
+    name = f"ct_tsdb_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(tsdb_admin_url, autocommit=True) as admin:
+        admin.execute(f'create database "{name}" template "{tsdb_template}"')
+    try:
+        with psycopg.connect(
+            _url(tsdb_admin_url, name), autocommit=True, row_factory=dict_row
+        ) as conn:
+            yield conn
+    finally:
+        with psycopg.connect(tsdb_admin_url, autocommit=True) as admin:
+            admin.execute(f'drop database if exists "{name}" with (force)')
 
 
 @pytest.fixture
@@ -232,15 +303,28 @@ def assert_fully_materialized(conn: Conn, found: dict[str, Any]) -> None:
     assert materialized_rows(conn, "plot_metrics_daily") == len(found["daily"])
 
 
+def rowstore_rows(conn: Conn, chunk: str) -> int:
+    """Rows a compressed chunk holds uncompressed, in its own table beside the compressed
+    data: rows inserted after it was compressed, until the compression policy compresses
+    them too.
+
+    No `timescaledb_information` view tells a "partially compressed" chunk apart, and a
+    query on the chunk reads its compressed data too. `COPY chunk TO` does not: TimescaleDB
+    leaves COPY TO of a chunk to PostgreSQL, which copies the chunk's own table only."""
+    schema, table = chunk.split(".", 1)
+    statement = sql.SQL("copy {} (time) to stdout").format(sql.Identifier(schema, table))
+    with conn.cursor().copy(statement) as copy:
+        return sum(bytes(block).count(b"\n") for block in copy)
+
+
 def partial_chunks(conn: Conn) -> set[str]:
-    """Compressed chunks that also hold rows inserted after compression (status bit 8 in
-    TimescaleDB's catalog; no information view shows it)."""
-    rows = conn.execute(
-        "select schema_name || '.' || table_name as chunk"
-        " from _timescaledb_catalog.chunk"
-        " where status & 8 = 8 and not dropped"
-    ).fetchall()
-    return {r["chunk"] for r in rows}
+    """Compressed chunks of either hypertable that also hold uncompressed rows."""
+    return {
+        chunk
+        for table in ("sensor_readings", "harvest_events")
+        for chunk in compressed_chunks(conn, table)
+        if rowstore_rows(conn, chunk)
+    }
 
 
 def answers(conn: Conn) -> dict[str, list[dict[str, Any]]]:
@@ -370,7 +454,7 @@ def test_aggregates_equal_plain_postgres_through_late_and_compressed_data(
 
 
 def test_plain_database_gains_timescaledb(
-    tsdb_empty_url: str, plain: Conn, monkeypatch: pytest.MonkeyPatch
+    tsdb_admin_url: str, tsdb_empty_url: str, plain: Conn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A store that ran on plain PostgreSQL keeps its data when TimescaleDB arrives."""
     base = base_readings()[:6000]
@@ -382,16 +466,15 @@ def test_plain_database_gains_timescaledb(
         for c in (conn, plain):
             copy_rows(c, COPY_READINGS, base)
             copy_rows(c, COPY_HARVESTS, crop)
-        assert migrate(conn) == ["0004"]
+        with scheduler_kept_out(tsdb_admin_url, conn):
+            assert migrate(conn) == ["0004"]
+            conn.execute(PAUSE_POLICIES)
         assert [h["hypertable_name"] for h in conn.execute(SQL["hypertables"]).fetchall()] == [
             "harvest_events",
             "sensor_readings",
         ]
         assert_same_answers(conn, plain)
-        conn.execute(
-            "select alter_job(job_id, scheduled => false)"
-            " from timescaledb_information.jobs where hypertable_schema = 'public'"
-        )
+        assert materialized_rows(conn, "plot_metrics_hourly") == 0  # no policy has run
         run_refresh_policies(conn)
         assert_fully_materialized(conn, assert_same_answers(conn, plain))
 
@@ -442,6 +525,9 @@ def test_late_ingest_into_compressed_chunks(tsdb: Conn) -> None:
     partial = partial_chunks(tsdb)
     assert set(compressed) <= partial
     assert partial & set(harvest_chunks)
+    # readings have no unique key, so nothing was decompressed to check one: the late rows
+    # alone are beside the compressed data
+    assert sum(rowstore_rows(tsdb, c) for c in compressed) == len(late_insert) + len(late_copy)
     job = tsdb.execute(
         "select job_id from timescaledb_information.jobs"
         " where proc_name = 'policy_compression'"

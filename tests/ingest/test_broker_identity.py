@@ -30,7 +30,10 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
+from coffeetrace import db
 from coffeetrace.api.app import create_app
+from coffeetrace.api.broker_reconciler import reconcile_round
+from coffeetrace.broker_control import BrokerControl
 from coffeetrace.credentials import new_device_secret
 from coffeetrace.embedded import EmbeddedBroker, find_dynsec_plugin, free_port
 from coffeetrace.ingest.brokerconfig import write_dynsec_config
@@ -458,9 +461,12 @@ def test_broker_config_leaves_out_a_device_with_a_platform_name(
 
     from coffeetrace.cli import app
 
-    # registered before names were checked (the domain itself does not know them)
-    registry.register_device(
-        conn, tenant.coop_id, "phone", device_id="coffeetrace-ingest", secret=new_device_secret()
+    # registered before names were checked and ids qualified with the cooperative's code
+    # (migration 0049): only such an old row can still have a platform name
+    conn.execute(
+        "insert into devices (id, cooperative_id, kind, credential_hash)"
+        " values ('coffeetrace-ingest', %(c)s, 'phone', %(h)s)",
+        {"c": tenant.coop_id, "h": new_device_secret().hash},
     )
     conn.commit()
     monkeypatch.setenv("COFFEETRACE_DATABASE_URL", settings.database_url)
@@ -481,3 +487,40 @@ def test_broker_config_leaves_out_a_device_with_a_platform_name(
             ]
         assert users.count("coffeetrace-ingest") == 1  # the ingest user itself
         assert tenant.world.devices["soil"].username in users
+
+
+# ----------------------------------------------------------------- reconciliation
+
+
+def test_registry_changes_made_behind_the_api_reach_the_broker(
+    dynsec: DynsecBroker, conn: psycopg.Connection
+) -> None:
+    port = dynsec.broker.port
+    soil, scale = dynsec.device("soil"), dynsec.device("scale")
+    control = BrokerControl(dynsec.settings)
+    assert accepted(port, soil.username, soil.password)
+    with db.open_pool(dynsec.settings, name="reconcile-test") as pool:
+        # psql: one device disabled, another deleted, a third inserted (no credential
+        # the broker could know)
+        conn.execute("update devices set active = false where id = %s", (soil.username,))
+        conn.execute("delete from devices where id = %s", (scale.username,))
+        conn.execute(
+            "insert into devices (id, cooperative_id, kind, credential_hash)"
+            " values (%s, %s, 'phone', %s)",
+            (f"{dynsec.tenant.world.coop['code']}.by-hand", dynsec.tenant.coop_id, "x"),
+        )
+        conn.commit()
+        assert accepted(port, soil.username, soil.password)  # the broker does not know yet
+        done = reconcile_round(pool, control)
+        assert done["disabled"] == [soil.username] and done["deleted"] == [scale.username]
+        assert done["missing"] == [f"{dynsec.tenant.world.coop['code']}.by-hand"]
+        assert not accepted(port, soil.username, soil.password)
+        assert not accepted(port, scale.username, scale.password)
+        again = reconcile_round(pool, control)  # nothing left to change
+        assert again["disabled"] == again["enabled"] == again["deleted"] == []
+        conn.execute("update devices set active = true where id = %s", (soil.username,))
+        conn.commit()
+        assert reconcile_round(pool, control)["enabled"] == [soil.username]
+        assert accepted(port, soil.username, soil.password)
+        # the platform's own clients are never touched
+        assert accepted(port, dynsec.settings.mqtt_ingest_username, INGEST_PASSWORD, "probe-1")

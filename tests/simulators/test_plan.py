@@ -69,7 +69,10 @@ def test_devices_per_plot_farm_and_district() -> None:
     assert kinds.count("soil_node") == len(plan.plots)
     assert kinds.count("harvest_scale") + kinds.count("phone") == len(plan.farms)
     assert kinds.count("weather_station") == len({f.district.name for f in plan.farms})
-    assert all(d.id.startswith("plan-test-") and len(d.id) <= 64 for d in plan.devices)
+    # whole ids, as the registry qualifies them: "{coop code}.{own id}"
+    assert all(
+        d.id.startswith("plan-test.") and len(d.id.split(".", 1)[1]) <= 64 for d in plan.devices
+    )
     assert len({d.id for d in plan.devices}) == len(plan.devices)
 
 

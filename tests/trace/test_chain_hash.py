@@ -5,11 +5,14 @@ the documented body, and an appended event's hash covers its payload as jsonb gi
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+import uuid
+from datetime import UTC, date, datetime
+from decimal import Decimal
 
 import psycopg
+import pytest
 
-from coffeetrace.trace import chain, verification
+from coffeetrace.trace import chain, jsonutil, verification
 from coffeetrace.trace.jsonutil import canonical_json
 from coffeetrace.trace.keys import KeyRing
 from tests.factories import make_world
@@ -70,3 +73,16 @@ def test_numbers_jsonb_rewrites_still_verify(conn: psycopg.Connection, keys: Key
     )
     report = verification.verify_chain(conn, coop, keys=keys)
     assert not [p for p in report["problems"] if p["problem"] == "hash_mismatch"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"b": 1, "a": [1.5, -0.0, 0.0, 1e16, 2.5e300, 1e-7, 123456789012345.67]},
+        {"id": uuid.UUID(int=7), "kg": Decimal("4.200"), "at": datetime(2025, 1, 2, tzinfo=UTC)},
+        {"on": date(2025, 1, 2), "text": "not a float: -0.0, 1e+5", "n": None, "t": True},
+        {"records": [{"id": "x", "facts": {"lon": -0.0, "lat": 12.5, "g": {"c": [[1, 2]]}}}]},
+    ],
+)
+def test_str_keys_fast_path_gives_canonical_json(value: dict) -> None:
+    assert jsonutil.canonical_json_str_keys(value) == jsonutil.canonical_json(value).decode()

@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from coffeetrace.trace import chain, checkpoints, verification
+from coffeetrace.trace import chain, checkpoints, provenance, registry_versions, verification
 from coffeetrace.trace.keys import KeyRing
 from tests.trace.chain import build_chain
 
@@ -65,6 +65,27 @@ def test_untouched_chain_verifies(
     assert whole["ok"], whole["problems"]
 
 
+def test_chain_head_is_the_cooperatives_and_lot_head_the_lots(
+    conn: psycopg.Connection, keys: KeyRing, built: dict[str, Any]
+) -> None:
+    first = built["lots"][0]  # an upstream lot: later events of the chain are not its own
+    report = _verify(conn, keys, first)
+    newest = _one(
+        conn,
+        "select max(seq) as seq from trace_events where cooperative_id = %(c)s",
+        {"c": built["world"].coop["id"]},
+    )["seq"]
+    own = _one(
+        conn,
+        "select max(seq) as seq from trace_events where %(l)s = any(lot_ids)",
+        {"l": first["id"]},
+    )["seq"]
+    assert report["chain_head"]["seq"] == newest
+    assert report["lot_head"]["seq"] == own < newest
+    doc = provenance.document(conn, first["id"])
+    assert doc["chain"]["head_seq"] == report["lot_head"]["seq"]  # what its page shows
+
+
 # --- rows a page or an export states -------------------------------------------------
 ROW_ATTACKS: dict[str, tuple[str, str, Callable[[dict[str, Any]], Any]]] = {
     # name: (SQL with %(id)s, record type, id of the record in `built`)
@@ -81,6 +102,12 @@ ROW_ATTACKS: dict[str, tuple[str, str, Callable[[dict[str, Any]], Any]]] = {
     ),
     "tree_location": (
         "update trees set lon = lon + 0.5 where id = %(id)s",
+        "tree",
+        lambda b: b["world"].trees[0]["id"],
+    ),
+    # NaN is a float8 value JSON cannot hold: named as a difference, not a crash
+    "tree_location_nan": (
+        "update trees set lat = 'NaN' where id = %(id)s",
         "tree",
         lambda b: b["world"].trees[0]["id"],
     ),
@@ -403,6 +430,44 @@ def test_other_cooperatives_key_cannot_sign_this_history(
     )
     whole = verification.verify_chain(conn, coop, keys=keys)
     assert ev["seq"] in {p["seq"] for p in whole["problems"] if p["problem"] == "signature_invalid"}
+
+
+def test_a_row_put_back_to_an_older_version_is_named(
+    conn: psycopg.Connection, keys: KeyRing, built: dict[str, Any]
+) -> None:
+    tree = built["world"].trees[0]
+    before = _one(conn, "select lon, event_seq from trees where id = %(id)s", {"id": tree["id"]})
+    # a registry change made as the application makes one: the row, then its new version
+    conn.execute("update trees set lon = lon + 0.01 where id = %(id)s", {"id": tree["id"]})
+    registry_versions.record_versions(conn, keys, built["world"].coop["id"], "tree", [tree["id"]])
+    assert _verify(conn, keys, built["packed"])["ok"]
+    # then, behind the application's back, the old facts with the old version's seq
+    conn.execute(
+        "update trees set lon = %(lon)s, event_seq = %(seq)s where id = %(id)s",
+        {"lon": before["lon"], "seq": before["event_seq"], "id": tree["id"]},
+    )
+    report = _verify(conn, keys, built["packed"])
+    assert not report["ok"]
+    named = _named(report, "tree", tree["id"])
+    assert named and "put back to an older version" in named[0]["detail"], report["problems"]
+    assert named[0]["seq"] > before["event_seq"]  # the newer version that shows it
+
+
+def test_hiding_a_newer_version_from_the_index_is_named_by_the_chain_audit(
+    conn: psycopg.Connection, keys: KeyRing, built: dict[str, Any]
+) -> None:
+    coop = built["world"].coop["id"]
+    assert verification.verify_chain(conn, coop, keys=keys)["ok"]
+    tree = built["world"].trees[0]
+    seq = _one(conn, "select event_seq from trees where id = %(id)s", {"id": tree["id"]})
+    conn.execute(
+        "delete from registry_record_versions where record_id = %(id)s and seq = %(seq)s",
+        {"id": str(tree["id"]), "seq": seq["event_seq"]},
+    )
+    report = verification.verify_chain(conn, coop, keys=keys)
+    assert not report["ok"]
+    hit = [p for p in report["problems"] if p["seq"] == seq["event_seq"]]
+    assert hit and "registry_record_versions" in hit[0]["detail"], report["problems"]
 
 
 def test_editing_a_row_and_its_registry_event_together_is_named(

@@ -16,7 +16,8 @@ insert into trace_events (seq, cooperative_id, kind, lot_ids, occurred_at, paylo
 overriding system value
 values (%(seq)s, %(cooperative_id)s, %(kind)s, %(lot_ids)s, %(occurred_at)s, %(payload)s,
         %(prev_hash)s, %(hash)s, %(position)s, %(signature)s)
-returning *;
+returning seq, cooperative_id, kind, lot_ids, occurred_at, recorded_at, prev_hash, hash,
+          position, signature;
 
 -- name: events_for_lots
 -- Each event with its neighbours in the cooperative's chain, found through the
@@ -48,11 +49,10 @@ select l.id, l.code, l.public_id, l.kind, l.quantity_kg, l.remaining_kg, l.produ
 from lots l where l.id = any(%(lot_ids)s::uuid[]);
 
 -- name: lot_harvests_for_lots
-select lh.lot_id, lh.harvest_id, lh.kg, lh.tree_id, h.device_id, h.msg_id, h.time,
-       h.cooperative_id, h.farm_id, h.plot_id, h.tree_id as harvest_tree_id, h.cherry_kg,
-       h.ripeness_pct, h.picker_code
-from lot_harvests lh left join harvest_events h on h.id = lh.harvest_id
-where lh.lot_id = any(%(lot_ids)s::uuid[]);
+-- The lots' inputs; verification reads the harvest rows themselves once, for their
+-- batches and for these.
+select lot_id, harvest_id, kg, tree_id from lot_harvests
+where lot_id = any(%(lot_ids)s::uuid[]);
 
 -- name: transformations_with_edges_by_ids
 select t.*,

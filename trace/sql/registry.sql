@@ -21,13 +21,15 @@ returning *;
 select id, cooperative_id from farms where id = %(id)s;
 
 -- name: upsert_farm_private
-insert into farm_private (farm_id, owner_name, phone, national_id, address, data_consent, consent_at)
+insert into farm_private (farm_id, owner_name, phone, national_id, address, data_consent, consent_at,
+                          authority_consent)
 values (%(farm_id)s, %(owner_name)s, %(phone)s, %(national_id)s, %(address)s, %(data_consent)s,
-        case when %(data_consent)s then now() end)
+        case when %(data_consent)s then now() end, %(authority_consent)s)
 on conflict (farm_id) do update set
     owner_name = excluded.owner_name, phone = excluded.phone,
     national_id = excluded.national_id, address = excluded.address,
-    data_consent = excluded.data_consent, consent_at = excluded.consent_at
+    data_consent = excluded.data_consent, consent_at = excluded.consent_at,
+    authority_consent = excluded.authority_consent
 returning *;
 
 -- name: insert_plot
@@ -83,3 +85,6 @@ select gs1_company_prefix from cooperatives where id = %(cooperative_id)s;
 
 -- name: own_product_by_gtin
 select id, name from products where gtin = %(gtin)s and cooperative_id = %(cooperative_id)s;
+
+-- name: cooperative_code
+select code from cooperatives where id = %(cooperative_id)s;

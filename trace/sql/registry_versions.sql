@@ -15,7 +15,7 @@ from trees where id = any(%(ids)s::uuid[]);
 -- Consent and the owner's name live in farm_private; they are facts of the farm.
 select f.id, f.cooperative_id, f.event_seq, f.code, f.display_name, f.display_name_consent,
        f.district, f.commune, coalesce(fp.data_consent, false) as data_consent,
-       fp.consent_withdrawn_at, fp.owner_name
+       fp.consent_withdrawn_at, fp.owner_name, coalesce(fp.authority_consent, false) as authority_consent
 from farms f left join farm_private fp on fp.farm_id = f.id
 where f.id = any(%(ids)s::uuid[]);
 
@@ -87,3 +87,19 @@ select distinct event_seq as seq from (
 ) s
 where event_seq is not null
 order by 1;
+
+-- name: registry_newer_versions
+-- The newest version of each asked-for row when it is newer than the one the row names
+-- (registry_record_versions, migration 0045): none when every row is at its newest. One
+-- probe of the primary key per row (the lateral LIMIT keeps it a probe: a join let the
+-- planner hash the whole table).
+select u.id::text as id, n.seq
+from unnest(%(ids)s::uuid[], %(seqs)s::bigint[]) as u(id, seq)
+cross join lateral (
+    select v.seq from registry_record_versions v
+    where v.record_id = u.id and v.seq > u.seq
+    order by v.seq desc limit 1) as n;
+
+-- name: registry_version_index_of_event
+-- The rows registry_record_versions lists for one registry event.
+select record_id::text as id from registry_record_versions where seq = %(seq)s;
