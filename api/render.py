@@ -173,6 +173,7 @@ def lot_html(data: dict[str, Any], lang: str, verify_url: str) -> bytes:
             bars=bars,
             color=color,
             month_names=t["months"],
+            number=lambda v: format_number(v, lang, 0),
         )
         if drawn:
             charts.append((title, Markup(drawn)))

@@ -119,8 +119,15 @@ def list_products(
 def create_product(body: ProductIn, conn: Conn, caller: Operator, keys: Keys) -> dict:
     if body.gtin is not None:
         check_gtin(body.gtin)
+    variants = body.name_i18n.model_dump(exclude_none=True) if body.name_i18n else None
     return registry.create_product(
-        conn, caller.cooperative_id, body.name, keys=keys, kind=body.kind, gtin=body.gtin
+        conn,
+        caller.cooperative_id,
+        body.name,
+        keys=keys,
+        kind=body.kind,
+        gtin=body.gtin,
+        name_i18n=variants,
     )
 
 

@@ -64,8 +64,20 @@ class Strict(BaseModel):
 
 
 # --- products ---------------------------------------------------------------
+class NameVariants(Strict):
+    """A name per language, either or both; the page picks the reader's."""
+
+    vi: str | None = text(200, min_length=1)
+    en: str | None = text(200, min_length=1)
+
+
 class ProductIn(Strict):
     name: str = text(200, min_length=1, default=...)
+    name_i18n: NameVariants | None = Field(
+        None,
+        description='The name per language for the public page ({"vi": ..., "en": ...},'
+        " either or both); `name` stays the product's name on labels and in exports.",
+    )
     kind: Literal["cherry", "dried_cherry", "green", "roasted", "packed"] = "green"
     gtin: Annotated[str, Field(pattern=r"^[0-9]{14}$", json_schema_extra=GTIN_FORMAT)] | None = (
         Field(
@@ -79,6 +91,7 @@ class ProductIn(Strict):
 class Product(BaseModel):
     id: UUID
     name: str
+    name_i18n: dict[str, str] | None = None
     kind: str
     gtin: str | None
     created_at: datetime

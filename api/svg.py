@@ -7,7 +7,7 @@ tile server and no request leaving it. Coordinates are rounded to 0.1 px to keep
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from html import escape
 from typing import Any
@@ -98,8 +98,10 @@ def chart(
     bars: bool,
     color: str,
     month_names: Sequence[str],
+    number: Callable[[float], str] = lambda v: f"{v:.0f}",
 ) -> str | None:
-    """A small weekly chart: bars (rain) or a line (moisture, temperature)."""
+    """A small weekly chart: bars (rain) or a line (moisture, temperature). `number`
+    writes an axis value in the page's locale (render.py passes babel's)."""
     if not series:
         return None
     w, h, left, right, top, bottom = 320.0, 120.0, 34.0, 6.0, 8.0, 18.0
@@ -118,8 +120,10 @@ def chart(
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w:.0f} {h:.0f}" role="img" '
         f'class="chart"><title>{escape(title)}</title>',
         f'<path d="M{left} {top}V{h - bottom}H{w - right}" stroke="#999" fill="none"/>',
-        f'<text x="{left - 3}" y="{top + 8}" text-anchor="end" font-size="9">{hi:.0f}</text>',
-        f'<text x="{left - 3}" y="{h - bottom}" text-anchor="end" font-size="9">{lo:.0f}</text>',
+        f'<text x="{left - 3}" y="{top + 8}" text-anchor="end" font-size="9">'
+        f"{escape(number(hi))}</text>",
+        f'<text x="{left - 3}" y="{h - bottom}" text-anchor="end" font-size="9">'
+        f"{escape(number(lo))}</text>",
         f'<text x="{left - 3}" y="{(top + h - bottom) / 2 + 3}" text-anchor="end" '
         f'font-size="9">{escape(unit)}</text>',
     ]

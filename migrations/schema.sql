@@ -682,8 +682,10 @@ CREATE TABLE public.products (
     gtin character(14),
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     event_seq bigint,
+    name_i18n jsonb,
     CONSTRAINT products_gtin_check CHECK ((gtin ~ '^[0-9]{14}$'::text)),
-    CONSTRAINT products_kind_check CHECK ((kind = ANY (ARRAY['cherry'::text, 'dried_cherry'::text, 'green'::text, 'roasted'::text, 'packed'::text])))
+    CONSTRAINT products_kind_check CHECK ((kind = ANY (ARRAY['cherry'::text, 'dried_cherry'::text, 'green'::text, 'roasted'::text, 'packed'::text]))),
+    CONSTRAINT products_name_i18n_check CHECK (((name_i18n IS NULL) OR (jsonb_typeof(name_i18n) = 'object'::text)))
 );
 
 --

@@ -140,6 +140,27 @@ def _versioned(conn: DbConn, keys: KeyRing, cooperative_id: UUID, entity: str, r
     return {**row, "event_seq": event["seq"]}
 
 
+NAME_LANGUAGES = ("vi", "en")
+
+
+def _name_variants(given: Mapping[str, str] | None) -> dict[str, str] | None:
+    """A name per language as stored: only the page's languages, each a non-empty text."""
+    if not given:
+        return None
+    unknown = sorted(set(given) - set(NAME_LANGUAGES))
+    if unknown:
+        raise ValidationFailed(
+            f"name_i18n: languages are {', '.join(NAME_LANGUAGES)}, not {', '.join(unknown)}",
+            field="name_i18n",
+        )
+    for lang, value in given.items():
+        if not isinstance(value, str) or not value.strip() or "\x00" in value:
+            raise ValidationFailed(
+                f"name_i18n.{lang} must be a non-empty text", field=f"name_i18n.{lang}"
+            )
+    return {lang: given[lang] for lang in NAME_LANGUAGES if lang in given}
+
+
 def create_product(
     conn: DbConn,
     cooperative_id: UUID,
@@ -148,10 +169,13 @@ def create_product(
     keys: KeyRing,
     kind: str = "green",
     gtin: str | None = None,
+    name_i18n: Mapping[str, str] | None = None,
 ) -> Row:
     """A product; a GTIN must come from one of the cooperative's GS1 company prefixes
     (checked before its uniqueness, so a refusal never tells whether another cooperative
-    has it)."""
+    has it). `name_i18n`: its name per language ({"vi": ..., "en": ...}, either or both)
+    for the public page."""
+    variants = _name_variants(name_i18n)
     if gtin is not None:
         # the cooperative exists (its old one-prefix column is no longer read: 0044)
         row = conn.execute(
@@ -168,7 +192,13 @@ def create_product(
             product = _one(
                 conn,
                 SQL["insert_product"],
-                dict(cooperative_id=cooperative_id, name=name, kind=kind, gtin=gtin),
+                dict(
+                    cooperative_id=cooperative_id,
+                    name=name,
+                    kind=kind,
+                    gtin=gtin,
+                    name_i18n=Jsonb(variants) if variants else None,
+                ),
             )
     except Conflict as exc:
         if exc.details.get("constraint") != "products_gtin_key":

@@ -130,7 +130,11 @@ def facts(entity: str, row: Row) -> dict[str, Any]:
             **({"authority_consent": True} if row.get("authority_consent") else {}),
         }
     if entity == "product":
-        return {"name": row["name"], "kind": row["kind"], "gtin": row["gtin"]}
+        found = {"name": row["name"], "kind": row["kind"], "gtin": row["gtin"]}
+        # only when given (migration 0051), so versions recorded before it still verify
+        if row.get("name_i18n"):
+            found["name_i18n"] = row["name_i18n"]
+        return found
     raise ValueError(f"not a registry entity: {entity!r} (one of {', '.join(ENTITIES)})")
 
 

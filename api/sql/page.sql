@@ -13,7 +13,7 @@ from lots l where l.public_id = %(public_id)s;
 -- name: lot_page_lot
 select l.id, l.public_id, l.cooperative_id, l.code, l.kind, l.quantity_kg::float8 as quantity_kg,
        l.harvest_from, l.harvest_to, l.created_at,
-       p.name as product_name, p.gtin,
+       p.name as product_name, p.name_i18n as product_name_i18n, p.gtin,
        c.name as cooperative_name, c.code as cooperative_code, c.province, c.country
 from lots l
 join cooperatives c on c.id = l.cooperative_id

@@ -3,14 +3,14 @@
 -- Lists use keyset pagination on id (`after` = last id of the previous page).
 
 -- name: list_products
-select id, name, kind, gtin, created_at from products
+select id, name, name_i18n, kind, gtin, created_at from products
 where cooperative_id = %(cooperative_id)s
   and (%(after)s::uuid is null or id > %(after)s::uuid)
   and (%(kind)s::text is null or kind = %(kind)s)
 order by id limit %(limit)s;
 
 -- name: get_product
-select id, name, kind, gtin, created_at from products
+select id, name, name_i18n, kind, gtin, created_at from products
 where id = %(id)s and cooperative_id = %(cooperative_id)s;
 
 -- name: list_farms

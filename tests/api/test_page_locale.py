@@ -10,8 +10,8 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from coffeetrace.api import i18n, render
-from coffeetrace.trace import lots, processing
+from coffeetrace.api import i18n, render, svg
+from coffeetrace.trace import lots, processing, registry_versions
 from coffeetrace.trace.keys import KeyRing
 from tests import sealing
 from tests.api.builders import Tenant, add_harvests, make_tenant
@@ -189,3 +189,58 @@ def test_a_harvest_period_is_a_date_interval(lang: str, expected: str) -> None:
     shown = template.render(lang=lang, start=date(2025, 11, 10), end=date(2025, 11, 30))
     single = "10 thg 11, 2025" if lang == "vi" else "Nov 10, 2025"
     assert shown == f"{expected}|{single}"
+
+
+def test_chart_axis_values_in_the_page_locale() -> None:
+    series = [(datetime(2025, 6, d, tzinfo=UTC), v) for d, v in ((1, 1234.0), (8, 5678.0))]
+    for lang, top in (("vi", "5.678"), ("en", "5,678")):
+        drawn = svg.chart(
+            series,
+            title="rain",
+            unit="mm",
+            bars=True,
+            color="#000",
+            month_names=[str(m) for m in range(1, 13)],
+            number=lambda v, lang=lang: render.format_number(v, lang, 0),
+        )
+        assert drawn is not None and f">{top}</text>" in drawn, drawn
+
+
+def test_a_product_name_per_language(
+    client: TestClient, conn: psycopg.Connection, keys: KeyRing
+) -> None:
+    tenant = make_tenant(conn, keys=keys, with_lots=False)
+    conn.commit()
+    made = client.post(
+        "/v1/products",
+        headers=tenant.auth("operator"),
+        json={"name": "Ea Tu cherry", "kind": "cherry", "name_i18n": {"vi": "Quả cà phê Ea Tu"}},
+    )
+    assert made.status_code == 201 and made.json()["name_i18n"] == {"vi": "Quả cà phê Ea Tu"}
+    refused = client.post(
+        "/v1/products",
+        headers=tenant.auth("operator"),
+        json={"name": "X", "kind": "cherry", "name_i18n": {"fr": "Cerise"}},
+    )
+    assert refused.status_code == 422 and "name_i18n" in refused.text
+    add_harvests(conn, tenant.world, start=HARVEST_DAY, keys=keys)
+    lot = lots.build_cherry_lot(
+        conn,
+        tenant.coop_id,
+        code=f"C-{uuid.uuid4().hex[:6]}",
+        plot_ids=[tenant.world.plot["id"]],
+        product_id=made.json()["id"],
+        keys=keys,
+    )
+    conn.commit()
+    url = f"/l/{lot['public_id']}"
+    vi, en = page(client, url, "vi"), page(client, url, "en")
+    assert "Quả cà phê Ea Tu" in vi and '<span lang="vi">Quả cà phê Ea Tu' not in vi
+    # no English name given: the Vietnamese one, marked as such
+    assert '<span lang="vi">Quả cà phê Ea Tu</span> <small class="muted">(in Vietnamese)' in en
+    # the name per language is a registry fact: an edit behind the API's back is named
+    conn.execute(
+        'update products set name_i18n = \'{"vi": "Khác"}\' where id = %s', (made.json()["id"],)
+    )
+    conn.commit()
+    assert registry_versions.verify_registry(conn, product_ids=[made.json()["id"]])

@@ -7,8 +7,8 @@ returning *;
 select * from cooperatives where code = %(code)s;
 
 -- name: insert_product
-insert into products (cooperative_id, name, kind, gtin)
-values (%(cooperative_id)s, %(name)s, %(kind)s, %(gtin)s)
+insert into products (cooperative_id, name, kind, gtin, name_i18n)
+values (%(cooperative_id)s, %(name)s, %(kind)s, %(gtin)s, %(name_i18n)s)
 returning *;
 
 -- name: insert_farm

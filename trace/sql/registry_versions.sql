@@ -20,7 +20,7 @@ from farms f left join farm_private fp on fp.farm_id = f.id
 where f.id = any(%(ids)s::uuid[]);
 
 -- name: registry_version_products
-select id, cooperative_id, event_seq, name, kind, gtin
+select id, cooperative_id, event_seq, name, kind, gtin, name_i18n
 from products where id = any(%(ids)s::uuid[]);
 
 -- name: registry_version_set_plots
