@@ -416,6 +416,7 @@ def create_transformation(
         inputs=[(i.lot_id, i.kg) for i in body.inputs],
         outputs=[o.model_dump(exclude_none=True) for o in body.outputs],
         place=body.place,
+        place_i18n=body.place_i18n.model_dump(exclude_none=True) if body.place_i18n else None,
         measurements=body.measurements,
         evidence=body.evidence,
         rules=request.app.state.rules,

@@ -368,6 +368,11 @@ class TransformationIn(Strict):
     inputs: list[LotInput] = Field(min_length=1, max_length=500)
     outputs: list[LotOutput] = Field(min_length=1, max_length=500)
     place: str | None = text(200)
+    place_i18n: NameVariants | None = Field(
+        None,
+        description='The place per language for the public page ({"vi": ..., "en": ...},'
+        " either or both); `place` stays the text exports state.",
+    )
     measurements: dict[str, Any] | None = None
     evidence: list[dict[str, Any]] | None = None
 
@@ -382,6 +387,7 @@ class Transformation(BaseModel):
     step: str
     occurred_at: datetime
     place: str | None
+    place_i18n: dict[str, str] | None = None
     measurements: dict[str, Any]
     evidence: list[Any]
     created_at: datetime

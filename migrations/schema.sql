@@ -777,8 +777,10 @@ CREATE TABLE public.transformations (
     output_kg numeric(14,3) NOT NULL,
     event_seq bigint,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
+    place_i18n jsonb,
     CONSTRAINT transformations_input_kg_check CHECK ((input_kg > (0)::numeric)),
-    CONSTRAINT transformations_output_kg_check CHECK ((output_kg > (0)::numeric))
+    CONSTRAINT transformations_output_kg_check CHECK ((output_kg > (0)::numeric)),
+    CONSTRAINT transformations_place_i18n_check CHECK (((place_i18n IS NULL) OR (jsonb_typeof(place_i18n) = 'object'::text)))
 );
 
 --

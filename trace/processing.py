@@ -28,6 +28,7 @@ from coffeetrace.trace.keys import KeyRing
 from coffeetrace.trace.lot_lookup import lot_by_id
 from coffeetrace.trace.lots import KG, LOT_KINDS, insert_lot, lot_payload, to_kg
 from coffeetrace.trace.rules import DEFAULT_RULES, TraceRules
+from coffeetrace.trace.variants import name_variants
 
 SQL = load_queries("coffeetrace.trace", "processing.sql")
 
@@ -95,6 +96,7 @@ def record_transformation(
     place: str | None = None,
     measurements: Mapping[str, Any] | None = None,
     evidence: Sequence[Mapping[str, Any]] | None = None,
+    place_i18n: Mapping[str, str] | None = None,
     max_yield: Mapping[str, float] | None = None,
     max_yield_from_cherry: Mapping[str, float] | None = None,
     rules: TraceRules = DEFAULT_RULES,
@@ -139,6 +141,7 @@ def record_transformation(
             inputs=inputs,
             outputs=outputs,
             place=place,
+            place_i18n=name_variants(place_i18n, "place_i18n"),
             measurements=measurements,
             evidence=evidence,
             max_yield=rules.step_max_yield if max_yield is None else max_yield,
@@ -159,6 +162,7 @@ def _record(
     inputs: Sequence[tuple[UUID, Decimal | float]],
     outputs: Sequence[Mapping[str, Any]],
     place: str | None,
+    place_i18n: dict[str, str] | None,
     measurements: Mapping[str, Any] | None,
     evidence: Sequence[Mapping[str, Any]] | None,
     max_yield: Mapping[str, float],
@@ -233,6 +237,7 @@ def _record(
             step=step,
             occurred_at=occurred_at,
             place=place,
+            place_i18n=Jsonb(place_i18n) if place_i18n else None,
             measurements=Jsonb(jsonable(dict(measurements or {}))),
             evidence=Jsonb(jsonable(list(evidence or []))),
             input_kg=input_kg,
@@ -281,6 +286,8 @@ def _record(
             "step": step,
             "occurred_at": occurred_at,
             "place": place,
+            # only when given (migration 0052): earlier events keep their form
+            **({"place_i18n": place_i18n} if place_i18n else {}),
             "measurements": t["measurements"],
             "evidence": t["evidence"],
             "input_kg": str(input_kg),

@@ -95,6 +95,8 @@ def document(conn: DbConn, lot_id: UUID, *, backward: Row | None = None) -> Row:
                 "step": s["step"],
                 "occurred_at": iso_utc(s["occurred_at"]),
                 "place": s["place"],
+                # only when given (migration 0052): documents signed before keep their form
+                **({"place_i18n": s["place_i18n"]} if s.get("place_i18n") else {}),
                 "measurements": s["measurements"],
                 "evidence": s["evidence"],
                 "inputs": side(s["inputs"]),

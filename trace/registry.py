@@ -30,6 +30,7 @@ from coffeetrace.trace import organisations
 from coffeetrace.trace.geometry import geometry_centroid, validate_plot_geometry
 from coffeetrace.trace.keys import KeyRing
 from coffeetrace.trace.registry_versions import CHUNK, record_versions
+from coffeetrace.trace.variants import name_variants
 
 SQL = load_queries("coffeetrace.trace", "registry.sql")
 PREFIX_SQL = load_queries("coffeetrace.trace", "cooperatives.sql")  # cooperative_gs1_prefixes
@@ -140,27 +141,6 @@ def _versioned(conn: DbConn, keys: KeyRing, cooperative_id: UUID, entity: str, r
     return {**row, "event_seq": event["seq"]}
 
 
-NAME_LANGUAGES = ("vi", "en")
-
-
-def _name_variants(given: Mapping[str, str] | None) -> dict[str, str] | None:
-    """A name per language as stored: only the page's languages, each a non-empty text."""
-    if not given:
-        return None
-    unknown = sorted(set(given) - set(NAME_LANGUAGES))
-    if unknown:
-        raise ValidationFailed(
-            f"name_i18n: languages are {', '.join(NAME_LANGUAGES)}, not {', '.join(unknown)}",
-            field="name_i18n",
-        )
-    for lang, value in given.items():
-        if not isinstance(value, str) or not value.strip() or "\x00" in value:
-            raise ValidationFailed(
-                f"name_i18n.{lang} must be a non-empty text", field=f"name_i18n.{lang}"
-            )
-    return {lang: given[lang] for lang in NAME_LANGUAGES if lang in given}
-
-
 def create_product(
     conn: DbConn,
     cooperative_id: UUID,
@@ -175,7 +155,7 @@ def create_product(
     (checked before its uniqueness, so a refusal never tells whether another cooperative
     has it). `name_i18n`: its name per language ({"vi": ..., "en": ...}, either or both)
     for the public page."""
-    variants = _name_variants(name_i18n)
+    variants = name_variants(name_i18n)
     if gtin is not None:
         # the cooperative exists (its old one-prefix column is no longer read: 0044)
         row = conn.execute(

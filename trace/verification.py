@@ -557,9 +557,9 @@ def _check_transformations(
 
 def _compare_transformation(recorded: Row, t: Row) -> list[str]:
     diffs = []
-    for field in ("step", "place"):
-        if recorded.get(field) != t[field]:
-            diffs.append(f"{field} {recorded.get(field)!r} became {t[field]!r}")
+    for field in ("step", "place", "place_i18n"):
+        if recorded.get(field) != t.get(field):
+            diffs.append(f"{field} {recorded.get(field)!r} became {t.get(field)!r}")
     if recorded.get("occurred_at") != iso_utc(t["occurred_at"]):
         diffs.append(
             f"occurred_at {recorded.get('occurred_at')} became {iso_utc(t['occurred_at'])}"

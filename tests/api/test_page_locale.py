@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from coffeetrace.api import i18n, render, svg
-from coffeetrace.trace import lots, processing, registry_versions
+from coffeetrace.trace import lots, processing, registry_versions, verification
 from coffeetrace.trace.keys import KeyRing
 from tests import sealing
 from tests.api.builders import Tenant, add_harvests, make_tenant
@@ -244,3 +244,38 @@ def test_a_product_name_per_language(
     )
     conn.commit()
     assert registry_versions.verify_registry(conn, product_ids=[made.json()["id"]])
+
+
+def test_a_step_place_per_language(
+    client: TestClient, conn: psycopg.Connection, keys: KeyRing
+) -> None:
+    tenant = make_tenant(conn, keys=keys)
+    conn.commit()
+    assert tenant.green is not None
+    made = client.post(
+        "/v1/transformations",
+        headers=tenant.auth("operator"),
+        json={
+            "step": "grading",
+            "occurred_at": "2026-01-20T08:00:00+07:00",
+            "inputs": [{"lot_id": str(tenant.green["id"]), "kg": 1}],
+            "outputs": [{"code": f"G-{uuid.uuid4().hex[:6]}", "kg": 1, "kind": "green"}],
+            "place": "Kho Ea Tu",
+            "place_i18n": {"en": "Ea Tu warehouse"},
+        },
+    )
+    assert made.status_code == 201, made.text
+    assert made.json()["transformation"]["place_i18n"] == {"en": "Ea Tu warehouse"}
+    out = made.json()["outputs"][0]
+    url = f"/l/{out['public_id']}"
+    vi, en = page(client, url, "vi"), page(client, url, "en")
+    assert "Ea Tu warehouse" in en and '<span lang="en">Ea Tu warehouse' not in en
+    assert '<span lang="en">Ea Tu warehouse</span> <small class="muted">(tiếng Anh)' in vi
+    assert verification.verify_lot(conn, out["id"], keys=keys)["ok"]
+    conn.execute(
+        'update transformations set place_i18n = \'{"en": "Elsewhere"}\' where id = %s',
+        (made.json()["transformation"]["id"],),
+    )
+    conn.commit()
+    report = verification.verify_lot(conn, out["id"], keys=keys)
+    assert not report["ok"] and any("place_i18n" in p["detail"] for p in report["problems"])

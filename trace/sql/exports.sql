@@ -17,7 +17,7 @@ where lh.lot_id = any(%(lot_ids)s::uuid[])
 order by lh.harvest_time, lh.harvest_id;
 
 -- name: transformation_details
-select t.id, t.step, t.occurred_at, t.place, t.measurements, t.evidence, t.input_kg,
+select t.id, t.step, t.occurred_at, t.place, t.place_i18n, t.measurements, t.evidence, t.input_kg,
        t.output_kg,
        (select json_agg(json_build_object('lot_id', i.lot_id, 'kg', i.kg::text) order by i.lot_id)
         from transformation_inputs i where i.transformation_id = t.id) as inputs,

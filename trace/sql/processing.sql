@@ -15,10 +15,10 @@ update lots set remaining_kg = remaining_kg - %(kg)s
 where id = %(id)s and remaining_kg >= %(kg)s;
 
 -- name: insert_transformation
-insert into transformations (cooperative_id, step, occurred_at, place, measurements, evidence,
-                             input_kg, output_kg)
-values (%(cooperative_id)s, %(step)s, %(occurred_at)s, %(place)s, %(measurements)s,
-        %(evidence)s, %(input_kg)s, %(output_kg)s)
+insert into transformations (cooperative_id, step, occurred_at, place, place_i18n,
+                             measurements, evidence, input_kg, output_kg)
+values (%(cooperative_id)s, %(step)s, %(occurred_at)s, %(place)s, %(place_i18n)s,
+        %(measurements)s, %(evidence)s, %(input_kg)s, %(output_kg)s)
 returning *;
 
 -- name: insert_inputs
