@@ -82,7 +82,11 @@ def get(conn: DbConn, viewer: UUID, partnership_id: UUID) -> Row:
     "invitee" (codes), "proposed_by_us", "proposed_at", "accepted_at", "declined_at",
     "ended_at", "ended_by" (a code or None), "partner" (the other side's public profile)}.
     NotFound when `viewer` is not a party to it, as when there is none."""
-    row = q.one(conn, SQL["partnership_as_seen"], {"id": partnership_id, "viewer": viewer})
+    row = q.one(
+        conn,
+        SQL["partnerships_of"],
+        {"viewer": viewer, "id": partnership_id, "status": None, "after": None, "limit": 1},
+    )
     if row is None:
         raise _not_yours(partnership_id)
     return row
@@ -101,7 +105,7 @@ def list_partnerships(
     return q.rows(
         conn,
         SQL["partnerships_of"],
-        {"viewer": viewer, "status": status, "after": after, "limit": limit},
+        {"viewer": viewer, "id": None, "status": status, "after": after, "limit": limit},
     )
 
 

@@ -40,25 +40,10 @@ update organisation_partners set status = 'ended', ended_at = now(), ended_by = 
 where id = %(id)s and status in ('proposed', 'active')
 returning ended_at as at;
 
--- name: partnership_as_seen
--- One partnership as the organisation %(viewer)s sees it: `partner` is the other side's
--- public profile (as the directory gives it).
-select p.id, p.status, p.scopes, pr.code as proposer, iv.code as invitee,
-       p.proposer_id = %(viewer)s::uuid as proposed_by_us,
-       p.proposed_at, p.accepted_at, p.declined_at, p.ended_at, eb.code as ended_by,
-       jsonb_build_object('code', o.code, 'public_name', o.public_name, 'country', o.country,
-                          'roles', o.roles, 'gln', o.gln) as partner
-from organisation_partners p
-join cooperatives pr on pr.id = p.proposer_id
-join cooperatives iv on iv.id = p.invitee_id
-left join cooperatives eb on eb.id = p.ended_by
-join organisations o
-  on o.id = case when p.proposer_id = %(viewer)s::uuid then p.invitee_id else p.proposer_id end
-where p.id = %(id)s and %(viewer)s::uuid in (p.proposer_id, p.invitee_id);
-
 -- name: partnerships_of
--- The partnerships of %(viewer)s as partnership_as_seen gives them, by id (keyset pages:
--- `after` = the last id of the previous page), only those in %(status)s when given.
+-- The partnerships of %(viewer)s as it sees them (`partner`: the other side's public
+-- profile, as the directory gives it), by id (keyset pages: `after` = the last id of the
+-- previous page); only %(id)s when given, only those in %(status)s when given.
 select p.id, p.status, p.scopes, pr.code as proposer, iv.code as invitee,
        p.proposer_id = %(viewer)s::uuid as proposed_by_us,
        p.proposed_at, p.accepted_at, p.declined_at, p.ended_at, eb.code as ended_by,
@@ -71,6 +56,7 @@ left join cooperatives eb on eb.id = p.ended_by
 join organisations o
   on o.id = case when p.proposer_id = %(viewer)s::uuid then p.invitee_id else p.proposer_id end
 where (p.proposer_id = %(viewer)s::uuid or p.invitee_id = %(viewer)s::uuid)
+  and (%(id)s::uuid is null or p.id = %(id)s::uuid)
   and (%(status)s::text is null or p.status = %(status)s::text)
   and (%(after)s::uuid is null or p.id > %(after)s::uuid)
 order by p.id
