@@ -69,7 +69,11 @@ def _problem(exc: EpcisError) -> JSONResponse:
 
 
 def _limits(settings: Settings) -> CaptureLimits:
-    return CaptureLimits(settings.epcis_capture_max_events, settings.epcis_capture_max_bytes)
+    return CaptureLimits(
+        settings.epcis_capture_max_events,
+        settings.epcis_capture_max_bytes,
+        settings.epcis_capture_max_depth,
+    )
 
 
 class EpcisRoute(APIRoute):

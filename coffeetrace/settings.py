@@ -366,6 +366,13 @@ class Settings(BaseSettings):
         description="Largest body of POST /epcis/capture, in bytes "
         "(GS1-EPCIS-Capture-File-Size-Limit); larger: 413 before the body is read.",
     )
+    epcis_capture_max_depth: int = Field(
+        64,
+        ge=8,
+        le=200,
+        description="Most levels of nested arrays and objects in a captured document; "
+        "deeper: 400 ValidationException (the body is refused before it is stored).",
+    )
     epcis_capture_poll_s: float = Field(
         5.0,
         gt=0,

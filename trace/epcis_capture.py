@@ -44,6 +44,7 @@ from coffeetrace.errors import CoffeetraceError
 from coffeetrace.sql import load_queries
 from coffeetrace.trace import chain, epcis, epcis_hash
 from coffeetrace.trace import queries as q
+from coffeetrace.trace.jsonutil import loads_bounded
 from coffeetrace.trace.keys import KeyRing
 
 SQL = load_queries("coffeetrace.trace", "epcis_store.sql")
@@ -228,6 +229,7 @@ class CaptureLimits:
 
     max_events: int
     max_bytes: int
+    max_depth: int = 64  # levels of nested arrays and objects in the document
 
 
 def event_list(document: Mapping[str, Any]) -> list[Any] | None:
@@ -292,10 +294,11 @@ def check_document(document: Any, limits: CaptureLimits) -> list[Any]:
     return events
 
 
-def parse_document(body: bytes) -> Any:
-    """The JSON of a capture's body; EpcisValidation when it is not JSON."""
+def parse_document(body: bytes, max_depth: int = CaptureLimits.max_depth) -> Any:
+    """The JSON of a capture's body; EpcisValidation when it is not JSON or nests deeper
+    than `max_depth`."""
     try:
-        return json.loads(body)
+        return loads_bounded(body, max_depth=max_depth)
     except (ValueError, UnicodeDecodeError) as exc:
         raise EpcisValidation(f"the body is not JSON: {exc}") from exc
 
@@ -318,7 +321,7 @@ def accept(
             f"GS1-Capture-Error-Behaviour must be rollback or proceed; got {behaviour!r}",
             field="GS1-Capture-Error-Behaviour",
         )
-    events = check_document(parse_document(body), limits)
+    events = check_document(parse_document(body, limits.max_depth), limits)
     params = dict(
         cooperative_id=cooperative_id,
         api_key_id=api_key_id,

@@ -9,6 +9,8 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from pydantic_core import from_json
+
 _PLAIN = frozenset({str, int, bool, type(None)})
 JSONB_EXPONENT_FLOAT = 1e16  # from here on Python writes floats with an exponent
 
@@ -116,3 +118,20 @@ def canonical_json_str_keys(value: Any) -> str:
     if _NOT_AS_JSONB.search(text):
         return canonical_json(value).decode("utf-8")
     return text
+
+
+def loads_bounded(data: bytes | str, *, max_depth: int) -> Any:
+    """JSON a client sent (an uploaded file, a captured document), parsed without Python
+    recursion: pydantic-core (jiter) refuses invalid UTF-8, lone surrogates and NaN and
+    stops at its own recursion limit, where json.loads raised RecursionError (a 500);
+    then at most `max_depth` levels of arrays and objects are taken. ValueError says why."""
+    doc = from_json(data)
+    stack: list[tuple[Any, int]] = [(doc, 1)]
+    while stack:  # iterative, for the same reason
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > max_depth:
+                raise ValueError(f"more than {max_depth} levels of nested arrays and objects")
+            items = value.values() if isinstance(value, dict) else value
+            stack.extend((item, depth + 1) for item in items)
+    return doc

@@ -38,6 +38,7 @@ from coffeetrace.sql import load_queries
 from coffeetrace.trace import eudr, registry
 from coffeetrace.trace import queries as q
 from coffeetrace.trace.geometry import distance_m, geometry_centroid, validate_plot_geometry
+from coffeetrace.trace.jsonutil import loads_bounded
 from coffeetrace.trace.keys import KeyRing
 from coffeetrace.trace.registry_versions import record_versions
 
@@ -227,10 +228,15 @@ def _geojson_geometry(geom: Any) -> tuple[dict[str, Any] | None, str, tuple[str,
     )
 
 
+# a MultiPolygon in a Feature in a FeatureCollection is 7 levels deep; a file far deeper
+# is no plot file
+MAX_JSON_DEPTH = 32
+
+
 def parse_geojson(data: bytes) -> list[Candidate]:
     """The plots of a GeoJSON FeatureCollection, Feature or bare geometry."""
     try:
-        doc = json.loads(data.decode("utf-8-sig"))
+        doc = loads_bounded(data.decode("utf-8-sig"), max_depth=MAX_JSON_DEPTH)
     except (UnicodeDecodeError, ValueError) as exc:
         raise ValidationFailed(f"the file is not GeoJSON: {exc}", field="file") from None
     kind = doc.get("type") if isinstance(doc, dict) else None

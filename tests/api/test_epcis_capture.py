@@ -127,6 +127,19 @@ INVALID_EVENTS = {
 }  # fmt: skip
 
 
+def test_a_hostile_body_is_a_validation_exception_not_a_server_error(
+    client: TestClient, coop_a: Tenant
+) -> None:
+    deep = b'{"a":' * 3000 + b"1" + b"}" * 3000  # json.loads raised RecursionError: a 500
+    nested = json.dumps(document(object_event(ilmd={"x": "HERE"})))
+    too_deep = nested.replace('"HERE"', "[" * 70 + "1" + "]" * 70).encode()
+    surrogate = nested.replace("HERE", "\\ud800").encode()  # the JSON escape of a lone one
+    for body in (deep, too_deep, surrogate):
+        problem = _problem(post_capture(client, coop_a, body), 400, "ValidationException")
+        assert "not JSON" in problem["detail"], problem
+    assert client.get("/epcis/capture", headers=coop_a.auth()).json() == []
+
+
 @pytest.mark.parametrize(("event", "field"), INVALID_EVENTS.values(), ids=INVALID_EVENTS)
 def test_an_invalid_event_is_refused_naming_the_event_and_field(
     event: dict[str, Any], field: str, client: TestClient, coop_a: Tenant

@@ -42,6 +42,19 @@ def test_multipart_geojson(client: TestClient, tenant_a: Tenant) -> None:
     assert by_code["P-1"]["area_ha"] == 0.9
 
 
+def test_a_deeply_nested_file_is_a_422(client: TestClient, tenant_a: Tenant) -> None:
+    for body in (
+        b"[" * 5000 + b"]" * 5000,
+        b'{"type": "Feature", "x": ' + b"[" * 40 + b"]" * 40 + b"}",
+    ):
+        r = client.post(
+            "/v1/plots/import",
+            content=body,
+            headers={**tenant_a.auth("operator"), "Content-Type": "application/geo+json"},
+        )
+        assert r.status_code == 422 and "not GeoJSON" in r.json()["message"], r.text
+
+
 def test_raw_gpx_body(client: TestClient, tenant_a: Tenant) -> None:
     points = [(LON, LAT), (LON + 0.001, LAT), (LON + 0.001, LAT + 0.001), (LON, LAT + 0.001)]
     pts = "".join(f'<trkpt lat="{lat}" lon="{lon}"/>' for lon, lat in points)
