@@ -75,10 +75,9 @@ def reading_rows(
     tails = _TAILS.get(metrics) or _tails(metrics)
     if len(tails) == 1:
         return prefix + tails[0] + packed
-    parts: list[bytes] = []
-    for i, tail in enumerate(tails):
-        parts += (prefix, tail, packed[8 * i : 8 * i + 8])
-    return b"".join(parts)
+    # the prefix between the rows' tails, and in front of the first (one join, no list of
+    # 3 parts a row)
+    return prefix + prefix.join([tail + packed[8 * i : 8 * i + 8] for i, tail in enumerate(tails)])
 
 
 def _tails(metrics: tuple[str, ...]) -> list[bytes]:

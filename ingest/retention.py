@@ -1,9 +1,11 @@
 """Retention of the idempotency ledger.
 
-The ledger (`ingest_messages`) is what makes a resent reading set add nothing: one row
-per set ever accepted. Kept forever it would grow with every reading set of the province
-(billions a year). A device resends only what it has not had acknowledged, and its buffer
-holds days, not months; so rows older than the retention window can go. A set resent
+The ledger (`ingest_seq_ranges` and `ingest_text_keys`, seen together as the view
+`ingest_messages`) is what makes a resent reading set add nothing: one entry per set ever
+accepted (a run of consecutive seqs is one row). Kept forever it would grow with the
+province's reading sets (billions a year). A device resends only what it has not had
+acknowledged, and its buffer holds days, not months; so rows older than the retention
+window can go. A set resent
 after its row was pruned would be stored a second time: the window must stay well beyond
 any device's buffer (default 30 days).
 """
@@ -39,13 +41,15 @@ def _delete_in_batches(conn: DbConn, query: LiteralString, before: datetime, bat
 
 
 def prune_ledger(settings: Settings, *, now: datetime | None = None, batch: int = BATCH) -> int:
-    """Delete ledger rows older than the window, in short transactions; return how many."""
+    """Delete ledger rows older than the window, in short transactions; return how many
+    rows (a run of seqs is one)."""
     days = settings.ingest_ledger_retention_days
     if days <= 0:
         return 0
     before = (now or datetime.now(UTC)) - timedelta(days=days)
     with db.connect(settings.effective_database_url(), autocommit=True) as conn:
-        total = _delete_in_batches(conn, SQL["prune_ledger"], before, batch)
+        total = _delete_in_batches(conn, SQL["prune_ledger_seq_ranges"], before, batch)
+        total += _delete_in_batches(conn, SQL["prune_ledger_text_keys"], before, batch)
     log.info("ledger_pruned rows=%s before=%s", total, before.isoformat())
     return total
 

@@ -6,10 +6,12 @@ once per reading set, that they are new. This also keeps late data cheap on Time
 (plain inserts into compressed chunks, no ON CONFLICT against them).
 
 The ledger claim itself is optimistic: a batch's keys are COPYed into the ledger under a
-savepoint, and only when its unique key refuses one (a resent set) is the savepoint
-rolled back and the batch claimed with `claim_messages`, which tells which keys are new.
+savepoint (runs of consecutive seqs as one row each, ingest/ledger.py, migration 0056),
+and only when a key refuses one (a resent set) is the savepoint rolled back and the
+batch claimed key by key with `claim_seqs` and `claim_text_keys`, which tell which keys
+are new.
 The caller says when duplicates are to be expected (the previous batch had some), and
-the claim then goes straight to `claim_messages`.
+the claim then goes straight to the key-by-key claim.
 
 Evidence (trace/batches.py, migration 0043): in the same transaction, for each
 cooperative whose records the batch wrote, one 'ingest_batch' chain event holding the
@@ -30,9 +32,10 @@ import psycopg
 from psycopg.rows import tuple_row
 
 from coffeetrace.ingest.copyrows import SIGNATURE, TRAILER
+from coffeetrace.ingest.ledger import LedgerRows, ledger_rows
 from coffeetrace.ingest.validate import Prepared, Reject
 from coffeetrace.sql import load_queries
-from coffeetrace.trace.batches import BatchRecords, record_batch
+from coffeetrace.trace.batches import BatchRecords, batch_root, record_batch
 from coffeetrace.trace.keys import KeyRing
 
 SQL = load_queries("coffeetrace.ingest", "queries.sql")
@@ -63,35 +66,65 @@ class EvidenceError(Exception):
 
 
 # column types of copy_readings (whose rows copyrows.py encodes itself; the bench's raw
-# COPY ceiling uses these) and of copy_ledger, in order
+# COPY ceiling uses these), of copy_seq_ranges and of copy_text_keys, in order
 READING_TYPES = ["timestamptz", "text", "uuid", "uuid", "text", "float8"]
-LEDGER_TYPES = ["text", "text", "text", "int4"]
+SEQ_RANGE_TYPES = ["text", "int8", "int8", "text", "int4[]"]
+TEXT_KEY_TYPES = ["text", "text", "text", "int4"]
+
+
+def _copy_keys(conn: psycopg.Connection[Any], rows: LedgerRows) -> None:
+    cur = conn.cursor()
+    if rows.runs:
+        with cur.copy(SQL["copy_seq_ranges"]) as copy:
+            copy.set_types(SEQ_RANGE_TYPES)
+            for run in rows.runs:
+                copy.write_row((run.device_id, run.first, run.last, run.kind, run.readings))
+    if rows.text_keys:
+        with cur.copy(SQL["copy_text_keys"]) as copy:
+            copy.set_types(TEXT_KEY_TYPES)
+            for row in rows.text_keys:
+                copy.write_row(row)
 
 
 def _claim(
     conn: psycopg.Connection[Any], ledger: list[tuple[str, str, str, int]], expect_duplicates: bool
 ) -> set[tuple[str, str]] | None:
     """Claim the ledger keys; the set of keys newly claimed, or None when all of them were."""
+    rows = ledger_rows(ledger)
     if not expect_duplicates:
         try:
-            with conn.transaction(), conn.cursor().copy(SQL["copy_ledger"]) as copy:
-                copy.set_types(LEDGER_TYPES)
-                for row in ledger:
-                    copy.write_row(row)
+            with conn.transaction():
+                _copy_keys(conn, rows)
             return None
-        except psycopg.errors.UniqueViolation:
+        except (psycopg.errors.UniqueViolation, psycopg.errors.ExclusionViolation):
             pass  # a key seen before: the savepoint is rolled back, claim key by key
-    device_ids, msg_ids, kinds, counts = zip(*ledger, strict=True)
-    cur = conn.cursor(row_factory=tuple_row).execute(
-        SQL["claim_messages"],
-        {
-            "device_ids": "\n".join(device_ids),
-            "msg_ids": "\n".join(msg_ids),
-            "kinds": "\n".join(kinds),
-            "readings": "\n".join(map(str, counts)),
-        },
-    )
-    return set(cur.fetchall())
+    claimed: set[tuple[str, str]] = set()
+    cur = conn.cursor(row_factory=tuple_row)
+    if rows.seqs:
+        device_ids, seqs, kinds, counts = zip(*rows.seqs, strict=True)
+        cur.execute(
+            SQL["claim_seqs"],
+            {
+                "device_ids": "\n".join(device_ids),
+                "seqs": "\n".join(map(str, seqs)),
+                "kinds": "\n".join(kinds),
+                "readings": "\n".join(map(str, counts)),
+            },
+        )
+        claimed.update((device_id, str(seq)) for device_id, seq in cur.fetchall())
+    if rows.text_keys:
+        device_ids, msg_ids, kinds, counts = zip(*rows.text_keys, strict=True)
+        cur.execute(
+            SQL["claim_text_keys"],
+            {
+                "device_ids": "\n".join(device_ids),
+                "msg_ids": "\n".join(msg_ids),
+                "kinds": "\n".join(kinds),
+                "readings": "\n".join(map(str, counts)),
+            },
+        )
+        claimed.update(cur.fetchall())
+    return claimed
 
 
 def _dead_letters_to_keep(
@@ -127,11 +160,12 @@ def _dead_letters_to_keep(
     return kept, dropped
 
 
-def _evidence(
+def _group_evidence(
     batch: Prepared, claimed: set[tuple[str, str]] | None
 ) -> tuple[dict[UUID, BatchRecords], dict[tuple[str, str], tuple[UUID, int]]]:
-    """The written records of `batch` by cooperative, in ledger order, and each written
-    harvest's (cooperative, leaf index)."""
+    """The records of `batch` written when the ledger claimed `claimed` (None: all of
+    them), by cooperative, in ledger order, and each written harvest's (cooperative, leaf
+    index)."""
     groups: dict[UUID, BatchRecords] = {}
     harvest_at: dict[tuple[str, str], tuple[UUID, int]] = {}
     if claimed is None and batch.evidence:
@@ -166,6 +200,26 @@ def _evidence(
         records.times.append(ts)
         records.leaves.append(leaf)
     return groups, harvest_at
+
+
+def precompute_evidence(batch: Prepared) -> None:
+    """Group `batch`'s records and compute their Merkle roots as if every key is new (the
+    usual batch), ahead of `write_batch`. The worker calls this in its prepare stage, so
+    that the write stage, whose round trips to PostgreSQL are the pipeline's critical
+    path, does not also hash thousands of leaves; `write_batch` uses the result only when
+    the ledger claimed every key, and groups again otherwise."""
+    groups, harvest_at = _group_evidence(batch, None)
+    for records in groups.values():
+        records.root = batch_root(records.leaves)
+    batch.all_new_evidence = (groups, harvest_at)
+
+
+def _evidence(
+    batch: Prepared, claimed: set[tuple[str, str]] | None
+) -> tuple[dict[UUID, BatchRecords], dict[tuple[str, str], tuple[UUID, int]]]:
+    if claimed is None and batch.all_new_evidence is not None:
+        return batch.all_new_evidence
+    return _group_evidence(batch, claimed)
 
 
 def write_batch(

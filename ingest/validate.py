@@ -22,6 +22,7 @@ from coffeetrace.ingest.limits import DeviceLimiter, Limits
 from coffeetrace.ingest.models import DeviceStatus, HarvestEvent, TelemetrySet, error_text
 from coffeetrace.ingest.topics import Incoming, parse_topic
 from coffeetrace.settings import Settings
+from coffeetrace.trace.batches import BatchRecords
 from coffeetrace.trace.records import (
     harvest_leaf_of,
     reading_set_leaf_packed,
@@ -71,6 +72,11 @@ class Prepared:
     in_batch_duplicates: int = 0
     newest_ts: list[datetime] = field(default_factory=list)  # one per message with data
     dropped: list[str] = field(default_factory=list)  # codes of rejects left without a row
+    # (groups by cooperative with their roots, harvest leaf places) if every key is new:
+    # store.precompute_evidence, in the worker's prepare stage
+    all_new_evidence: (
+        tuple[dict[UUID, BatchRecords], dict[tuple[str, str], tuple[UUID, int]]] | None
+    ) = None
 
 
 @dataclass

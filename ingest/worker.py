@@ -41,7 +41,7 @@ import psycopg
 
 from coffeetrace import db
 from coffeetrace.errors import first_line
-from coffeetrace.ingest.store import EvidenceError, Written, write_batch
+from coffeetrace.ingest.store import EvidenceError, Written, precompute_evidence, write_batch
 from coffeetrace.ingest.topics import Incoming, parse_topic
 from coffeetrace.ingest.validate import Prepared, Preparer, ScreenedBatch
 from coffeetrace.settings import Settings
@@ -242,7 +242,9 @@ class Worker:
             self._drop_broken_connections()
 
     def _bind(self, conn: psycopg.Connection[Any], screened: ScreenedBatch) -> Prepared:
-        return self.preparer.bind(conn, screened)
+        prepared = self.preparer.bind(conn, screened)
+        precompute_evidence(prepared)
+        return prepared
 
     def _write(self, conn: psycopg.Connection[Any], prepared: Prepared) -> tuple[Prepared, Written]:
         written = write_batch(

@@ -68,9 +68,13 @@ class BatchRecords:
     kinds: list[str] = field(default_factory=list)
     times: list[datetime] = field(default_factory=list)
     leaves: list[bytes] = field(default_factory=list)
+    # the Merkle root of `leaves`, when computed ahead (ingest's prepare stage); else
+    # record_batch computes it
+    root: bytes | None = None
 
     def add(self, device_id: str, msg_id: str, kind: str, time: datetime, leaf: bytes) -> int:
         """Append one record; returns its leaf index."""
+        self.root = None  # no longer the root of these leaves
         self.device_ids.append(device_id)
         self.msg_ids.append(msg_id)
         self.kinds.append(kind)
@@ -114,7 +118,7 @@ def record_batch(
         raise ValueError("a batch needs at least one record")
     harvests = records.kinds.count("harvest")
     payload = {
-        "root": batch_root(records.leaves).hex(),
+        "root": (records.root or batch_root(records.leaves)).hex(),
         "size": n,
         "harvests": harvests,
         "reading_sets": n - harvests,

@@ -14,4 +14,4 @@ from stdin (format binary)
 
 -- name: bench_ingest_empty_store
 -- (b) and (c) with 100 readings a message each start from an empty table and ledger.
-truncate sensor_readings, ingest_messages;
+truncate sensor_readings, ingest_text_keys, ingest_seq_ranges;

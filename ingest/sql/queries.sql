@@ -16,21 +16,40 @@ from trees t
 join plots p on p.id = t.plot_id
 where t.cooperative_id = %(cooperative_id)s and t.tag_code = any(%(tags)s);
 
--- name: copy_ledger
--- The ledger decides idempotency once per reading set. The usual batch holds no key seen
--- before, and COPY claims its keys at less than half the cost of `claim_messages`
--- (no speculative insertion): store.py tries it first, under a savepoint, and falls back
--- to `claim_messages` only when the unique key refuses a row. Concurrent consumers
--- (shared subscription) wait on each other's uncommitted keys either way, so exactly one
--- of them claims a key.
-copy ingest_messages (device_id, msg_id, kind, readings) from stdin (format binary);
+-- name: copy_seq_ranges
+-- The ledger decides idempotency once per reading set (migration 0056): runs of
+-- consecutive seq keys of one device go in as one row each, other keys as one row each in
+-- ingest_text_keys (copy_text_keys). The usual batch holds no key seen before, and COPY
+-- claims its keys at less than half the cost of the claim_* statements (no speculative
+-- insertion): store.py tries both COPYs first, under a savepoint, and falls back to
+-- claim_seqs and claim_text_keys only when the exclusion constraint or the unique key
+-- refuses a row. Concurrent consumers (shared subscription) wait on each other's
+-- uncommitted keys either way, so exactly one of them claims a key.
+copy ingest_seq_ranges (device_id, first_seq, last_seq, kind, readings)
+from stdin (format binary);
 
--- name: claim_messages
--- The ledger claim of a batch that may hold keys seen before: only keys not seen before
--- come back, and only their readings are written.
+-- name: copy_text_keys
+copy ingest_text_keys (device_id, msg_id, kind, readings) from stdin (format binary);
+
+-- name: claim_seqs
+-- The claim of seq keys of a batch that may hold keys seen before, one range of one set
+-- each: a set is new when no range of its device covers it; only new sets come back.
+-- Keys travel as newline-joined text (see claim_text_keys).
+insert into ingest_seq_ranges (device_id, first_seq, last_seq, kind, readings)
+select d, s, s, k, array[n]
+from unnest(string_to_array(%(device_ids)s, E'\n'),
+            string_to_array(%(seqs)s, E'\n')::bigint[],
+            string_to_array(%(kinds)s, E'\n'),
+            string_to_array(%(readings)s, E'\n')::int[]) as u (d, s, k, n)
+on conflict do nothing
+returning device_id, first_seq;
+
+-- name: claim_text_keys
+-- The claim of the other keys of such a batch: only keys not seen before come back, and
+-- only their readings are written.
 -- The keys travel as newline-joined text (ids never contain a newline): far cheaper to
 -- send than arrays built element by element on the client.
-insert into ingest_messages (device_id, msg_id, kind, readings)
+insert into ingest_text_keys (device_id, msg_id, kind, readings)
 select * from unnest(string_to_array(%(device_ids)s, E'\n'),
                      string_to_array(%(msg_ids)s, E'\n'),
                      string_to_array(%(kinds)s, E'\n'),

@@ -43,7 +43,8 @@ def test_every_named_function_exists() -> None:
     path = DOC.split("## One harvest")[1]
     code = _sources()
     names = set(re.findall(r"`((?:[A-Z]\w+\.)?_?[a-z]\w+)`", path))
-    names -= {"seq", "ts", "tree", "cherry_kg", "harvest_events", "ingest_messages", "done"}
+    names -= {"seq", "ts", "tree", "cherry_kg", "harvest_events", "done"}
+    names -= {"ingest_messages", "ingest_seq_ranges", "ingest_text_keys"}  # tables, a view
     assert len(names) > 10  # the check reads the walk-through, not an empty match
     for name in sorted(names):
         last = name.split(".")[-1]

@@ -20,7 +20,8 @@ EXPECTED_TABLES = {
     "devices",
     "sensor_readings",
     "harvest_events",
-    "ingest_messages",
+    "ingest_text_keys",  # with ingest_seq_ranges, seen as the view ingest_messages (0056)
+    "ingest_seq_ranges",
     "dead_letters",
     "lots",
     "lot_harvests",

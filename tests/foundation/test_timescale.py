@@ -498,7 +498,7 @@ def test_late_ingest_into_compressed_chunks(tsdb: Conn) -> None:
     ]
     with tsdb.transaction():
         tsdb.execute(
-            "insert into ingest_messages (device_id, msg_id, kind, readings)"
+            "insert into ingest_text_keys (device_id, msg_id, kind, readings)"
             " values ('dev-0-0', 'late-1', 'telemetry', 6) on conflict do nothing"
         )
         tsdb.cursor().executemany(INSERT_READING, late_insert)
