@@ -74,7 +74,14 @@ def page(
     cursor_key: str = "id",
 ) -> dict[str, Any]:
     """One page of a keyset-paginated list: `items` and `next_cursor` (null on the last page)."""
-    rows = conn.execute(query, {**params, "limit": limit + 1}).fetchall()
+    return page_of(
+        conn.execute(query, {**params, "limit": limit + 1}).fetchall(), limit, cursor_key
+    )
+
+
+def page_of(rows: list[dict[str, Any]], limit: int, cursor_key: str = "id") -> dict[str, Any]:
+    """`rows` fetched with `limit + 1` as one page: `items` and `next_cursor` (null on the
+    last page)."""
     more = len(rows) > limit
     rows = rows[:limit]
     return {"items": rows, "next_cursor": str(rows[-1][cursor_key]) if more and rows else None}

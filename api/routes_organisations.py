@@ -20,7 +20,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field, JsonValue, field_validator
 
 from coffeetrace.api import routes_admin
-from coffeetrace.api.deps import Admin, Conn, Keys, Reader
+from coffeetrace.api.deps import Admin, Conn, Keys, Reader, page_of
 from coffeetrace.api.schemas import Error, Page, Strict, error_responses
 from coffeetrace.trace import organisations, partners
 
@@ -232,9 +232,7 @@ def list_partnerships(
     rows = partners.list_partnerships(
         conn, caller.cooperative_id, status=status, after=cursor, limit=limit + 1
     )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return {"items": rows, "next_cursor": str(rows[-1]["id"]) if more and rows else None}
+    return page_of(rows, limit)
 
 
 @router.post(

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
+from uuid import UUID
 
 import typer
 
 from coffeetrace.cli.apps import export_app
 from coffeetrace.cli.trace import COOP_HELP, LOT_HELP, _connection, _write
 from coffeetrace.console import friendly, say
-from coffeetrace.errors import ValidationFailed
-from coffeetrace.settings import get_settings
-from coffeetrace.trace import dds
+from coffeetrace.db import DbConn
+from coffeetrace.errors import RuleViolation, ValidationFailed
+from coffeetrace.settings import Settings, get_settings
+from coffeetrace.trace import dds, eudr_readiness
+from coffeetrace.trace.keys import KeyRing
 from coffeetrace.trace.lot_lookup import find_lot
 
 ID_HELP = "Another identifier, TYPE:VALUE (vat, gln, tin, duns, cbr, cin, comp_num, ...); repeat."
@@ -27,6 +31,38 @@ def _identifiers(eori: str | None, more: list[str], option: str) -> tuple[tuple[
             raise ValidationFailed(f"{option} takes TYPE:VALUE (vat:DE123456789), not {item!r}")
         pairs.append((kind, value))
     return tuple(pairs)
+
+
+def ready_dds(
+    conn: DbConn, settings: Settings, lot_id: UUID, filing: dds.Filing, *, force: bool
+) -> dict[str, Any]:
+    """The lot's statement document (dds.build_dds) once its EUDR readiness is clear, each
+    blocker printed otherwise (and RuleViolation "eudr_not_ready"); with `force`, the
+    override's chain event is appended (its seq in "override_event_seq": the caller
+    commits it with the statement it lets out)."""
+    cooperative_id = eudr_readiness.lot_cooperative(conn, lot_id)
+    try:
+        ready = eudr_readiness.require_ready(
+            conn,
+            KeyRing(settings.effective_keys_dir()),
+            cooperative_id,
+            lot_id,
+            max_cherry_kg_per_ha=settings.eudr_max_cherry_kg_per_ha,
+            force=force,
+            by="cli",
+        )
+    except RuleViolation as exc:
+        for blocker in exc.details.get("blockers", []):
+            say(f"  blocker: {blocker['code']}: {blocker['message']}")
+        raise
+    doc = dds.build_dds(conn, lot_id, filing)
+    if "override_event_seq" in ready:
+        say(
+            f"  forced past {len(ready['blockers'])} readiness blocker(s): chain event"
+            f" {ready['override_event_seq']}"
+        )
+        doc["override_event_seq"] = ready["override_event_seq"]
+    return doc
 
 
 @export_app.command("dds")
@@ -91,6 +127,12 @@ def export_dds_cmd(
         "-o",
         help="Write to this file (several statements as XML: FILE-1.xml, FILE-2.xml, ...).",
     ),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Export although the lot's EUDR readiness lists blockers; the override is"
+        " recorded in the chain, naming them.",
+    ),
 ) -> None:
     """The lot's EUDR due diligence statement: the V3 SubmitDdsRequest the importer or
     exporter files with the EU Information System."""
@@ -123,8 +165,11 @@ def export_dds_cmd(
     settings = get_settings()
     with _connection(settings) as conn:
         found = find_lot(conn, lot, cooperative_code=coop)
-        doc = dds.build_dds(conn, found["id"], filing)
-        conn.rollback()
+        doc = ready_dds(conn, settings, found["id"], filing, force=force)
+        if doc.pop("override_event_seq", None) is not None:
+            conn.commit()  # the override stays on record only with the statement it let out
+        else:
+            conn.rollback()
     statements = doc["statements"]
     n = len(statements)
     if part is not None and part > n:

@@ -1,7 +1,9 @@
 """`coffeetrace dds ...`: file a lot's due diligence statement in the EU Information System
 (EUDR V3 API) and follow it: submit, amend, status, withdraw, verify.
 
-The statement is the SubmitDdsRequest XML that `coffeetrace export dds LOT` writes (`--file`);
+The statement is the SubmitDdsRequest XML that `coffeetrace export dds LOT` writes (`--file`),
+or, for `dds submit LOT` without `--file`, the one it builds itself with the same filing
+options and EUDR readiness gate (`--force` recorded in the chain);
 the client is euis/ (coffeetrace.euis), configured by the COFFEETRACE_EUDR_* settings; each filed
 statement's status is kept per statement in dds_submissions.
 """
@@ -14,6 +16,7 @@ from typing import Any
 import typer
 
 from coffeetrace.cli.apps import app
+from coffeetrace.cli.dds import ready_dds
 from coffeetrace.cli.trace import COOP_HELP, LOT_HELP, _connection
 from coffeetrace.console import friendly, say
 from coffeetrace.db import DbConn, Row
@@ -24,6 +27,7 @@ from coffeetrace.euis.errors import EudrUnavailable
 from coffeetrace.euis.model import Overview
 from coffeetrace.euis.statement import StatementDocument, read_statement
 from coffeetrace.settings import Settings, get_settings
+from coffeetrace.trace import dds
 from coffeetrace.trace.lot_lookup import find_lot
 
 dds_app = typer.Typer(
@@ -119,17 +123,74 @@ def _overview_line(overview: Overview) -> str:
 @friendly
 def submit(
     lot: str = typer.Argument(..., help=LOT_HELP),
-    file: Path = typer.Option(..., "--file", "-f", help=FILE_HELP),
+    file: Path | None = typer.Option(
+        None,
+        "--file",
+        "-f",
+        help=FILE_HELP + " Without it, the statement is built from the lot now.",
+    ),
     coop: str | None = typer.Option(None, "--coop", help=COOP_HELP),
     again: bool = typer.Option(
         False, "--again", help="File the same statement although the lot has it open already."
     ),
+    activity: str = typer.Option(
+        "IMPORT", "--activity", help="Without --file: IMPORT, EXPORT or DOMESTIC."
+    ),
+    role: str | None = typer.Option(
+        None, "--role", help="Without --file: OPERATOR or REPRESENTATIVE_OPERATOR."
+    ),
+    operator_eori: str | None = typer.Option(
+        None, "--operator-eori", help="Without --file: the filing operator's EORI."
+    ),
+    operator_name: str | None = typer.Option(None, "--operator-name", help="Its name."),
+    country: str | None = typer.Option(
+        None, "--country", help="Without --file: the country of activity (DE, NL, ...)."
+    ),
+    border_country: str | None = typer.Option(
+        None, "--border-country", help="Without --file: country of entry or exit."
+    ),
+    confidential: bool = typer.Option(
+        False, "--confidential", help="Without --file: geoLocationConfidential."
+    ),
+    reference: str | None = typer.Option(
+        None, "--reference", help="Without --file: internal reference (default: lot code)."
+    ),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Without --file: build it although the lot's EUDR readiness lists blockers"
+        " (recorded in the chain, naming them).",
+    ),
 ) -> None:
     """File the lot's statement (submitDds); its status starts as SUBMITTED."""
     settings, config = _config()
-    statement = _statement(file)
+    statement = None if file is None else _statement(file)
     with _connection(settings) as conn:
         row = _lot(conn, lot, coop)
+        if statement is None:
+            filing = dds.Filing(
+                activity=activity,
+                role=role,
+                operator=dds.EconomicOperator(
+                    name=operator_name,
+                    identifiers=(("eori", operator_eori),) if operator_eori else (),
+                ),
+                country_of_activity=country,
+                border_cross_country=border_country,
+                geolocation_confidential=confidential,
+                internal_reference=reference,
+            )
+            doc = ready_dds(conn, settings, row["id"], filing, force=force)
+            if len(doc["statements"]) > 1:
+                raise ValidationFailed(
+                    f"lot {lot} needs {len(doc['statements'])} statements (the EU system's"
+                    " limits): write them with `coffeetrace export dds LOT -o FILE.xml` and"
+                    " submit each with --file"
+                )
+            statement = read_statement(
+                dds.to_xml(doc["statements"][0]),
+                source=f"the statement built for lot {lot}",
+            )
         same = [
             r
             for r in store.submissions_of_lot(conn, row["id"], config.environment)

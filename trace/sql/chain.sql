@@ -45,6 +45,11 @@ select l.id, l.code, l.public_id, l.kind, l.quantity_kg, l.remaining_kg, l.produ
        l.produced_by, l.cooperative_id, l.event_seq, l.cherry_equiv_kg,
        (select t.event_seq from transformations t where t.id = l.produced_by) as step_event_seq,
        coalesce((select sum(ti.kg) from transformation_inputs ti where ti.lot_id = l.id), 0)
+       -- kg of the lot on its way to a partner (migration 0053): taken from it, not yet
+       -- by a step of the receiver (accepted) nor given back (rejected)
+       + coalesce((select sum(sl.kg) from shipment_lines sl
+                   join shipments s on s.id = sl.shipment_id and s.status = 'in_transit'
+                   where sl.lot_id = l.id), 0)
            as consumed_kg
 from lots l where l.id = any(%(lot_ids)s::uuid[]);
 
