@@ -40,10 +40,12 @@ from starlette.convertors import Convertor, register_url_convertor
 from coffeetrace import db
 from coffeetrace.api.auth import Caller
 from coffeetrace.api.deps import Conn, Operator, Reader
+from coffeetrace.api.epcis_deliverer import Limits as DeliveryLimits
+from coffeetrace.api.epcis_deliverer import run_deliverer
 from coffeetrace.db import DbConn
 from coffeetrace.errors import Forbidden, Unauthorized, first_line
 from coffeetrace.settings import Settings
-from coffeetrace.trace import epcis_capture, epcis_query
+from coffeetrace.trace import epcis_capture, epcis_queries, epcis_query, epcis_subscriptions
 from coffeetrace.trace.epcis_capture import (
     CBV_VERSION,
     EPCIS_VERSION,
@@ -170,12 +172,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     app.state.epcis_worker = worker
     task = asyncio.create_task(worker.run())
+    # subscription callbacks (api/epcis_deliverer.py): cursors in the database, so a
+    # restart resumes them
+    deliverer = asyncio.create_task(
+        run_deliverer(app.state.pool, DeliveryLimits.of(settings), settings.epcis_deliver_poll_s)
+    )
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for running in (task, deliverer):
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
 
 
 router = APIRouter(prefix="/epcis", tags=["epcis"], route_class=EpcisRoute, lifespan=lifespan)
@@ -562,3 +570,275 @@ _resource_events("bizSteps", "bizStep", "EQ_bizStep", "of this business step")
 _resource_events("bizLocations", "bizLocation", "EQ_bizLocation", "at this business location")
 _resource_events("readPoints", "readPoint", "EQ_readPoint", "at this read point")
 _resource_events("dispositions", "disposition", "EQ_disposition", "of this disposition")
+
+
+# --- named queries ---------------------------------------------------------------------
+async def _json_body(request: Request) -> Any:
+    """A JSON request body (415 for another media type, 400 when it is not JSON)."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind not in JSON_TYPES:
+        raise UnsupportedMediaType(f"send application/json; got {kind or 'no Content-Type'!r}")
+    return epcis_capture.parse_document(await request.body())
+
+
+JsonBody = Annotated[Any, Depends(_json_body)]
+QUERY_NAME = _path("queryName", "The query's name.", {**TEXT, "pattern": epcis_queries.NAME})
+NAMED_QUERY = {
+    "type": "object",
+    "required": ["name", "query"],
+    "properties": {"name": TEXT, "query": {"type": "object"}},
+}
+NAME_TOKEN = {"type": "string", "minLength": 1}
+NO_PIPE = {"type": "string", "pattern": r"^[^|]*$"}  # '|' separates a list's values
+
+
+def _stored_parameter(name: str) -> dict[str, Any]:
+    """What a named query takes for `name`: what GET /events takes, as JSON (a list as an
+    array of values, none holding '|')."""
+    schema = dict(PARAMETER_DOCS[name]["schema"])
+    if schema.get("type") == "array":
+        schema["items"] = {"allOf": [schema["items"], NO_PIPE]}
+    return schema
+
+
+# the query: GS1's query language, restricted to what GET /events implements (the body
+# is also checked against GS1's query-schema.json itself)
+STORED_QUERY = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {name: _stored_parameter(name) for name in epcis_queries.QUERY_PARAMETERS},
+}
+JSON_BODY = {"required": True, "content": {"application/json": {"schema": {
+    **NAMED_QUERY,
+    "properties": {"name": {**TEXT, "pattern": epcis_queries.NAME}, "query": STORED_QUERY},
+    "additionalProperties": False,
+}}}}  # fmt: skip
+
+
+def _per_page(text: str | None, settings: Settings) -> int:
+    asked = text if text is not None else str(epcis_query.DEFAULT_PER_PAGE)
+    if not asked.isdigit() or not 1 <= int(asked) <= epcis_query.MAX_COUNT:
+        raise QueryParameterError(
+            f"perPage: must be an integer from 1 to {epcis_query.MAX_COUNT}, got {asked!r}",
+            parameter="perPage",
+        )
+    return min(int(asked), settings.epcis_max_per_page)
+
+
+@router.post(
+    "/queries",
+    status_code=201,
+    summary="A new named query (GS1's query language, query-schema.json)",
+    response_class=Response,
+    responses=_problems(400, 401, 403, 406, 415)
+    | {201: {"description": "Created; Location: /epcis/queries/{name}"},
+       409: {"description": "ResourceAlreadyExistsException: the name is taken",
+             "content": {PROBLEM: {"schema": {"type": "object"}}}}},
+    openapi_extra={
+        "parameters": [
+            _header("GS1-EPCIS-Version", "2.0.0 (others: 406).", {**TEXT, "pattern": VERSION}),
+            _header("GS1-CBV-Version", "2.0.0 (others: 406).", {**TEXT, "pattern": VERSION}),
+        ],
+        "requestBody": JSON_BODY,
+    },
+)  # fmt: skip
+def create_query(request: Request, caller: Operator, conn: Conn, body: JsonBody) -> Response:
+    _check_versions(request)
+    settings: Settings = request.app.state.settings
+    created = epcis_queries.create(conn, caller.cooperative_id, body, settings.epcis_max_per_page)
+    location = f"/epcis/queries/{created['name']}"
+    return JSONResponse(created, status_code=201, headers={"Location": location})
+
+
+@router.get(
+    "/queries",
+    summary="Your organisation's named queries, by name",
+    response_class=JSONResponse,
+    responses=_answer("Named queries", {"type": "array", "items": NAMED_QUERY})
+    | _problems(400, 401, 403),
+    openapi_extra={"parameters": [
+        _query("perPage", "Queries per page (default 30).", COUNT),
+        _query("nextPageToken", "The next page: from the Link header.", NAME_TOKEN),
+    ]},
+)  # fmt: skip
+def list_queries(request: Request, caller: Reader, conn: Conn) -> Response:
+    params = dict(request.query_params.multi_items())
+    for name in params:
+        if name not in ("perPage", "nextPageToken"):
+            raise QueryParameterError(f"{name}: not a parameter of GET /queries", parameter=name)
+    per_page = _per_page(params.get("perPage"), request.app.state.settings)
+    token = params.get("nextPageToken")
+    if token == "":  # a query's name is never empty: not a token this server gave
+        raise QueryParameterError(
+            "nextPageToken: not one this server gave (take it from the Link header)",
+            parameter="nextPageToken",
+        )
+    found, after = epcis_queries.listing(conn, caller.cooperative_id, limit=per_page, after=token)
+    headers = {}
+    if after is not None:
+        headers["Link"] = f'<{request.url.include_query_params(nextPageToken=after)}>; rel="next"'
+    return JSONResponse(found, headers=headers)
+
+
+@router.get(
+    "/queries/{queryName}",
+    summary="A named query's definition",
+    response_class=JSONResponse,
+    responses=_answer("The named query", NAMED_QUERY) | _problems(401, 403, 404),
+    openapi_extra={"parameters": [QUERY_NAME]},
+)
+def get_query(request: Request, caller: Reader, conn: Conn) -> Response:
+    row = epcis_queries.get(conn, caller.cooperative_id, request.path_params["queryName"])
+    return JSONResponse(epcis_queries.document(row))
+
+
+@router.delete(
+    "/queries/{queryName}",
+    status_code=204,
+    summary="Remove a named query and its subscriptions",
+    response_class=Response,
+    responses=_problems(401, 403, 404) | {204: {"description": "Removed"}},
+    openapi_extra={"parameters": [QUERY_NAME]},
+)
+def delete_query(request: Request, caller: Operator, conn: Conn) -> Response:
+    epcis_queries.delete(conn, caller.cooperative_id, request.path_params["queryName"])
+    return Response(status_code=204)
+
+
+@router.get(
+    "/queries/{queryName}/events",
+    summary="The events of a named query (paged like GET /events)",
+    response_class=JSONResponse,
+    responses=QUERY_DOCUMENT | _problems(400, 401, 403, 404),
+    openapi_extra={"parameters": [
+        QUERY_NAME,
+        PARAMETER_DOCS["perPage"],
+        PARAMETER_DOCS["nextPageToken"],
+    ]},
+)  # fmt: skip
+def query_events(request: Request, caller: Querier, conn: Conn) -> Response:
+    name = request.path_params["queryName"]
+    stored = epcis_queries.get(conn, caller.cooperative_id, name)
+    query, position = epcis_queries.event_query(
+        stored["query"],
+        request.query_params.multi_items(),
+        request.app.state.settings.epcis_max_per_page,
+    )
+    events, next_token = epcis_query.page(conn, caller.cooperative_id, query, position)
+    headers = {}
+    if next_token is not None:
+        url = request.url.include_query_params(nextPageToken=next_token)
+        headers["Link"] = f'<{url}>; rel="next"'
+    return JSONResponse(epcis_query.query_document(events, query_name=name), headers=headers)
+
+
+# --- subscriptions ---------------------------------------------------------------------
+SCHEDULE_FIELD = {"type": "string", "pattern": r"^\s*(\d{1,2}|\[\d{1,2}-\d{1,2}\])"
+                  r"(\s*,\s*(\d{1,2}|\[\d{1,2}-\d{1,2}\]))*\s*$"}  # fmt: skip
+SUBSCRIPTION_IN = {
+    "type": "object",
+    "required": ["dest", "signatureToken"],
+    "properties": {
+        "dest": URI,
+        "signatureToken": {"type": "string", "minLength": 16, "maxLength": 1000},
+        "stream": {"type": "boolean", "enum": [True]},
+        "schedule": {"type": "object", "minProperties": 1, "additionalProperties": False,
+                     "properties": {f: SCHEDULE_FIELD for f in epcis_subscriptions.FIELDS}},
+        "reportIfEmpty": {"type": "boolean"},
+        "initialRecordTime": TIME,
+    },
+}  # fmt: skip
+SUBSCRIPTION = {
+    "type": "object",
+    "required": ["subscriptionID", "dest", "createdAt", "status"],
+    "properties": {
+        "subscriptionID": TEXT, "queryName": TEXT, "dest": TEXT, "createdAt": TIME,
+        "initialRecordTime": TIME, "minRecordTime": TIME, "lastNotifiedAt": TIME,
+        "stream": {"type": "boolean"}, "schedule": {"type": "object"},
+        "reportIfEmpty": {"type": "boolean"}, "nextRunAt": TIME,
+        "status": {"type": "string", "enum": ["active", "failing"]},
+        "attempts": {"type": "integer"}, "lastError": TEXT,
+    },
+}  # fmt: skip
+SUBSCRIPTION_ID = _path("subscriptionID", "The id from the subscription's Location.")
+
+
+def _subscription_location(row: Any) -> str:
+    return f"/epcis/queries/{row['query_name']}/subscriptions/{row['id']}"
+
+
+@router.post(
+    "/queries/{queryName}/subscriptions",
+    status_code=201,
+    summary="Subscribe a webhook to a named query (stream: true, or a schedule)",
+    response_class=JSONResponse,
+    responses=_problems(400, 401, 403, 404, 406, 415)
+    | {201: {"description": "Subscribed; Location: the subscription",
+             "content": {"application/json": {"schema": SUBSCRIPTION}}}},
+    openapi_extra={
+        "parameters": [
+            QUERY_NAME,
+            _header("GS1-EPCIS-Version", "2.0.0 (others: 406).", {**TEXT, "pattern": VERSION}),
+        ],
+        "requestBody": {"required": True,
+                        "content": {"application/json": {"schema": SUBSCRIPTION_IN}}},
+    },
+)  # fmt: skip
+def subscribe(request: Request, caller: Operator, conn: Conn, body: JsonBody) -> Response:
+    _check_versions(request)
+    settings: Settings = request.app.state.settings
+    row = epcis_subscriptions.create(
+        conn, caller.cooperative_id, request.path_params["queryName"], body,
+        allow_private=settings.epcis_webhook_allow_private,
+    )  # fmt: skip
+    return JSONResponse(
+        epcis_subscriptions.document(row),
+        status_code=201,
+        headers={"Location": _subscription_location(row)},
+    )
+
+
+@router.get(
+    "/queries/{queryName}/subscriptions",
+    summary="The subscriptions of a named query, with their delivery state",
+    response_class=JSONResponse,
+    responses=_answer("Subscriptions", {"type": "array", "items": SUBSCRIPTION})
+    | _problems(401, 403, 404),
+    openapi_extra={"parameters": [QUERY_NAME]},
+)
+def subscriptions(request: Request, caller: Reader, conn: Conn) -> Response:
+    rows = epcis_subscriptions.listing(
+        conn, caller.cooperative_id, request.path_params["queryName"]
+    )
+    return JSONResponse([epcis_subscriptions.document(r) for r in rows])
+
+
+@router.get(
+    "/queries/{queryName}/subscriptions/{subscriptionID}",
+    summary="A subscription: status (active, failing), lastError, lastNotifiedAt",
+    response_class=JSONResponse,
+    responses=_answer("The subscription", SUBSCRIPTION) | _problems(401, 403, 404),
+    openapi_extra={"parameters": [QUERY_NAME, SUBSCRIPTION_ID]},
+)
+def subscription(request: Request, caller: Reader, conn: Conn) -> Response:
+    params = request.path_params
+    row = epcis_subscriptions.get(
+        conn, caller.cooperative_id, params["queryName"], params["subscriptionID"]
+    )
+    return JSONResponse(epcis_subscriptions.document(row))
+
+
+@router.delete(
+    "/queries/{queryName}/subscriptions/{subscriptionID}",
+    status_code=204,
+    summary="Unsubscribe",
+    response_class=Response,
+    responses=_problems(401, 403, 404) | {204: {"description": "Unsubscribed"}},
+    openapi_extra={"parameters": [QUERY_NAME, SUBSCRIPTION_ID]},
+)
+def unsubscribe(request: Request, caller: Operator, conn: Conn) -> Response:
+    params = request.path_params
+    epcis_subscriptions.delete(
+        conn, caller.cooperative_id, params["queryName"], params["subscriptionID"]
+    )
+    return Response(status_code=204)
