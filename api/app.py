@@ -24,6 +24,7 @@ from coffeetrace.api.routes_dds import router as dds_router
 from coffeetrace.api.routes_epcis import router as epcis_router
 from coffeetrace.api.routes_harvests import router as harvests_router
 from coffeetrace.api.routes_organisations import router as organisations_router
+from coffeetrace.api.routes_shipments import router as shipments_router
 from coffeetrace.api.vocabulary import router as vocabulary_router
 from coffeetrace.broker_control import BrokerControl
 from coffeetrace.errors import CoffeetraceError, first_line
@@ -181,6 +182,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin_router)
     app.include_router(dds_router)
     app.include_router(organisations_router)
+    app.include_router(shipments_router)
     app.include_router(epcis_router)
     hardening.install(app, settings)
     return app

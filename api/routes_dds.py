@@ -12,16 +12,16 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from coffeetrace.api import routes_plot_files
-from coffeetrace.api.deps import Conn, Operator
+from coffeetrace.api import routes_eudr_evidence, routes_plot_files
+from coffeetrace.api.deps import Conn, Keys, Operator
 from coffeetrace.api.routes_lots import owned_lot
 from coffeetrace.api.schemas import Error, error_responses
 from coffeetrace.errors import ValidationFailed
-from coffeetrace.trace import dds
+from coffeetrace.trace import dds, eudr_readiness
 
 router = APIRouter(prefix="/v1", responses=error_responses(401, 403, 404, 503))
 
@@ -99,6 +99,11 @@ class DdsQuery(BaseModel):
     comment: str | None = _text(2000, "A comment for the competent authority")
     grouped: list[Reference] = Field(
         [], max_length=2000, description="Reference numbers of statements to group"
+    )
+    force: bool = Field(
+        False,
+        description="Build the statement although the lot's EUDR readiness lists blockers"
+        " (admin role); the override is recorded in the chain, naming them",
     )
 
 
@@ -218,7 +223,9 @@ DDS_HEADERS = {
             " operator, a border country for DOMESTIC, a `part` beyond the statements...),"
             " or a rule that refuses the lot (error `rule_violation`): it comes from no plot"
             " (`no_producers`), or a plot's stored geometry breaks the EU rules (the rule"
-            " named, e.g. `polygon_required`, `cut_duplicate_vertex`)",
+            " named, e.g. `polygon_required`, `cut_duplicate_vertex`), or the lot's EUDR"
+            " readiness lists blockers (`eudr_not_ready`, `details.blockers`; see"
+            " /v1/lots/{id}/eudr/readiness, `force=true` with the admin role overrides)",
         },
     },
 )
@@ -227,9 +234,23 @@ def lot_dds(
     query: Annotated[DdsQuery, Query()],
     conn: Conn,
     caller: Operator,
+    keys: Keys,
+    request: Request,
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Response:
     owned_lot(conn, caller.cooperative_id, lot_id)
+    if query.force:
+        caller.require("admin")  # an override of the readiness is the admin's to make
+    # refused (422 rule_violation eudr_not_ready, the blockers in details) until ready
+    eudr_readiness.require_ready(
+        conn,
+        keys,
+        caller.cooperative_id,
+        lot_id,
+        max_cherry_kg_per_ha=request.app.state.settings.eudr_max_cherry_kg_per_ha,
+        force=query.force,
+        by=f"api key {caller.key_id}",
+    )
     doc = dds.build_dds(conn, lot_id, filing_of(query))
     n = len(doc["statements"])
     headers = {"X-DDS-Statements": str(n)}
@@ -251,3 +272,4 @@ def lot_dds(
 
 
 router.include_router(routes_plot_files.router)  # POST /v1/plots/import
+router.include_router(routes_eudr_evidence.router)  # readiness and screenings

@@ -44,6 +44,9 @@ DEFAULT_KIND_MAX_YIELD_FROM_CHERRY: dict[str, float] = {
 DEFAULT_TREE_YIELD_FLAG_FACTOR = 3.0
 DEFAULT_TYPICAL_TREE_CHERRY_KG = 10.0
 DEFAULT_STEP_CLOCK_SKEW_S = 300.0
+# Shipments: a receipt whose loss (shipped kg less received kg) is more than this share of
+# the shipped kg is flagged with its figures (moisture shrink, spillage; trace/shipments.py).
+DEFAULT_SHIPMENT_LOSS_TOLERANCE_PCT = 0.5
 
 
 class Settings(BaseSettings):
@@ -352,6 +355,14 @@ class Settings(BaseSettings):
         description="How far in the future a processing step's occurred_at may be (clock "
         "skew of the recording phone or office); later ones are refused.",
     )
+    shipment_loss_tolerance_pct: float = Field(
+        DEFAULT_SHIPMENT_LOSS_TOLERANCE_PCT,
+        ge=0,
+        le=100,
+        description="Percent of a shipment's kg that may be lost between sender and receiver "
+        "(moisture shrink in transit) before its receipt is flagged with the figures; "
+        "a loss is flagged, never refused.",
+    )
 
     # --- EPCIS 2.0 capture and query (/epcis, docs/epcis.md) ----------------
     epcis_capture_max_events: int = Field(
@@ -385,7 +396,74 @@ class Settings(BaseSettings):
         description="Most events in one page of an EPCIS query (a larger perPage is cut "
         "to it; the default is 30).",
     )
+    epcis_deliver_poll_s: float = Field(
+        2.0,
+        gt=0,
+        description="Seconds between the API's rounds of EPCIS subscription callbacks "
+        "(streaming ones see new events within about this).",
+    )
+    epcis_webhook_allow_private: bool = Field(
+        False,
+        description="Let EPCIS subscriptions call loopback, private and link-local "
+        "addresses (refused by default: a webhook dest is the subscriber's input).",
+    )
+    epcis_webhook_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=120,
+        description="Seconds one EPCIS subscription callback may take (connect, send, "
+        "answer); longer counts as a failure and is retried.",
+    )
+    epcis_webhook_max_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        description="Most bytes of events in one EPCIS subscription callback (more "
+        "events go in the next one; an event larger than this goes alone).",
+    )
+    epcis_webhook_max_events: int = Field(
+        100,
+        ge=1,
+        description="Most events in one EPCIS subscription callback.",
+    )
+    epcis_webhook_retry_base_s: float = Field(
+        2.0,
+        gt=0,
+        description="First wait before an EPCIS callback that failed is retried; it "
+        "doubles with each failure in a row, up to COFFEETRACE_EPCIS_WEBHOOK_RETRY_MAX_S.",
+    )
+    epcis_webhook_retry_max_s: float = Field(
+        600.0,
+        gt=0,
+        description="Longest wait between retries of a failing EPCIS subscription.",
+    )
+    epcis_webhook_failing_after: int = Field(
+        5,
+        ge=1,
+        description="Failed callbacks in a row after which an EPCIS subscription is "
+        "marked failing (it is still retried; a 2xx makes it active again).",
+    )
 
+    # --- EUDR evidence and readiness (trace/eudr_evidence.py) -----------------
+    eudr_max_cherry_kg_per_ha: float = Field(
+        20_000.0,
+        gt=0,
+        description="Most fresh-cherry kg one hectare can give in one season: a lot whose "
+        "plots gave more is a declaration in excess and blocks its statement. 20 t: the "
+        "province's replanting target of 3.5 t green coffee/ha at about 5 kg cherry per kg "
+        "green is 17.5 t, plus headroom for the conversion's spread (the mean is 2.3-2.5 t "
+        "green/ha, about 12 t cherry; ../shared/DOMAIN.md).",
+    )
+    eudr_screening_max_rows: int = Field(
+        10_000,
+        ge=1,
+        description="Most rows in one screening import (CSV or JSON); a larger file is "
+        "refused whole (split it).",
+    )
+    eudr_screening_max_bytes: int = Field(
+        2 * 1024 * 1024,
+        ge=1024,
+        description="Most bytes of one screening import file.",
+    )
     # --- EUDR Information System (`coffeetrace dds`, euis/) -----------------
     eudr_environment: Literal["acceptance", "production"] = Field(
         "acceptance",

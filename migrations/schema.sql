@@ -15,6 +15,32 @@ SET client_min_messages = warning;
 SET row_security = off;
 
 --
+-- Name: btree_gist; Type: EXTENSION; Schema: -; Owner: -
+--
+
+CREATE EXTENSION IF NOT EXISTS btree_gist WITH SCHEMA public;
+
+--
+-- Name: EXTENSION btree_gist; Type: COMMENT; Schema: -; Owner: -
+--
+
+COMMENT ON EXTENSION btree_gist IS 'support for indexing common datatypes in GiST';
+
+--
+-- Name: ingest_seq_key(text); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ingest_seq_key(key text) RETURNS bigint
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    AS $_$
+    select case
+        when key ~ '^(0|[1-9][0-9]{0,18})$'
+             and (length(key) < 19 or key <= '9223372036854775806')
+        then key::bigint
+    end
+$_$;
+
+--
 -- Name: registry_record_versions_add(); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -341,12 +367,53 @@ ALTER TABLE public.epcis_events ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY
 );
 
 --
+-- Name: epcis_named_queries; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.epcis_named_queries (
+    cooperative_id uuid NOT NULL,
+    name text NOT NULL,
+    query jsonb NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT epcis_named_queries_name_check CHECK (((length(name) >= 1) AND (length(name) <= 200)))
+);
+
+--
 -- Name: epcis_own_marks; Type: TABLE; Schema: public; Owner: -
 --
 
 CREATE TABLE public.epcis_own_marks (
     cooperative_id uuid NOT NULL,
     chain_seq bigint NOT NULL
+);
+
+--
+-- Name: epcis_subscriptions; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.epcis_subscriptions (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    cooperative_id uuid NOT NULL,
+    query_name text NOT NULL,
+    dest text NOT NULL,
+    signature_token text,
+    stream boolean NOT NULL,
+    schedule jsonb,
+    report_if_empty boolean DEFAULT false NOT NULL,
+    initial_record_time timestamp with time zone NOT NULL,
+    cursor_time timestamp with time zone,
+    cursor_id bigint,
+    next_run_at timestamp with time zone,
+    next_attempt_at timestamp with time zone DEFAULT now() NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    status text DEFAULT 'active'::text NOT NULL,
+    last_error text,
+    last_notified_at timestamp with time zone,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT epcis_subscriptions_check CHECK ((stream = (schedule IS NULL))),
+    CONSTRAINT epcis_subscriptions_check1 CHECK ((stream OR (next_run_at IS NOT NULL))),
+    CONSTRAINT epcis_subscriptions_check2 CHECK (((cursor_time IS NULL) = (cursor_id IS NULL))),
+    CONSTRAINT epcis_subscriptions_status_check CHECK ((status = ANY (ARRAY['active'::text, 'failing'::text])))
 );
 
 --
@@ -431,10 +498,26 @@ ALTER TABLE ONLY public.ingest_batches ALTER COLUMN times SET COMPRESSION lz4;
 ALTER TABLE ONLY public.ingest_batches ALTER COLUMN leaves SET STORAGE EXTERNAL;
 
 --
--- Name: ingest_messages; Type: TABLE; Schema: public; Owner: -
+-- Name: ingest_seq_ranges; Type: TABLE; Schema: public; Owner: -
 --
 
-CREATE TABLE public.ingest_messages (
+CREATE TABLE public.ingest_seq_ranges (
+    device_id text NOT NULL,
+    first_seq bigint NOT NULL,
+    last_seq bigint NOT NULL,
+    kind text NOT NULL,
+    readings integer[] NOT NULL,
+    received_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT ingest_seq_ranges_check CHECK (((first_seq >= 0) AND (last_seq >= first_seq))),
+    CONSTRAINT ingest_seq_ranges_check1 CHECK ((cardinality(readings) = ((last_seq - first_seq) + 1))),
+    CONSTRAINT ingest_seq_ranges_kind_check CHECK ((kind = ANY (ARRAY['telemetry'::text, 'harvest'::text, 'status'::text])))
+);
+
+--
+-- Name: ingest_text_keys; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.ingest_text_keys (
     device_id text NOT NULL,
     msg_id text NOT NULL,
     kind text NOT NULL,
@@ -442,6 +525,32 @@ CREATE TABLE public.ingest_messages (
     received_at timestamp with time zone DEFAULT now() NOT NULL,
     CONSTRAINT ingest_messages_kind_check CHECK ((kind = ANY (ARRAY['telemetry'::text, 'harvest'::text, 'status'::text])))
 );
+
+--
+-- Name: ingest_messages; Type: VIEW; Schema: public; Owner: -
+--
+
+CREATE VIEW public.ingest_messages AS
+ SELECT ingest_text_keys.device_id,
+    ingest_text_keys.msg_id,
+    ingest_text_keys.kind,
+    ingest_text_keys.readings,
+    ingest_text_keys.received_at
+   FROM public.ingest_text_keys
+UNION ALL
+ SELECT r.device_id,
+    (s.seq)::text AS msg_id,
+    r.kind,
+    r.readings[((s.seq - r.first_seq) + 1)] AS readings,
+    r.received_at
+   FROM (public.ingest_seq_ranges r
+     CROSS JOIN LATERAL generate_series(r.first_seq, r.last_seq) s(seq));
+
+--
+-- Name: VIEW ingest_messages; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON VIEW public.ingest_messages IS 'One row per reading set or event that ingest stored (migration 0056): ingest_text_keys and the expanded runs of ingest_seq_ranges. Read-only.';
 
 --
 -- Name: lot_harvests; Type: TABLE; Schema: public; Owner: -
@@ -649,6 +758,35 @@ CREATE VIEW public.plot_metrics_hourly AS
   GROUP BY (date_bin('01:00:00'::interval, sensor_readings."time", '2000-01-03 00:00:00+00'::timestamp with time zone)), sensor_readings.plot_id, sensor_readings.metric;
 
 --
+-- Name: plot_screenings; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.plot_screenings (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    cooperative_id uuid NOT NULL,
+    plot_id uuid NOT NULL,
+    risk text NOT NULL,
+    source_category text,
+    source text NOT NULL,
+    analysis_id text,
+    analysis_date date NOT NULL,
+    note text,
+    mitigation_note text,
+    land_use_note text,
+    recorded_by text NOT NULL,
+    recorded_at timestamp with time zone DEFAULT now() NOT NULL,
+    event_seq bigint,
+    CONSTRAINT plot_screenings_analysis_id_check CHECK (((char_length(analysis_id) >= 1) AND (char_length(analysis_id) <= 200))),
+    CONSTRAINT plot_screenings_land_use_note_check CHECK ((char_length(land_use_note) <= 2000)),
+    CONSTRAINT plot_screenings_mitigation_note_check CHECK ((char_length(mitigation_note) <= 2000)),
+    CONSTRAINT plot_screenings_note_check CHECK ((char_length(note) <= 2000)),
+    CONSTRAINT plot_screenings_recorded_by_check CHECK (((char_length(recorded_by) >= 1) AND (char_length(recorded_by) <= 200))),
+    CONSTRAINT plot_screenings_risk_check CHECK ((risk = ANY (ARRAY['low'::text, 'standard'::text, 'high'::text]))),
+    CONSTRAINT plot_screenings_source_category_check CHECK (((char_length(source_category) >= 1) AND (char_length(source_category) <= 80))),
+    CONSTRAINT plot_screenings_source_check CHECK (((char_length(source) >= 1) AND (char_length(source) <= 120)))
+);
+
+--
 -- Name: plots; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -707,6 +845,109 @@ CREATE TABLE public.schema_migrations (
     checksum text NOT NULL,
     applied_at timestamp with time zone DEFAULT now() NOT NULL
 );
+
+--
+-- Name: shipment_lines; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.shipment_lines (
+    shipment_id uuid NOT NULL,
+    line_no integer NOT NULL,
+    lot_id uuid NOT NULL,
+    kg numeric(14,3) NOT NULL,
+    received_kg numeric(14,3),
+    measurements jsonb,
+    loss_flagged boolean,
+    receiver_lot_id uuid,
+    CONSTRAINT shipment_lines_kg_check CHECK ((kg > (0)::numeric)),
+    CONSTRAINT shipment_lines_line_no_check CHECK (((line_no >= 1) AND (line_no <= 500))),
+    CONSTRAINT shipment_lines_measurements_check CHECK ((jsonb_typeof(measurements) = 'object'::text)),
+    CONSTRAINT shipment_lines_receipt_check CHECK ((((received_kg IS NULL) = (receiver_lot_id IS NULL)) AND ((received_kg IS NULL) = (loss_flagged IS NULL)) AND ((received_kg IS NULL) = (measurements IS NULL)))),
+    CONSTRAINT shipment_lines_received_kg_check CHECK ((received_kg > (0)::numeric))
+);
+
+--
+-- Name: shipment_transport_events; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.shipment_transport_events (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    shipment_id uuid NOT NULL,
+    recorded_by uuid NOT NULL,
+    kind text NOT NULL,
+    occurred_at timestamp with time zone NOT NULL,
+    place text NOT NULL,
+    note text,
+    event_seq bigint,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT shipment_transport_events_kind_check CHECK ((kind = ANY (ARRAY['departure_port'::text, 'transshipment'::text, 'arrival_port'::text, 'customs_cleared'::text, 'inland_transport'::text, 'other'::text]))),
+    CONSTRAINT shipment_transport_events_note_check CHECK (((note ~ '\S'::text) AND (char_length(note) <= 500))),
+    CONSTRAINT shipment_transport_events_place_check CHECK (((place ~ '\S'::text) AND (char_length(place) <= 200)))
+);
+
+--
+-- Name: shipments; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.shipments (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    sender_id uuid NOT NULL,
+    receiver_id uuid NOT NULL,
+    status text DEFAULT 'in_transit'::text NOT NULL,
+    departed_at timestamp with time zone NOT NULL,
+    departure_place text NOT NULL,
+    carrier text,
+    vehicle text,
+    container text,
+    seal text,
+    documents jsonb DEFAULT '[]'::jsonb NOT NULL,
+    sale_type text,
+    sale_id text,
+    shipped_kg numeric(14,3) NOT NULL,
+    sent_event_seq bigint,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    received_at timestamp with time zone,
+    arrival_place text,
+    received_kg numeric(14,3),
+    receipt_measurements jsonb,
+    receipt_documents jsonb,
+    loss_tolerance_pct numeric(6,3),
+    loss_flagged boolean,
+    rejected_at timestamp with time zone,
+    reject_reason text,
+    outcome_event_seq bigint,
+    sender_outcome_event_seq bigint,
+    CONSTRAINT shipments_arrival_place_check CHECK (((arrival_place ~ '\S'::text) AND (char_length(arrival_place) <= 200))),
+    CONSTRAINT shipments_carrier_check CHECK (((carrier ~ '\S'::text) AND (char_length(carrier) <= 200))),
+    CONSTRAINT shipments_container_check CHECK ((container ~ '^[A-Z]{3}[UJZ][0-9]{7}$'::text)),
+    CONSTRAINT shipments_departure_place_check CHECK (((departure_place ~ '\S'::text) AND (char_length(departure_place) <= 200))),
+    CONSTRAINT shipments_documents_check CHECK ((jsonb_typeof(documents) = 'array'::text)),
+    CONSTRAINT shipments_loss_tolerance_pct_check CHECK ((loss_tolerance_pct >= (0)::numeric)),
+    CONSTRAINT shipments_not_self CHECK ((sender_id <> receiver_id)),
+    CONSTRAINT shipments_receipt_documents_check CHECK ((jsonb_typeof(receipt_documents) = 'array'::text)),
+    CONSTRAINT shipments_receipt_measurements_check CHECK ((jsonb_typeof(receipt_measurements) = 'object'::text)),
+    CONSTRAINT shipments_received_kg_check CHECK ((received_kg > (0)::numeric)),
+    CONSTRAINT shipments_reject_reason_check CHECK (((reject_reason ~ '\S'::text) AND (char_length(reject_reason) <= 500))),
+    CONSTRAINT shipments_sale_check CHECK (((sale_type IS NULL) = (sale_id IS NULL))),
+    CONSTRAINT shipments_sale_id_check CHECK (((sale_id ~ '\S'::text) AND (char_length(sale_id) <= 200))),
+    CONSTRAINT shipments_sale_type_check CHECK ((sale_type = ANY (ARRAY['bol'::text, 'desadv'::text, 'inv'::text, 'pedigree'::text, 'po'::text, 'poc'::text, 'prodorder'::text, 'recadv'::text, 'rma'::text, 'testprd'::text, 'testres'::text, 'upevt'::text]))),
+    CONSTRAINT shipments_seal_check CHECK (((seal ~ '\S'::text) AND (char_length(seal) <= 40))),
+    CONSTRAINT shipments_shipped_kg_check CHECK ((shipped_kg > (0)::numeric)),
+    CONSTRAINT shipments_state_check CHECK (
+CASE status
+    WHEN 'in_transit'::text THEN ((received_at IS NULL) AND (received_kg IS NULL) AND (rejected_at IS NULL) AND (reject_reason IS NULL))
+    WHEN 'accepted'::text THEN ((received_at IS NOT NULL) AND (received_kg IS NOT NULL) AND (arrival_place IS NOT NULL) AND (receipt_measurements IS NOT NULL) AND (receipt_documents IS NOT NULL) AND (loss_tolerance_pct IS NOT NULL) AND (loss_flagged IS NOT NULL) AND (rejected_at IS NULL) AND (reject_reason IS NULL))
+    ELSE ((rejected_at IS NOT NULL) AND (reject_reason IS NOT NULL) AND (received_at IS NULL) AND (received_kg IS NULL))
+END),
+    CONSTRAINT shipments_status_check CHECK ((status = ANY (ARRAY['in_transit'::text, 'accepted'::text, 'rejected'::text]))),
+    CONSTRAINT shipments_vehicle_check CHECK (((vehicle ~ '\S'::text) AND (char_length(vehicle) <= 100)))
+);
+
+--
+-- Name: TABLE shipments; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.shipments IS 'Shipments of kg of the sender''s lots to a trading partner: in transit, then accepted (the receipt, which made the receiver''s lots) or rejected (the kg went back to the sender''s lots). Each change is a signed chain event (trace/shipments.py).';
 
 --
 -- Name: trace_events; Type: TABLE; Schema: public; Owner: -
@@ -924,11 +1165,25 @@ ALTER TABLE ONLY public.epcis_events
     ADD CONSTRAINT epcis_events_pkey PRIMARY KEY (id);
 
 --
+-- Name: epcis_named_queries epcis_named_queries_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.epcis_named_queries
+    ADD CONSTRAINT epcis_named_queries_pkey PRIMARY KEY (cooperative_id, name);
+
+--
 -- Name: epcis_own_marks epcis_own_marks_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.epcis_own_marks
     ADD CONSTRAINT epcis_own_marks_pkey PRIMARY KEY (cooperative_id);
+
+--
+-- Name: epcis_subscriptions epcis_subscriptions_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.epcis_subscriptions
+    ADD CONSTRAINT epcis_subscriptions_pkey PRIMARY KEY (id);
 
 --
 -- Name: farm_private farm_private_pkey; Type: CONSTRAINT; Schema: public; Owner: -
@@ -966,11 +1221,25 @@ ALTER TABLE ONLY public.ingest_batches
     ADD CONSTRAINT ingest_batches_pkey PRIMARY KEY (event_seq);
 
 --
--- Name: ingest_messages ingest_messages_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+-- Name: ingest_seq_ranges ingest_seq_ranges_device_id_int8range_excl; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
-ALTER TABLE ONLY public.ingest_messages
-    ADD CONSTRAINT ingest_messages_pkey PRIMARY KEY (device_id, msg_id);
+ALTER TABLE ONLY public.ingest_seq_ranges
+    ADD CONSTRAINT ingest_seq_ranges_device_id_int8range_excl EXCLUDE USING gist (device_id WITH =, int8range(first_seq, last_seq, '[]'::text) WITH &&);
+
+--
+-- Name: ingest_seq_ranges ingest_seq_ranges_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.ingest_seq_ranges
+    ADD CONSTRAINT ingest_seq_ranges_pkey PRIMARY KEY (device_id, first_seq);
+
+--
+-- Name: ingest_text_keys ingest_text_keys_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.ingest_text_keys
+    ADD CONSTRAINT ingest_text_keys_pkey PRIMARY KEY (device_id, msg_id);
 
 --
 -- Name: lot_harvests lot_harvests_pkey; Type: CONSTRAINT; Schema: public; Owner: -
@@ -1036,6 +1305,13 @@ ALTER TABLE ONLY public.plausibility_flags
     ADD CONSTRAINT plausibility_flags_pkey PRIMARY KEY (id);
 
 --
+-- Name: plot_screenings plot_screenings_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.plot_screenings
+    ADD CONSTRAINT plot_screenings_pkey PRIMARY KEY (id);
+
+--
 -- Name: plots plots_cooperative_id_code_key; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -1083,6 +1359,34 @@ ALTER TABLE ONLY public.registry_record_versions
 
 ALTER TABLE ONLY public.schema_migrations
     ADD CONSTRAINT schema_migrations_pkey PRIMARY KEY (version);
+
+--
+-- Name: shipment_lines shipment_lines_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.shipment_lines
+    ADD CONSTRAINT shipment_lines_pkey PRIMARY KEY (shipment_id, line_no);
+
+--
+-- Name: shipment_lines shipment_lines_shipment_id_lot_id_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.shipment_lines
+    ADD CONSTRAINT shipment_lines_shipment_id_lot_id_key UNIQUE (shipment_id, lot_id);
+
+--
+-- Name: shipment_transport_events shipment_transport_events_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.shipment_transport_events
+    ADD CONSTRAINT shipment_transport_events_pkey PRIMARY KEY (id);
+
+--
+-- Name: shipments shipments_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.shipments
+    ADD CONSTRAINT shipments_pkey PRIMARY KEY (id);
 
 --
 -- Name: trace_events trace_events_hash_key; Type: CONSTRAINT; Schema: public; Owner: -
@@ -1237,6 +1541,18 @@ CREATE INDEX epcis_events_time_idx ON public.epcis_events USING btree (cooperati
 CREATE INDEX epcis_events_transformation_idx ON public.epcis_events USING btree (cooperative_id, transformation_id) WHERE (transformation_id IS NOT NULL);
 
 --
+-- Name: epcis_subscriptions_due_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX epcis_subscriptions_due_idx ON public.epcis_subscriptions USING btree (next_attempt_at);
+
+--
+-- Name: epcis_subscriptions_query_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX epcis_subscriptions_query_idx ON public.epcis_subscriptions USING btree (cooperative_id, query_name, created_at, id);
+
+--
 -- Name: farms_coop_id_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -1273,10 +1589,16 @@ CREATE INDEX harvest_events_plot_time_idx ON public.harvest_events USING btree (
 CREATE INDEX harvest_events_tree_time_idx ON public.harvest_events USING btree (tree_id, "time");
 
 --
--- Name: ingest_messages_received_idx; Type: INDEX; Schema: public; Owner: -
+-- Name: ingest_seq_ranges_received_idx; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE INDEX ingest_messages_received_idx ON public.ingest_messages USING btree (received_at);
+CREATE INDEX ingest_seq_ranges_received_idx ON public.ingest_seq_ranges USING btree (received_at);
+
+--
+-- Name: ingest_text_keys_received_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX ingest_text_keys_received_idx ON public.ingest_text_keys USING btree (received_at);
 
 --
 -- Name: lot_harvests_harvest_idx; Type: INDEX; Schema: public; Owner: -
@@ -1339,6 +1661,18 @@ CREATE INDEX plausibility_flags_coop_idx ON public.plausibility_flags USING btre
 CREATE UNIQUE INDEX plausibility_flags_once_idx ON public.plausibility_flags USING btree (kind, tree_id, COALESCE(season, 0), COALESCE(harvest_id, '00000000-0000-0000-0000-000000000000'::uuid));
 
 --
+-- Name: plot_screenings_coop_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX plot_screenings_coop_idx ON public.plot_screenings USING btree (cooperative_id);
+
+--
+-- Name: plot_screenings_plot_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX plot_screenings_plot_idx ON public.plot_screenings USING btree (plot_id, analysis_date DESC, recorded_at DESC);
+
+--
 -- Name: plots_coop_id_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -1361,6 +1695,36 @@ CREATE INDEX sensor_readings_device_time_idx ON public.sensor_readings USING btr
 --
 
 CREATE INDEX sensor_readings_plot_metric_time_idx ON public.sensor_readings USING btree (plot_id, metric, "time" DESC);
+
+--
+-- Name: shipment_lines_lot_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX shipment_lines_lot_idx ON public.shipment_lines USING btree (lot_id);
+
+--
+-- Name: shipment_lines_receiver_lot_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX shipment_lines_receiver_lot_idx ON public.shipment_lines USING btree (receiver_lot_id) WHERE (receiver_lot_id IS NOT NULL);
+
+--
+-- Name: shipment_transport_events_shipment_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX shipment_transport_events_shipment_idx ON public.shipment_transport_events USING btree (shipment_id, occurred_at, id);
+
+--
+-- Name: shipments_receiver_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX shipments_receiver_idx ON public.shipments USING btree (receiver_id, id);
+
+--
+-- Name: shipments_sender_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX shipments_sender_idx ON public.shipments USING btree (sender_id, id);
 
 --
 -- Name: trace_events_coop_position_idx; Type: INDEX; Schema: public; Owner: -
@@ -1514,11 +1878,25 @@ ALTER TABLE ONLY public.epcis_events
     ADD CONSTRAINT epcis_events_cooperative_id_fkey FOREIGN KEY (cooperative_id) REFERENCES public.cooperatives(id) ON DELETE CASCADE;
 
 --
+-- Name: epcis_named_queries epcis_named_queries_cooperative_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.epcis_named_queries
+    ADD CONSTRAINT epcis_named_queries_cooperative_id_fkey FOREIGN KEY (cooperative_id) REFERENCES public.cooperatives(id) ON DELETE CASCADE;
+
+--
 -- Name: epcis_own_marks epcis_own_marks_cooperative_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.epcis_own_marks
     ADD CONSTRAINT epcis_own_marks_cooperative_id_fkey FOREIGN KEY (cooperative_id) REFERENCES public.cooperatives(id) ON DELETE CASCADE;
+
+--
+-- Name: epcis_subscriptions epcis_subscriptions_cooperative_id_query_name_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.epcis_subscriptions
+    ADD CONSTRAINT epcis_subscriptions_cooperative_id_query_name_fkey FOREIGN KEY (cooperative_id, query_name) REFERENCES public.epcis_named_queries(cooperative_id, name) ON DELETE CASCADE;
 
 --
 -- Name: farm_private farm_private_farm_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
@@ -1605,6 +1983,20 @@ ALTER TABLE ONLY public.plausibility_flags
     ADD CONSTRAINT plausibility_flags_cooperative_id_fkey FOREIGN KEY (cooperative_id) REFERENCES public.cooperatives(id) ON DELETE CASCADE;
 
 --
+-- Name: plot_screenings plot_screenings_cooperative_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.plot_screenings
+    ADD CONSTRAINT plot_screenings_cooperative_id_fkey FOREIGN KEY (cooperative_id) REFERENCES public.cooperatives(id) ON DELETE CASCADE;
+
+--
+-- Name: plot_screenings plot_screenings_plot_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.plot_screenings
+    ADD CONSTRAINT plot_screenings_plot_id_fkey FOREIGN KEY (plot_id) REFERENCES public.plots(id) ON DELETE CASCADE;
+
+--
 -- Name: plots plots_cooperative_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -1624,6 +2016,55 @@ ALTER TABLE ONLY public.plots
 
 ALTER TABLE ONLY public.products
     ADD CONSTRAINT products_cooperative_id_fkey FOREIGN KEY (cooperative_id) REFERENCES public.cooperatives(id) ON DELETE CASCADE;
+
+--
+-- Name: shipment_lines shipment_lines_lot_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.shipment_lines
+    ADD CONSTRAINT shipment_lines_lot_id_fkey FOREIGN KEY (lot_id) REFERENCES public.lots(id);
+
+--
+-- Name: shipment_lines shipment_lines_receiver_lot_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.shipment_lines
+    ADD CONSTRAINT shipment_lines_receiver_lot_id_fkey FOREIGN KEY (receiver_lot_id) REFERENCES public.lots(id);
+
+--
+-- Name: shipment_lines shipment_lines_shipment_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.shipment_lines
+    ADD CONSTRAINT shipment_lines_shipment_id_fkey FOREIGN KEY (shipment_id) REFERENCES public.shipments(id) ON DELETE CASCADE;
+
+--
+-- Name: shipment_transport_events shipment_transport_events_recorded_by_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.shipment_transport_events
+    ADD CONSTRAINT shipment_transport_events_recorded_by_fkey FOREIGN KEY (recorded_by) REFERENCES public.cooperatives(id) ON DELETE CASCADE;
+
+--
+-- Name: shipment_transport_events shipment_transport_events_shipment_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.shipment_transport_events
+    ADD CONSTRAINT shipment_transport_events_shipment_id_fkey FOREIGN KEY (shipment_id) REFERENCES public.shipments(id) ON DELETE CASCADE;
+
+--
+-- Name: shipments shipments_receiver_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.shipments
+    ADD CONSTRAINT shipments_receiver_id_fkey FOREIGN KEY (receiver_id) REFERENCES public.cooperatives(id) ON DELETE CASCADE;
+
+--
+-- Name: shipments shipments_sender_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.shipments
+    ADD CONSTRAINT shipments_sender_id_fkey FOREIGN KEY (sender_id) REFERENCES public.cooperatives(id) ON DELETE CASCADE;
 
 --
 -- Name: trace_events trace_events_cooperative_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -

@@ -39,7 +39,7 @@ from coffeetrace.simulators.simulate import (
 from coffeetrace.simulators.stats import SimStats
 from coffeetrace.simulators.streams import DeviceFaults, Timing
 from coffeetrace.sql import load_queries
-from coffeetrace.trace import checkpoints
+from coffeetrace.trace import checkpoints, eudr_evidence
 from coffeetrace.trace.keys import KeyRing
 from coffeetrace.trace.lots import build_cherry_lot
 from coffeetrace.trace.processing import record_transformation
@@ -381,4 +381,21 @@ def build_demo_lot(conn: Conn, world: SeededWorld, settings: Settings) -> dict[s
         ],
         {"bags": int(bag_kg // BAG_KG) or 1, "bag_kg": int(BAG_KG), "packaging": "jute bag"},
     )[0]
+    # EUDR readiness (trace/eudr_readiness.py): `export dds` needs every plot screened, and
+    # the demo's replanted trees (after 2020, on plots planted long before) need land-use
+    # evidence; a demo screening says both, so the demo's statement can be exported
+    eudr_evidence.screen_lot_plots(
+        conn,
+        keys,
+        coop,
+        packed["id"],
+        {
+            "risk": "low",
+            "source": "demo screening",
+            "analysis_date": "2026-02-14",
+            "note": "simulated result: no tree cover loss after 2020",
+            "land_use_note": "coffee plot before 2021: later trees replant or graft old ones",
+        },
+        recorded_by="demo",
+    )
     return packed

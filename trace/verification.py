@@ -6,7 +6,10 @@ recorded: lots, lot inputs and their harvests (each harvest against its ingest b
 batches.py), transformations, and the registry facts in force (registry_versions.py). The
 lot's stored statement must still verify and still say what the rows say now
 (statements.py), and the chain must extend every checkpoint known: the newest stored one,
-the witness's, and one the caller kept (checkpoints.py). Every problem names the event
+the witness's, and one the caller kept (checkpoints.py). The chain audit also holds the
+captured EPCIS events (epcis_events) to the eventIDs and event hashes their capture's
+chain event recorded, and the trading partnerships (organisation_partners) to the
+newest of their signed events. Every problem names the event
 (seq, kind) and, where there is one, the record ({"type", "id"}).
 """
 
@@ -23,11 +26,15 @@ from coffeetrace.sql import load_queries
 from coffeetrace.trace import (
     batches,
     checkpoints,
+    epcis_capture,
+    epcis_hash,
+    eudr_evidence,
     merkle,
     merkle_store,
     provenance,
     records,
     registry_versions,
+    shipment_checks,
     statements,
 )
 from coffeetrace.trace import queries as q
@@ -38,6 +45,16 @@ from coffeetrace.trace.keys import KeyRing
 
 SQL = load_queries("coffeetrace.trace", "chain.sql")
 LOTS_SQL = load_queries("coffeetrace.trace", "lots.sql")
+RECORDS_SQL = load_queries("coffeetrace.trace", "verification_records.sql")
+PARTNERSHIP_KINDS = ("partnership_proposed", "partnership_accepted", "partnership_declined",
+                     "partnership_ended")  # fmt: skip
+# the column a partnership's status stamps with its event's occurred_at
+STATUS_TIME = {"proposed": "proposed_at", "active": "accepted_at", "declined": "declined_at",
+               "ended": "ended_at"}  # fmt: skip
+EPCIS_COLUMNS = ("event_type", "action", "biz_step", "disposition", "read_point",
+                 "biz_location", "transformation_id", "parent_id", "epcs", "input_epcs",
+                 "output_epcs", "any_epcs", "epc_classes", "input_classes", "output_classes",
+                 "any_classes")  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +237,7 @@ def verify_lot(
     )
     harvests_by_id = {h["id"]: h for h in harvest_rows}
     problems.extend(_check_rows(conn, lot_ids, lots, events, harvests_by_id, leaves))
+    problems.extend(shipment_checks.check_lots(conn, lot_ids))
     problems.extend(
         registry_versions.verify_registry(
             conn, **registry_ids, events={ev["seq"]: ev for ev in events}, rows=registry_rows
@@ -229,7 +247,14 @@ def verify_lot(
     problems.extend(
         statements.check(keys, statements.newest(conn, lot_id), rebuilt, target["code"])
     )
-    proven, cp_problems = _check_checkpoints(conn, keys, coop, events, kept)
+    # A lot's history crosses organisations (a shipment's receipt makes the receiver's lot
+    # of the sender's): each organisation's events are held to its own chain's checkpoints.
+    by_chain: dict[UUID, list[Row]] = {}
+    for ev in events:
+        by_chain.setdefault(ev["cooperative_id"], []).append(ev)
+    proven, cp_problems = _check_checkpoints(conn, keys, coop, by_chain.pop(coop, []), kept)
+    for other in sorted(by_chain, key=str):
+        cp_problems += _check_checkpoints(conn, keys, other, by_chain[other], None)[1]
     problems.extend(cp_problems)
     head = q.one(conn, SQL["chain_head"], {"cooperative_id": coop})
     result = {
@@ -589,6 +614,9 @@ def verify_chain(
     problems: list[Row] = []
     leaves: list[bytes] = []
     prev_hash, prev_seq, after = GENESIS, None, 0
+    captured: dict[str, tuple[str, Row]] = {}  # eventID -> (its hash, the capture's event)
+    partnerships: dict[str, Row] = {}  # partnership id -> its newest event
+    shipment_events: list[Row] = []  # this chain's shipment events (shipment_checks)
     while True:
         rows = q.rows(
             conn,
@@ -613,8 +641,19 @@ def verify_chain(
             if row["kind"] == "ingest_batch":
                 problems.extend(batches.verify_batch(conn, row["seq"], check_event_hash=False))
             problems.extend(registry_versions.check_version_index(conn, row))
+            if row["kind"] == epcis_capture.CHAIN_KIND:
+                for item in (row["payload"] or {}).get("events") or []:
+                    captured[str(item.get("eventID"))] = (str(item.get("hash")), row)
+            elif row["kind"] in shipment_checks.KINDS:
+                shipment_events.append(row)
+            elif row["kind"] in PARTNERSHIP_KINDS:
+                partnerships[str((row["payload"] or {}).get("partnership_id"))] = row
             leaves.append(merkle.leaf_hash(bytes.fromhex(recomputed)))
             prev_hash, prev_seq, after = row["hash"], row["seq"], row["seq"]
+    problems.extend(_check_captured_events(conn, cooperative_id, captured, batch))
+    problems.extend(_check_partnerships(conn, cooperative_id, partnerships))
+    problems.extend(shipment_checks.check_chain(conn, cooperative_id, shipment_events))
+    problems.extend(eudr_evidence.verify_screenings(conn, cooperative_id))
     known, cp_problems = _known_checkpoints(conn, keys, cooperative_id, kept)
     problems.extend(cp_problems)
     for source, body in known:
@@ -646,3 +685,129 @@ def verify_chain(
         "chain_head": {"seq": prev_seq, "hash": prev_hash} if prev_seq else None,
         "problems": problems,
     }
+
+
+def _epcis_differences(row: Row, recorded_hash: str) -> list[str]:
+    """How a captured event's row differs from what its capture recorded: the hash the
+    chain holds, the hash its stored JSON gives (CBV 2.0, with the prefixes of its own
+    @context, where capture keeps the document's namespaces), and the columns queries
+    filter on, which must be those the JSON gives."""
+    event = row["event"] if isinstance(row["event"], dict) else {}
+    out = []
+    if row["hash"] != recorded_hash:
+        out.append(f"hash {row['hash']} (recorded {recorded_hash})")
+    prefixes = epcis_hash.context_prefixes(event.get("@context"))
+    try:
+        content = epcis_hash.event_hash(event, prefixes)
+    except Exception as exc:  # an edit may leave JSON the hash cannot read
+        content = f"(unreadable: {type(exc).__name__})"
+    if content != recorded_hash:
+        out.append("its JSON (the event hash it gives is not the recorded one)")
+    if event.get("eventID") != row["event_id"]:
+        out.append(f"eventID in the JSON {str(event.get('eventID'))[:80]!r}")
+    try:
+        derived = epcis_capture.event_row(event, prefixes, recorded_hash)
+        at = epcis_hash.parse_time(str(event.get("eventTime")))
+    except Exception:  # unreadable JSON is named above
+        return out
+    if at != row["event_time"]:
+        out.append("event_time")
+    out += [column for column in EPCIS_COLUMNS if _column(row[column]) != _column(derived[column])]
+    return out
+
+
+def _column(value: Any) -> Any:
+    return sorted(value) if isinstance(value, list) else value
+
+
+def _check_captured_events(
+    conn: DbConn, cooperative_id: UUID, recorded: dict[str, tuple[str, Row]], batch: int
+) -> list[Row]:
+    """Each captured event's row against its capture's chain event: edited, deleted, or
+    inserted behind the application's back (a captured row no capture recorded)."""
+    problems: list[Row] = []
+    seen: set[str] = set()
+
+    def check(row: Row) -> None:
+        event_id = row["event_id"]
+        entry = recorded.get(event_id)
+        record = ("epcis_event", event_id)
+        if entry is None:
+            problems.append(_problem(None, "epcis_event_unrecorded",
+                f"captured EPCIS event {event_id[:120]!r} is in no capture's chain event:"
+                " it was inserted behind the application's back", record))  # fmt: skip
+            return
+        seen.add(event_id)
+        differences = _epcis_differences(row, entry[0])
+        if differences:
+            event = entry[1]
+            problems.append(_problem(event, "epcis_event_edited",
+                f"captured EPCIS event {event_id[:120]!r} differs from what event"
+                f" {event['seq']} ({event['kind']}) recorded: {', '.join(differences)}",
+                record))  # fmt: skip
+
+    after = 0
+    while True:
+        rows = q.rows(conn, RECORDS_SQL["verify_captured_epcis_events"], {
+            "cooperative_id": cooperative_id, "after": after, "limit": batch})  # fmt: skip
+        if not rows:
+            break
+        for row in rows:
+            after = row["id"]
+            check(row)
+    unseen = [event_id for event_id in recorded if event_id not in seen]
+    for start in range(0, len(unseen), batch):
+        params = {"cooperative_id": cooperative_id, "event_ids": unseen[start : start + batch]}
+        for row in q.rows(conn, RECORDS_SQL["verify_epcis_events_by_ids"], params):
+            check(row)
+    for event_id, (_, event) in recorded.items():
+        if event_id not in seen:
+            problems.append(_problem(event, "epcis_event_missing",
+                f"captured EPCIS event {event_id[:120]!r}, recorded by event {event['seq']}"
+                f" ({event['kind']}), is not in the store", ("epcis_event", event_id)))  # fmt: skip
+    return problems
+
+
+def _partnership_differences(row: Row, payload: Row, occurred_at: Any) -> list[str]:
+    out = []
+    if row["status"] != payload.get("status"):
+        out.append(f"status {row['status']} (recorded {payload.get('status')})")
+    if list(row["scopes"]) != list(payload.get("scopes") or []):
+        out.append(f"scopes {list(row['scopes'])} (recorded {payload.get('scopes')})")
+    for side in ("proposer", "invitee"):
+        if str(row[f"{side}_id"]) != str((payload.get(side) or {}).get("id")):
+            out.append(side)
+    column = STATUS_TIME.get(str(payload.get("status")))
+    if column is not None and row[column] != occurred_at:
+        out.append(f"{column} {iso_utc(row[column]) if row[column] else None}")
+    if payload.get("status") == "ended" and row["ended_by_code"] != payload.get("by"):
+        out.append(f"ended_by {row['ended_by_code']} (recorded {payload.get('by')})")
+    return out
+
+
+def _check_partnerships(conn: DbConn, cooperative_id: UUID, newest: dict[str, Row]) -> list[Row]:
+    """Each partnership the cooperative is a party to against the newest of its events in
+    the cooperative's chain (every change is one, in both parties' chains)."""
+    problems: list[Row] = []
+    found = q.rows(conn, RECORDS_SQL["verify_partnerships_of"], {"cooperative_id": cooperative_id})
+    rows = {str(r["id"]): r for r in found}
+    for partnership_id, row in rows.items():
+        record = ("partnership", partnership_id)
+        event = newest.get(partnership_id)
+        if event is None:
+            problems.append(_problem(None, "partnership_unrecorded",
+                f"partnership {partnership_id} is in no event of this chain: it was"
+                " written behind the application's back", record))  # fmt: skip
+            continue
+        differences = _partnership_differences(row, event["payload"] or {}, event["occurred_at"])
+        if differences:
+            problems.append(_problem(event, "partnership_edited",
+                f"partnership {partnership_id} differs from what event {event['seq']}"
+                f" ({event['kind']}) recorded: {', '.join(differences)}", record))  # fmt: skip
+    for partnership_id, event in newest.items():
+        if partnership_id not in rows:
+            problems.append(_problem(event, "partnership_missing",
+                f"partnership {partnership_id}, recorded by event {event['seq']}"
+                f" ({event['kind']}), is not in the store",
+                ("partnership", partnership_id)))  # fmt: skip
+    return problems

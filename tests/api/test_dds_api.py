@@ -13,12 +13,27 @@ import pytest
 from fastapi.testclient import TestClient
 
 from coffeetrace.trace import dds
+from coffeetrace.trace.keys import KeyRing
 from tests.api.builders import Tenant
 from tests.conftest import SHARED
+from tests.trace.eudr_evidence_helpers import screen_all_plots
 
 EUDR = SHARED / "reference" / "eudr"
 NS = {"dds": dds.DDS_NS, "c": dds.COMMON_NS}
 FILING = {"country": "DE", "operator_eori": "DE123456789012345"}
+
+
+@pytest.fixture
+def tenant_a(tenant_a: Tenant, conn: psycopg.Connection, keys: KeyRing) -> Tenant:
+    """Screened, so that its lot passes the EUDR readiness gate (test_eudr_readiness_api)."""
+    screen_all_plots(conn, keys, tenant_a.coop_id)
+    return tenant_a
+
+
+@pytest.fixture
+def tenant_b(tenant_b: Tenant, conn: psycopg.Connection, keys: KeyRing) -> Tenant:
+    screen_all_plots(conn, keys, tenant_b.coop_id)
+    return tenant_b
 
 
 @pytest.fixture

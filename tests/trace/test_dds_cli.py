@@ -16,6 +16,7 @@ from coffeetrace.trace import dds
 from coffeetrace.trace.keys import KeyRing
 from tests.conftest import SHARED
 from tests.trace.chain import build_chain
+from tests.trace.eudr_evidence_helpers import screen_all_plots
 
 EUDR = SHARED / "reference" / "eudr"
 NS = {"dds": dds.DDS_NS, "c": dds.COMMON_NS}
@@ -34,7 +35,7 @@ def test_export_dds_xml_and_json(
 ) -> None:
     if not (EUDR / dds.SCHEMA_FILE).exists():
         pytest.skip(f"the EU's DDS schemas are not at {EUDR} (shared/ is not beside the checkout)")
-    build_chain(conn, keys=keys)
+    screen_all_plots(conn, keys, build_chain(conn, keys=keys)["world"].coop["id"])
     runner = CliRunner()
     args = ["export", "dds", "PK-1", "--country", "DE", "--operator-eori", "DE123456789012345"]
     xml = runner.invoke(cli.app, [*args, "--schemas", str(EUDR)], env=runner_env)
@@ -74,7 +75,7 @@ def test_export_dds_xml_and_json(
 def test_export_dds_refusals(
     conn: psycopg.Connection, keys: KeyRing, runner_env: dict[str, str]
 ) -> None:
-    build_chain(conn, keys=keys)
+    screen_all_plots(conn, keys, build_chain(conn, keys=keys)["world"].coop["id"])
     runner = CliRunner()
     bad = runner.invoke(cli.app, ["export", "dds", "PK-1", "--activity", "TRADE"], env=runner_env)
     assert bad.exit_code == 2 and "activity must be one of" in bad.stderr
