@@ -181,7 +181,12 @@ def test_two_processes_share_the_subscription(
     s, n = ingest_settings, 10_000
     soil = world.devices["soil"].username
     group = f"g{uuid.uuid4().hex[:6]}"
-    ports = [free_port(), free_port()]
+    # two calls in a row may hand out the same just-released port: ask until they differ
+    ports = [free_port()]
+    while len(ports) < 2:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
     procs = [
         IngestProcess(
             s,
