@@ -49,8 +49,12 @@ class IngestProcess:
             ):
                 return
             if self.proc.poll() is not None:
+                self._log.close()  # else its ResourceWarning fails whichever test runs next
                 raise AssertionError(f"ingest exited: {self.log_path.read_text()[-2000:]}")
             time.sleep(0.1)
+        self.proc.kill()
+        self.proc.wait(10)
+        self._log.close()
         raise AssertionError(f"ingest did not start: {self.log_path.read_text()[-2000:]}")
 
     def kill(self) -> None:
