@@ -24,31 +24,12 @@ from coffeetrace.trace import shipments
 
 router = APIRouter()
 
-Status = Literal["in_transit", "accepted", "rejected"]
-Direction = Literal["in", "out"]
-TransportKind = Literal[
-    "departure_port",
-    "transshipment",
-    "arrival_port",
-    "customs_cleared",
-    "inland_transport",
-    "other",
-]
-SaleType = Literal[
-    "bol",
-    "desadv",
-    "inv",
-    "pedigree",
-    "po",
-    "poc",
-    "prodorder",
-    "recadv",
-    "rma",
-    "testprd",
-    "testres",
-    "upevt",
-]
 LotKind = Literal["cherry", "dried_cherry", "green", "roasted", "packed", "blend"]
+# the domain's vocabularies, as the API's enums (one list each, in trace/shipments.py)
+Status = shipments.Status
+Direction = shipments.Direction
+TransportKind = shipments.TransportKind
+SaleType = shipments.SaleType
 CONTAINER = r"^[A-Z]{3}[UJZ][0-9]{7}$"
 
 
@@ -92,7 +73,9 @@ class DocumentRef(Strict):
 class SaleReference(Strict):
     """The sale as an EPCIS business transaction: a CBV type and its identifier."""
 
-    type: SaleType = Field(description="CBV business transaction type: po, inv, desadv...")
+    type: shipments.SaleType = Field(
+        description="CBV business transaction type: po, inv, desadv..."
+    )
     id: str = words(200, ...)
 
 
@@ -148,7 +131,7 @@ class RejectIn(Strict):
 
 
 class TransportEventIn(Strict):
-    kind: TransportKind
+    kind: shipments.TransportKind
     occurred_at: AwareDatetime
     place: str = words(200, ...)
     note: str | None = words(500)
@@ -226,8 +209,10 @@ class Rejection(BaseModel):
 
 class Shipment(BaseModel):
     id: UUID
-    status: Status
-    direction: Direction = Field(description="out: the caller sent it; in: it receives it.")
+    status: shipments.Status
+    direction: shipments.Direction = Field(
+        description="out: the caller sent it; in: it receives it."
+    )
     sender: Party
     receiver: Party
     departed_at: datetime
@@ -272,9 +257,11 @@ def list_shipments(
     conn: Conn,
     caller: Reader,
     direction: Annotated[
-        Direction | None, Query(description="out: sent by the caller; in: to the caller.")
+        shipments.Direction | None, Query(description="out: sent by the caller; in: to the caller.")
     ] = None,
-    status: Annotated[Status | None, Query(description="Only those in this state.")] = None,
+    status: Annotated[
+        shipments.Status | None, Query(description="Only those in this state.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500, description="Page size.")] = 50,
     cursor: Annotated[
         UUID | None, Query(description="`next_cursor` of the previous page, unchanged.")

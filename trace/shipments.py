@@ -71,16 +71,19 @@ STEPS_SQL = load_queries("coffeetrace.trace", "processing.sql")
 
 log = logging.getLogger(__name__)
 
-STATUSES: Final = ("in_transit", "accepted", "rejected")
-DIRECTIONS: Final = ("in", "out")
-TRANSPORT_KINDS: Final = (
+Status = Literal["in_transit", "accepted", "rejected"]
+STATUSES: Final = get_args(Status)
+Direction = Literal["in", "out"]
+DIRECTIONS: Final = get_args(Direction)
+TransportKind = Literal[
     "departure_port",
     "transshipment",
     "arrival_port",
     "customs_cleared",
     "inland_transport",
     "other",
-)
+]
+TRANSPORT_KINDS: Final = get_args(TransportKind)
 # the kinds of document a shipment may reference (the API's enum too)
 DocumentType = Literal[
     "bill_of_lading",
@@ -98,7 +101,7 @@ DocumentType = Literal[
 ]
 DOCUMENT_TYPES: Final = get_args(DocumentType)
 # CBV 2.0 business transaction types (an EPCIS bizTransaction's `type`)
-SALE_TYPES: Final = (
+SaleType = Literal[
     "bol",
     "desadv",
     "inv",
@@ -111,7 +114,8 @@ SALE_TYPES: Final = (
     "testprd",
     "testres",
     "upevt",
-)
+]
+SALE_TYPES: Final = get_args(SaleType)
 EVENT_KINDS: Final = {
     "sent": "shipment_sent",
     "transport": "shipment_transport",
