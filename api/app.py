@@ -95,6 +95,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"error": "invalid", "message": f"a value was refused: {reason}"}, status_code=422
         )
 
+    @app.exception_handler(UnicodeEncodeError)
+    async def not_unicode(request: Request, exc: UnicodeEncodeError) -> JSONResponse:
+        # a lone UTF-16 surrogate ("\\ud800") that JSON allows reached the database driver
+        # through a field no schema checks: the client's text, not the server, is at fault
+        return JSONResponse(
+            {
+                "error": "invalid",
+                "message": "a value was refused: text holds a lone UTF-16"
+                " surrogate, which is not Unicode",
+            },
+            status_code=422,
+        )
+
     @app.exception_handler(psycopg.IntegrityError)
     async def integrity(request: Request, exc: psycopg.IntegrityError) -> JSONResponse:
         constraint = getattr(exc.diag, "constraint_name", None) or "a constraint"

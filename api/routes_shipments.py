@@ -19,7 +19,15 @@ from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field
 from coffeetrace.api.deps import Conn, Keys, Operator, Reader, page_of
 from coffeetrace.api.routes_lots import witness_after_commit
 from coffeetrace.api.routes_organisations import CODE, NAME
-from coffeetrace.api.schemas import Error, Kilograms, LotCode, Page, Strict, error_responses
+from coffeetrace.api.schemas import (
+    Error,
+    FreeObject,
+    Kilograms,
+    LotCode,
+    Page,
+    Strict,
+    error_responses,
+)
 from coffeetrace.trace import shipments
 
 router = APIRouter()
@@ -113,13 +121,13 @@ class ReceiptLineIn(Strict):
     code: str = LotCode
     kind: LotKind | None = Field(None, description="Default: the shipped lot's kind.")
     product_id: UUID | None = Field(None, description="One of the receiver's products.")
-    measurements: dict[str, Any] | None = None
+    measurements: FreeObject | None = None
 
 
 class AcceptIn(Strict):
     received_at: AwareDatetime
     place: str = words(200, ...)
-    measurements: dict[str, Any] | None = Field(
+    measurements: FreeObject | None = Field(
         None, description='What the receiver measured, e.g. {"moisture_pct": 11.8}.'
     )
     documents: list[DocumentRef] = Field(default_factory=list, max_length=shipments.MAX_DOCUMENTS)

@@ -16,7 +16,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Generic, Literal, Self, TypeVar
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from coffeetrace.trace.geometry import POINT_MAX_AREA_HA
@@ -33,6 +33,52 @@ def text(max_length: int, *, min_length: int | None = None, default: Any = None)
     `...`: required)."""
     return Field(default, min_length=min_length, max_length=max_length, pattern=NO_NUL)
 
+
+# Free-form objects (a step's measurements, a receipt's, evidence) take any JSON value, but
+# only what jsonb can store: no NUL and no lone UTF-16 surrogate in a key or a string (a
+# JSON parser lets both through; PostgreSQL or the UTF-8 encoder would refuse them later,
+# as a 500), and at most FREE_FORM_MAX_DEPTH levels of arrays and objects.
+FREE_FORM_MAX_DEPTH = 8
+
+
+def _unstorable(text: str) -> str | None:
+    if "\x00" in text:
+        return "holds a NUL character, which PostgreSQL cannot store"
+    if not text.isascii() and any("\ud800" <= c <= "\udfff" for c in text):
+        return "holds a lone UTF-16 surrogate, which is not Unicode text"
+    return None
+
+
+def _storable(value: dict[str, Any]) -> dict[str, Any]:
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:  # iterative: no recursion on hostile depth
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > FREE_FORM_MAX_DEPTH:
+                raise PydanticCustomError(
+                    "too_deep",
+                    "more than {limit} levels of nested arrays and objects",
+                    {"limit": FREE_FORM_MAX_DEPTH},
+                )
+            if isinstance(item, dict):
+                for key in item:
+                    if (why := _unstorable(key)) is not None:
+                        raise PydanticCustomError("unstorable_text", "a key " + why)
+            inner = item.values() if isinstance(item, dict) else item
+            stack.extend((v, depth + 1) for v in inner)
+        elif isinstance(item, str) and (why := _unstorable(item)) is not None:
+            raise PydanticCustomError("unstorable_text", "a string " + why)
+    return value
+
+
+FreeObject = Annotated[
+    dict[str, Any],
+    AfterValidator(_storable),
+    Field(
+        description="Any JSON object: no NUL or lone surrogate in its text, at most"
+        f" {FREE_FORM_MAX_DEPTH} levels deep."
+    ),
+]
 
 StrictBool = Annotated[bool, Field(strict=True)]
 # numeric(14, 3): the gram is the smallest amount; 100 000 t per line keeps a step's
@@ -373,8 +419,8 @@ class TransformationIn(Strict):
         description='The place per language for the public page ({"vi": ..., "en": ...},'
         " either or both); `place` stays the text exports state.",
     )
-    measurements: dict[str, Any] | None = None
-    evidence: list[dict[str, Any]] | None = None
+    measurements: FreeObject | None = None
+    evidence: list[FreeObject] | None = None
 
 
 class LotQuantity(BaseModel):

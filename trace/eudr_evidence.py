@@ -21,6 +21,7 @@ import csv
 import io
 import json
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
@@ -31,7 +32,7 @@ from coffeetrace.errors import NotFound, ValidationFailed
 from coffeetrace.sql import load_queries
 from coffeetrace.trace import queries as q
 from coffeetrace.trace.chain import append_event
-from coffeetrace.trace.jsonutil import jsonable
+from coffeetrace.trace.jsonutil import jsonable, loads_bounded
 from coffeetrace.trace.keys import KeyRing
 
 SQL = load_queries("coffeetrace.trace", "eudr_evidence.sql")
@@ -77,6 +78,10 @@ LIMITS = {
     "mitigation_note": 2000,
     "land_use_note": 2000,
 }
+# a JSON file is a list of flat objects, or {"screenings": [...]}: 3 levels of arrays/objects
+JSON_MAX_DEPTH = 3
+# a str decoded from JSON may hold a lone UTF-16 surrogate, which no database text can store
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 FACTS = (
     "plot_id",
     "risk",
@@ -156,11 +161,13 @@ def _text(value: Any, field: str, required: bool) -> tuple[str | None, str | Non
     """(the value stripped or None, or an error message)."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None, ("is required" if required else None)
-    if not isinstance(value, str | int):
-        return None, "must be text"
-    text = str(value).strip()
+    if not isinstance(value, str):
+        return None, "must be text (a JSON string)"
+    text = value.strip()
     if "\x00" in text:
         return None, "must not contain NUL"
+    if not text.isascii() and _LONE_SURROGATE.search(text):
+        return None, "holds a lone UTF-16 surrogate, which is not Unicode text"
     limit = LIMITS.get(field)
     if limit is not None and len(text) > limit:
         return None, f"is longer than {limit} characters"
@@ -237,8 +244,9 @@ def parse_screenings(data: bytes, fmt: str) -> list[Mapping[str, Any]]:
             raise ValidationFailed(f"the CSV cannot be read: {exc}", field="file") from None
     if fmt == "json":
         try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as exc:
+            # bounded and without recursion; refuses lone surrogates (see loads_bounded)
+            doc = loads_bounded(text, max_depth=JSON_MAX_DEPTH)
+        except ValueError as exc:
             raise ValidationFailed(f"the JSON cannot be read: {exc}", field="file") from None
         if isinstance(doc, dict):
             doc = doc.get("screenings")
@@ -335,7 +343,9 @@ def import_screenings(
             field="file",
             max_rows=max_rows,
         )
-    refs = [str(i.get("plot")).strip() for i in items if i.get("plot") is not None]
+    # only references that are text a database can hold are looked up (the others are
+    # refused row by row below)
+    refs = [r for r in (_text(i.get("plot"), "plot", True)[0] for i in items) if r is not None]
     plots = _plots_named(conn, cooperative_id, refs)
     checked: list[Row] = []
     errors: list[Row] = []
