@@ -18,10 +18,12 @@ from coffeetrace.api import hardening, health, public, routes_chain, routes_lots
 from coffeetrace.api.broker_reconciler import run_broker_reconciler
 from coffeetrace.api.cache import Memo, PageCache
 from coffeetrace.api.checkpointer import run_checkpointer
+from coffeetrace.api.console.routes import install as install_console
 from coffeetrace.api.ratelimit import ClientLimiter
 from coffeetrace.api.routes_admin import router as admin_router
 from coffeetrace.api.routes_dds import router as dds_router
 from coffeetrace.api.routes_epcis import router as epcis_router
+from coffeetrace.api.routes_external_lots import router as external_lots_router
 from coffeetrace.api.routes_harvests import router as harvests_router
 from coffeetrace.api.routes_organisations import router as organisations_router
 from coffeetrace.api.routes_shipments import router as shipments_router
@@ -196,6 +198,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(dds_router)
     app.include_router(organisations_router)
     app.include_router(shipments_router)
+    app.include_router(external_lots_router)
     app.include_router(epcis_router)
+    install_console(app)  # /console: people's screens (docs/console.md)
     hardening.install(app, settings)
     return app

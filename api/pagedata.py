@@ -1,15 +1,13 @@
 """What the public lot and tree pages show, gathered from public fields only.
 
-The story of a lot (which trees, plots and farms, and how much of each) comes from the
-trace package's backward trace and signed provenance document; this module adds what a
-page needs besides (tree cultivars and ages, plot outlines, season weather) and never
-reads farm_private.
+The story of a lot (which trees, plots and farms, how much of each, cultivars, ages, plot
+outlines) is the page data the writer stored with the lot's signed statement
+(trace/page_snapshots.py); this module adds the season's weather from the stored daily
+aggregates and the latest verification, and never reads farm_private.
 """
 
 from __future__ import annotations
 
-import statistics
-from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -19,33 +17,37 @@ import psycopg
 from coffeetrace.db import Row
 from coffeetrace.errors import NotFound
 from coffeetrace.sql import load_queries
-from coffeetrace.trace import eudr, genealogy, provenance, statements, verification
+from coffeetrace.trace import (
+    dds_references,
+    genealogy,
+    page_snapshots,
+    provenance,
+    statements,
+    verification,
+)
 from coffeetrace.trace.keys import KeyRing
 
-MAX_MAP_TREES = 3000
-TOP_TREES = 10
+VERIFY_FIELDS = ("ok", "checked_events", "problems")
 
 
 SQL = load_queries("coffeetrace.api", "page.sql")
 
 
 def _age_years(planted_on: date | None, today: date) -> float | None:
-    if planted_on is None:
-        return None
-    return (today - planted_on).days / 365.25
+    return page_snapshots.age_years(planted_on, today)
 
 
 def season_window(lot: dict[str, Any]) -> tuple[datetime, datetime]:
     """The twelve months of growing that ended with the lot's last harvest day."""
-    end_day = lot.get("harvest_to") or lot.get("harvest_from") or lot["created_at"].date()
-    until = datetime(end_day.year, end_day.month, end_day.day, tzinfo=UTC) + timedelta(days=1)
-    return until - timedelta(days=365), until
+    return page_snapshots.season_window(lot)
 
 
 def lot_story(conn: psycopg.Connection[dict[str, Any]], lot_id: UUID, keys: KeyRing) -> Row:
-    """What a lot's public page tells, from one walk upstream: {"signed": the stored
-    statement as served (statements.served), or the rebuilt document unsigned for a lot
-    that has none, "verification": verification.verify_lot()}."""
+    """What the lot's public verify answer tells, from one walk upstream: {"signed": the
+    stored statement as served (statements.served), or the rebuilt document unsigned for a
+    lot that has none, "verification": verification.verify_lot()}. The result is stored
+    beside the lot's page data (page_snapshots.record_verification), so the page's badge
+    shows it."""
     backward = genealogy.trace_backward(conn, lot_id)
     signed = statements.served(conn, lot_id) or {
         "document": provenance.document(conn, lot_id, backward=backward),
@@ -54,7 +56,27 @@ def lot_story(conn: psycopg.Connection[dict[str, Any]], lot_id: UUID, keys: KeyR
         "inclusion": [],
     }
     checked = verification.verify_lot(conn, lot_id, keys=keys, backward=backward)
+    page_snapshots.record_verification(conn, lot_id, _summary(checked))
     return {"signed": signed, "verification": checked}
+
+
+def provenance_json(conn: psycopg.Connection[dict[str, Any]], lot_id: UUID) -> Row:
+    """The signed provenance as served (the rebuilt document unsigned for a lot that has
+    no statement): no verification, which the verify answer does."""
+    return statements.served(conn, lot_id) or {
+        "document": provenance.document(conn, lot_id),
+        "signature": None,
+        "checkpoint": None,
+        "inclusion": [],
+    }
+
+
+def _summary(checked: Row) -> Row:
+    return {
+        "ok": bool(checked.get("ok")),
+        "checked_events": checked.get("checked_events", 0),
+        "problems": len(checked.get("problems", [])),
+    }
 
 
 def lot_row(conn: psycopg.Connection[dict[str, Any]], lot_id: UUID) -> Row:
@@ -66,62 +88,50 @@ def lot_row(conn: psycopg.Connection[dict[str, Any]], lot_id: UUID) -> Row:
     return lot
 
 
+def _dates(lot: dict[str, Any]) -> dict[str, Any]:
+    """The lot row as stored in JSON, with its dates as dates again."""
+    out = dict(lot)
+    for key in ("harvest_from", "harvest_to"):
+        if out.get(key):
+            out[key] = date.fromisoformat(out[key])
+    if out.get("created_at"):
+        out["created_at"] = datetime.fromisoformat(out["created_at"])
+    return out
+
+
 def lot_page(
-    conn: psycopg.Connection[dict[str, Any]], lot_id: UUID, keys: KeyRing
+    conn: psycopg.Connection[dict[str, Any]],
+    lot_id: UUID,
+    keys: KeyRing,
+    verify_max_age_s: float = 86400.0,
+    dds_environment: str | None = None,
 ) -> dict[str, Any]:
-    """Everything the lot page renders, as plain data.
+    """Everything the lot page renders, as plain data: the lot's stored page data
+    (page_snapshots: built by the writer, from the signed statement, so the page and the
+    document a buyer can verify tell the same story), the season's weekly weather from
+    plot_metrics_daily, and the latest verification (run again here when none is stored
+    or it is older than `verify_max_age_s`). NotFound for no such lot."""
 
-    Shares of trees, plots and farms come from the signed statement, so the page and
-    the document a buyer can verify always tell the same story.
-    """
+    snap = page_snapshots.read(conn, lot_id)
+    if snap is None:
+        coop = conn.execute(SQL["page_lot_cooperative"], {"lot_id": lot_id}).fetchone()
+        if coop is None:
+            raise NotFound("lot not found")
+        snap = page_snapshots.rebuild(conn, lot_id, coop["cooperative_id"])
+    data = snap["data"]
+    checked = snap["verification"]
+    now = datetime.now(UTC)
+    if checked is None or (now - snap["verified_at"]).total_seconds() >= verify_max_age_s:
+        checked = _summary(verification.verify_lot(conn, lot_id, keys=keys))
+        page_snapshots.record_verification(conn, lot_id, checked)
 
-    lot = lot_row(conn, lot_id)
-    story = lot_story(conn, lot_id, keys)  # one walk upstream
-    signed, checked = story["signed"], story["verification"]
-    doc = signed["document"]
-    quantity = float(lot["quantity_kg"])
-
-    shares = {t["public_id"]: t for t in doc.get("trees", [])}
-    tree_rows = (
-        conn.execute(SQL["page_trees"], {"public_ids": list(shares)}).fetchall() if shares else []
-    )
-    today = datetime.now(UTC).date()
-    ages = [a for a in (_age_years(t["planted_on"], today) for t in tree_rows) if a is not None]
-    cultivars = Counter(t["cultivar"] or "-" for t in tree_rows)
-    by_public = {t["public_id"]: t for t in tree_rows}
-    top = sorted(shares.values(), key=lambda t: float(t.get("share") or 0), reverse=True)
-    top_trees = [
-        {
-            "tag_code": t["tag_code"],
-            "public_id": t["public_id"],
-            "kg": float(t.get("share") or 0) * quantity,
-            "share": float(t.get("share") or 0),
-            "cultivar": (by_public.get(t["public_id"]) or {}).get("cultivar"),
-        }
-        for t in top[:TOP_TREES]
-    ]
-    points = [
-        (t["lon"], t["lat"]) for t in tree_rows if t["lon"] is not None and t["lat"] is not None
-    ]
-    if len(points) > MAX_MAP_TREES:
-        points = points[:: len(points) // MAX_MAP_TREES + 1]
-
-    doc_plots = {p["code"]: p for p in doc.get("plots", [])}
-    shapes = conn.execute(
-        SQL["page_plots"], {"cooperative_id": lot["cooperative_id"], "codes": list(doc_plots)}
-    ).fetchall()
-    plots = [
-        {**doc_plots[p["code"]], **p, "share": float(doc_plots[p["code"]].get("share") or 0)}
-        for p in shapes
-    ]
-    plots.sort(key=lambda p: p["share"], reverse=True)
-    farms = sorted(
-        ({**f, "share": float(f.get("share") or 0)} for f in doc.get("farms", [])),
-        key=lambda f: f["share"],
-        reverse=True,
-    )
-
-    since, until = season_window(lot)
+    trees = dict(data["trees"])
+    grown = (now.date() - date.fromisoformat(trees.pop("ages_on"))).days / 365.25
+    for key in ("age_min", "age_max", "age_median"):
+        if trees.get(key) is not None:
+            trees[key] += grown
+    plots = data["plots"]
+    since, until = (datetime.fromisoformat(d) for d in data["season"])
     conditions: dict[str, list[tuple[datetime, float]]] = {}
     if plots:
         for row in conn.execute(
@@ -129,40 +139,26 @@ def lot_page(
             {"ids": [p["id"] for p in plots], "since": since, "until": until},
         ).fetchall():
             conditions.setdefault(row["metric"], []).append((row["week"], float(row["value"])))
-
-    steps = sorted(doc.get("steps", []), key=lambda s: str(s.get("occurred_at")))
-    certifications = [
-        dict(e, step=s.get("step"))
-        for s in steps
-        for e in (s.get("evidence") or [])
-        if isinstance(e, dict)
-    ]
-    head = doc.get("chain", {})
     return {
-        "lot": lot,
-        "trees": {
-            "count": len(shares),
-            "cultivars": cultivars.most_common(),
-            "age_min": min(ages) if ages else None,
-            "age_max": max(ages) if ages else None,
-            "age_median": statistics.median(ages) if ages else None,
-            "top": top_trees,
-        },
-        "map": {"plots": plots, "trees": points},
-        "farms": farms,
+        "lot": _dates(data["lot"]),
+        "trees": trees,
+        "map": {"plots": plots, "trees": [tuple(p) for p in data["map_trees"]]},
+        "farms": data["farms"],
         "plots": plots,
         "conditions": conditions,
         "season": (since.date(), (until - timedelta(days=1)).date()),
-        "steps": steps,
-        "certifications": certifications,
-        "eudr": eudr.plots_status(plots),
+        "steps": data["steps"],
+        "certifications": data["certifications"],
+        "eudr": data["eudr"],
+        # read at request time: references are recorded without moving the lot's history
+        "dds": dds_references.page_summary(
+            dds_references.in_force(conn, lot_id, environment=dds_environment)
+        ),
         "verification": {
-            "ok": bool(checked.get("ok")),
-            "checked_events": checked.get("checked_events", 0),
-            "problems": len(checked.get("problems", [])),
-            "head_hash": head.get("head_hash"),
-            "head_seq": head.get("head_seq"),
-            "signature": signed.get("signature") or {},
+            **{k: checked.get(k) for k in VERIFY_FIELDS},
+            "head_hash": data["head_hash"],
+            "head_seq": data["head_seq"],
+            "signature": data["signature"] or {},
         },
     }
 

@@ -71,9 +71,13 @@ def lot_link(base: str, lot: dict[str, Any]) -> str:
 
 
 def _respond(request: Request, entry: Entry, extra: dict[str, str] | None = None) -> Response:
+    settings = request.app.state.settings
+    control = f"public, max-age={settings.page_max_age_s}"
+    if settings.page_stale_while_revalidate_s:
+        control += f", stale-while-revalidate={settings.page_stale_while_revalidate_s}"
     headers = {
         "ETag": entry.etag,
-        "Cache-Control": f"public, max-age={request.app.state.settings.page_max_age_s}",
+        "Cache-Control": control,
         "Vary": "Accept, Accept-Language",
         **entry.headers,
         **(extra or {}),
@@ -190,7 +194,7 @@ async def serve_lot(
 
         def provenance_json(conn: DbConn, lot_id: Any) -> tuple[bytes, str, dict]:
             link = lot_link(base, pagedata.lot_row(conn, lot_id))
-            signed = pagedata.lot_story(conn, lot_id, ring)["signed"]
+            signed = pagedata.provenance_json(conn, lot_id)
             return _json_bytes(signed), JSON, {"Link": link}
 
         key: tuple[str, ...] = ("lot", public_id, "json")
@@ -199,8 +203,16 @@ async def serve_lot(
         chosen = i18n.negotiate(lang, request.headers.get("accept-language"))
         verify_url = f"/l/{public_id}/verify"
 
+        settings = request.app.state.settings
+
         def lot_html(conn: DbConn, lot_id: Any) -> tuple[bytes, str, dict]:
-            data = pagedata.lot_page(conn, lot_id, ring)
+            data = pagedata.lot_page(
+                conn,
+                lot_id,
+                ring,
+                verify_max_age_s=settings.page_verify_max_age_s,
+                dds_environment=settings.eudr_environment,
+            )
             headers = {"Content-Language": chosen, "Link": lot_link(base, data["lot"])}
             return render.lot_html(data, chosen, verify_url), HTML, headers
 

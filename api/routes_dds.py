@@ -16,7 +16,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from coffeetrace.api import routes_eudr_evidence, routes_plot_files
+from coffeetrace.api import routes_dds_references, routes_eudr_evidence, routes_plot_files
 from coffeetrace.api.deps import Conn, Keys, Operator
 from coffeetrace.api.routes_lots import owned_lot
 from coffeetrace.api.schemas import Error, error_responses
@@ -251,7 +251,12 @@ def lot_dds(
         force=query.force,
         by=f"api key {caller.key_id}",
     )
-    doc = dds.build_dds(conn, lot_id, filing_of(query))
+    doc = dds.build_dds(
+        conn,
+        lot_id,
+        filing_of(query),
+        environment=request.app.state.settings.eudr_environment,
+    )
     n = len(doc["statements"])
     headers = {"X-DDS-Statements": str(n)}
     xml = query.format == "xml" or (query.format is None and wants_xml(accept))
@@ -273,3 +278,4 @@ def lot_dds(
 
 router.include_router(routes_plot_files.router)  # POST /v1/plots/import
 router.include_router(routes_eudr_evidence.router)  # readiness and screenings
+router.include_router(routes_dds_references.router)  # references that travel

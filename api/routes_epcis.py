@@ -45,7 +45,13 @@ from coffeetrace.api.epcis_deliverer import run_deliverer
 from coffeetrace.db import DbConn
 from coffeetrace.errors import Forbidden, Unauthorized, first_line
 from coffeetrace.settings import Settings
-from coffeetrace.trace import epcis_capture, epcis_queries, epcis_query, epcis_subscriptions
+from coffeetrace.trace import (
+    epcis_capture,
+    epcis_queries,
+    epcis_query,
+    epcis_subscriptions,
+    epcis_trail,
+)
 from coffeetrace.trace.epcis_capture import (
     CBV_VERSION,
     EPCIS_VERSION,
@@ -116,12 +122,18 @@ class CaptureWorker:
     code is synchronous): at once when woken, else every `poll_s`."""
 
     def __init__(
-        self, pool: ConnectionPool[DbConn], keys: KeyRing, poll_s: float, base_url: str
+        self,
+        pool: ConnectionPool[DbConn],
+        keys: KeyRing,
+        poll_s: float,
+        base_url: str,
+        trail: epcis_trail.TrailContext | None = None,
     ) -> None:
         self.pool = pool
         self.keys = keys
         self.poll_s = poll_s
         self.base_url = base_url
+        self.trail = trail or epcis_trail.TrailContext(base_url)
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -133,7 +145,7 @@ class CaptureWorker:
         more of those wait."""
         while True:
             with db.transaction(self.pool) as conn:
-                job = epcis_capture.process_next(conn, self.keys)
+                job = epcis_capture.process_next(conn, self.keys, self.trail)
             if job is None:
                 break
         with db.transaction(self.pool) as conn:
@@ -167,8 +179,17 @@ class CaptureWorker:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Runs inside the app's lifespan, once its pool is open."""
     settings: Settings = app.state.settings
+    trail = epcis_trail.TrailContext(
+        settings.public_base_url,
+        rules=app.state.rules,
+        loss_tolerance_pct=settings.shipment_loss_tolerance_pct,
+    )
     worker = CaptureWorker(
-        app.state.pool, app.state.keys, settings.epcis_capture_poll_s, settings.public_base_url
+        app.state.pool,
+        app.state.keys,
+        settings.epcis_capture_poll_s,
+        settings.public_base_url,
+        trail,
     )
     app.state.epcis_worker = worker
     task = asyncio.create_task(worker.run())

@@ -36,6 +36,7 @@ from coffeetrace.trace import (
     plausibility,
     processing,
     statements,
+    trail,
     verification,
 )
 from coffeetrace.trace import epcis as epcis_export
@@ -148,8 +149,10 @@ def get_lot(lot_id: UUID, conn: Conn, caller: Reader) -> dict:
     summary="Backward trace: lots, steps, harvests, trees, plots and farms with shares",
 )
 def trace_backward(lot_id: UUID, conn: Conn, caller: Reader) -> Any:
+    """Upstream organisations' rows as they granted them (the partnerships' scopes,
+    trace/trail.py): never another's internal ids or a farm's private data."""
     owned_lot(conn, caller.cooperative_id, lot_id)
-    return genealogy.trace_backward(conn, lot_id)
+    return trail.backward_for(conn, caller.cooperative_id, lot_id)
 
 
 FORWARD_FROM = ("lot_id", "tree_id", "plot_id", "farm_id")
@@ -204,13 +207,9 @@ def trace_forward(
         "farm_id": SQL["get_farm"],
     }[name]
     _get(conn, query, name.removesuffix("_id"), value, caller.cooperative_id)
-    result = genealogy.trace_forward(conn, **given)
-    result["lots"] = [
-        lot
-        for lot in result.get("lots", [])
-        if lot.get("cooperative_id") in (None, caller.cooperative_id)
-    ]
-    return result
+    # other organisations' downstream lots by public id, organisation name, kg and the
+    # caller's shipments they came by; nothing private of theirs (trace/trail.py)
+    return trail.forward_for(conn, caller.cooperative_id, genealogy.trace_forward(conn, **given))
 
 
 @router.get(
@@ -274,7 +273,9 @@ def provenance(lot_id: UUID, conn: Conn, caller: Reader) -> Any:
 )
 def epcis(lot_id: UUID, request: Request, conn: Conn, caller: Reader) -> Response:
     owned_lot(conn, caller.cooperative_id, lot_id)
-    doc = epcis_export.export_epcis(conn, lot_id, request.app.state.settings.public_base_url)
+    doc = epcis_export.export_epcis(
+        conn, lot_id, request.app.state.settings.public_base_url, dds_numbers="all"
+    )
     return JSONResponse(jsonable_encoder(doc), media_type="application/ld+json")
 
 

@@ -13,11 +13,12 @@ already in a lot) is a documented 4xx with its reason; docs/api.md lists the lim
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any, Generic, Literal, Self, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, Self, TypeVar, Union
 from uuid import UUID
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
+from typing_extensions import TypeAliasType
 
 from coffeetrace.trace.geometry import POINT_MAX_AREA_HA
 
@@ -35,21 +36,31 @@ def text(max_length: int, *, min_length: int | None = None, default: Any = None)
 
 
 # Free-form objects (a step's measurements, a receipt's, evidence) take any JSON value, but
-# only what jsonb can store: no NUL and no lone UTF-16 surrogate in a key or a string (a
-# JSON parser lets both through; PostgreSQL or the UTF-8 encoder would refuse them later,
-# as a 500), and at most FREE_FORM_MAX_DEPTH levels of arrays and objects.
+# only what jsonb can store, and the schema says so, recursively: no NUL in a key or a
+# string (PostgreSQL would refuse it later, as a 500) and, as every pattern-checked string,
+# no lone UTF-16 surrogate; at most FREE_FORM_MAX_DEPTH levels of arrays and objects (which
+# a JSON schema cannot state: the description does).
 FREE_FORM_MAX_DEPTH = 8
+StorableText = Annotated[str, Field(pattern=NO_NUL)]
+_CLOSED = {"additionalProperties": False}  # keys outside the pattern are not allowed either
+if TYPE_CHECKING:  # mypy cannot follow a recursive TypeAliasType: to it, any JSON value
+    FreeValue = Any
+else:
+    FreeValue = TypeAliasType(
+        "FreeValue",
+        Union[  # noqa: UP007 (a recursive alias needs the Union form)
+            StorableText,
+            bool,
+            int,
+            float,
+            None,
+            list["FreeValue"],
+            Annotated[dict[StorableText, "FreeValue"], Field(json_schema_extra=_CLOSED)],
+        ],
+    )
 
 
-def _unstorable(text: str) -> str | None:
-    if "\x00" in text:
-        return "holds a NUL character, which PostgreSQL cannot store"
-    if not text.isascii() and any("\ud800" <= c <= "\udfff" for c in text):
-        return "holds a lone UTF-16 surrogate, which is not Unicode text"
-    return None
-
-
-def _storable(value: dict[str, Any]) -> dict[str, Any]:
+def _within_depth(value: dict[str, Any]) -> dict[str, Any]:
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:  # iterative: no recursion on hostile depth
         item, depth = stack.pop()
@@ -60,25 +71,21 @@ def _storable(value: dict[str, Any]) -> dict[str, Any]:
                     "more than {limit} levels of nested arrays and objects",
                     {"limit": FREE_FORM_MAX_DEPTH},
                 )
-            if isinstance(item, dict):
-                for key in item:
-                    if (why := _unstorable(key)) is not None:
-                        raise PydanticCustomError("unstorable_text", "a key " + why)
             inner = item.values() if isinstance(item, dict) else item
             stack.extend((v, depth + 1) for v in inner)
-        elif isinstance(item, str) and (why := _unstorable(item)) is not None:
-            raise PydanticCustomError("unstorable_text", "a string " + why)
     return value
 
 
 FreeObject = Annotated[
-    dict[str, Any],
-    AfterValidator(_storable),
+    dict[StorableText, FreeValue],
+    AfterValidator(_within_depth),
     Field(
-        description="Any JSON object: no NUL or lone surrogate in its text, at most"
-        f" {FREE_FORM_MAX_DEPTH} levels deep."
+        json_schema_extra=_CLOSED,
+        description="Any JSON object: no NUL in its keys and strings, at most"
+        f" {FREE_FORM_MAX_DEPTH} levels of arrays and objects deep.",
     ),
 ]
+
 
 StrictBool = Annotated[bool, Field(strict=True)]
 # numeric(14, 3): the gram is the smallest amount; 100 000 t per line keeps a step's

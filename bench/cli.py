@@ -11,6 +11,7 @@ from coffeetrace.console import friendly, say, setup_logging
 from coffeetrace.embedded import database_url_for_command
 from coffeetrace.ingest.service import tune_gc
 from coffeetrace.settings import get_settings
+from coffeetrace_bench.eudr import run as run_eudr_bench
 from coffeetrace_bench.ingest import run_bench
 from coffeetrace_bench.ingest_flood import run_flood_bench
 from coffeetrace_bench.page import run_page_bench
@@ -157,6 +158,11 @@ def bench_trace(
     trees: int = typer.Option(1_000_000, help="Trees in the store."),
     ten_million: bool = typer.Option(False, "--ten-million", help="Use 10,000,000 trees."),
     fed: int = typer.Option(10_000, help="Trees feeding the traced lot."),
+    cross_fed: int | None = typer.Option(
+        None,
+        help="Trees feeding the cross-organisation case's retail lot (4 organisations,"
+        " 8 shipments; default: --fed; 0: skip it).",
+    ),
     repeat: int = typer.Option(5, help="Timed runs of each query (median)."),
     keep: bool = typer.Option(False, help="Keep the scratch database."),
     database_url: str | None = typer.Option(
@@ -169,11 +175,15 @@ def bench_trace(
     setup_logging()
     n = 10_000_000 if ten_million else trees
     if database_url:
-        run_trace_bench(database_url, trees=n, fed=fed, repeat=repeat, keep=keep, say=say)
+        run_trace_bench(
+            database_url, trees=n, fed=fed, cross_fed=cross_fed, repeat=repeat, keep=keep, say=say
+        )
         return
     # keeps an embedded server up while it runs
     with database_url_for_command(get_settings()) as url:
-        run_trace_bench(url, trees=n, fed=fed, repeat=repeat, keep=keep, say=say)
+        run_trace_bench(
+            url, trees=n, fed=fed, cross_fed=cross_fed, repeat=repeat, keep=keep, say=say
+        )
 
 
 @bench_app.command("page")
@@ -184,8 +194,17 @@ def bench_page(
     duration: float = typer.Option(10.0, help="Seconds per measurement."),
     connections: int = typer.Option(64, help="Concurrent connections."),
     keep: bool = typer.Option(False, help="Keep the benchmark database."),
+    storm_lots: int = typer.Option(
+        100_000, min=0, help="Distinct lots of the scan storm (one tree each; 0: no storm)."
+    ),
+    zipf_s: float = typer.Option(
+        1.1, min=0.01, help="Zipf exponent of the storm's lot popularity."
+    ),
+    workers: int = typer.Option(2, min=1, help="uvicorn workers measured beside one."),
+    loadgen: str = typer.Option("auto", help="auto (wrk when on PATH), wrk or builtin."),
 ) -> None:
-    """Provenance page requests/s and p99, cold and warm, against a bare endpoint."""
+    """Provenance page requests/s and p99 (warm, cold, scan storm) against an async
+    endpoint answering the page's bytes, with one worker and with --workers."""
     setup_logging()
     settings = get_settings()
     # keeps an embedded server up while it runs, as `bench trace` does
@@ -198,6 +217,10 @@ def bench_page(
             connections=connections,
             keep=keep,
             say=say,
+            storm_lots=storm_lots,
+            zipf_s=zipf_s,
+            workers=workers,
+            loadgen=loadgen,
         )
 
 
@@ -213,3 +236,26 @@ def bench_seed(
     setup_logging()
     with database_url_for_command(get_settings()) as url:
         run_seed_bench(url, trees=trees, seed=seed, keep=keep, say=say, progress=not no_progress)
+
+
+@bench_app.command("eudr")
+@friendly
+def bench_eudr(
+    trees: int = typer.Option(
+        10_000, help="Trees feeding the lot (10 per plot, 2 plots per farm; a multiple of 2,000)."
+    ),
+    repeat: int = typer.Option(5, help="Timed runs of each measurement (median)."),
+    keep: bool = typer.Option(False, help="Keep the scratch database."),
+) -> None:
+    """A lot's DDS build and EUDR readiness against reading the same rows by id (JSON)."""
+    setup_logging()
+    settings = get_settings()
+    with database_url_for_command(settings) as url:  # keeps an embedded server up
+        run_eudr_bench(
+            url,
+            max_cherry_kg_per_ha=settings.eudr_max_cherry_kg_per_ha,
+            trees=trees,
+            repeat=max(1, repeat),
+            keep=keep,
+            say=say,
+        )

@@ -4,7 +4,9 @@ Loads a store of N trees (one harvest each, background lots of 100 trees with a 
 step) into a scratch database, builds one lot fed by `fed` trees through 6 levels of
 processing with the real functions (drying, hulling, grading into two grades, blending,
 roasting, packing), then times backward and forward traces against the ceiling: fetching
-the same answer rows by id, in the same run.
+the same answer rows by id, in the same run. The cross-organisation case (trace_cross.py)
+does the same for a retail lot whose trail crosses 4 organisations and 8 shipments over
+`cross_fed` more trees of the store.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from coffeetrace.trace import (
     verification,
 )
 from coffeetrace.trace.keys import KeyRing
+from coffeetrace_bench import trace_cross
 
 SQL = load_queries("coffeetrace_bench", "trace.sql")
 log = logging.getLogger(__name__)
@@ -66,6 +69,8 @@ def load_store(
     trees_per_plot: int = 1000,
     plots_per_farm: int = 2,
 ) -> None:
+    """`fed`: the trees kept out of the background lots (the first ones), for the traced
+    lots to take."""
     plots = -(-trees // trees_per_plot)
     farms = -(-plots // plots_per_farm)
     params = dict(
@@ -246,10 +251,9 @@ def measure_verify(conn: psycopg.Connection, packed: Row, keys: KeyRing, repeat:
     }
 
 
-def measure(
-    conn: psycopg.Connection, packed: Row, fed_tree: uuid.UUID, fed_farm: uuid.UUID, repeat: int
-) -> Row:
-    back_ms, back = _timed(lambda: genealogy.trace_backward(conn, packed["id"]), repeat)
+def ceiling_backward(conn: psycopg.Connection, back: Row) -> Callable[[], int]:
+    """Fetching a backward trace's answer rows by id (lots, harvests, trees, plots, farms,
+    steps): the ceiling a trace is timed against."""
     lot_ids = [r["lot_id"] for r in back["lots"]]
     cherry_ids = [r["lot_id"] for r in back["lots"] if r["produced_by"] is None]
     tree_ids = [t["tree_id"] for t in back["trees"]]
@@ -280,6 +284,17 @@ def measure(
             )
         )
         return n
+
+    return ceiling_back
+
+
+def measure(
+    conn: psycopg.Connection, packed: Row, fed_tree: uuid.UUID, fed_farm: uuid.UUID, repeat: int
+) -> Row:
+    back_ms, back = _timed(lambda: genealogy.trace_backward(conn, packed["id"]), repeat)
+    lot_ids = [r["lot_id"] for r in back["lots"]]
+    tree_ids = [t["tree_id"] for t in back["trees"]]
+    ceiling_back = ceiling_backward(conn, back)
 
     back_ceiling_ms, back_rows = _timed(ceiling_back, repeat)
     out: Row = {
@@ -324,10 +339,25 @@ def measure(
 
 
 def run(
-    admin_url: str, *, trees: int, fed: int, repeat: int, keep: bool, say: Callable[[str], None]
+    admin_url: str,
+    *,
+    trees: int,
+    fed: int,
+    repeat: int,
+    keep: bool,
+    say: Callable[[str], None],
+    cross_fed: int | None = None,
 ) -> Row:
+    """`cross_fed`: the trees feeding the cross-organisation case (default `fed`; 0: no
+    such case)."""
+    cross = fed if cross_fed is None else cross_fed
     if fed > trees or fed % (CHERRY_LOT_TREES * 20):
         raise ValueError(f"fed trees must be a multiple of {CHERRY_LOT_TREES * 20}, <= trees")
+    if cross < 0 or cross % CHERRY_LOT_TREES or fed + cross > trees:
+        raise ValueError(
+            f"cross-organisation trees must be a multiple of {CHERRY_LOT_TREES}, and with the"
+            " fed trees at most the store's"
+        )
     with (
         scratch_database(admin_url, "ct_bench_trace", keep=keep) as url,
         psycopg.connect(url, row_factory=dict_row) as dict_conn,
@@ -338,7 +368,7 @@ def run(
         coop = registry.create_cooperative(conn, "bench", "Bench cooperative")
         conn.commit()
         t0 = time.perf_counter()
-        load_store(conn, coop["id"], keys=keys, trees=trees, fed=fed)
+        load_store(conn, coop["id"], keys=keys, trees=trees, fed=fed + cross)
         load_s = time.perf_counter() - t0
         say(f"loaded {trees:,} trees with one harvest each in {load_s:.0f} s")
         t0 = time.perf_counter()
@@ -347,10 +377,27 @@ def run(
         quiet.setLevel(logging.WARNING)  # one line per step of the build is noise here
         try:
             packed = build_fed_lot(conn, coop["id"], fed, keys)
+            build_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            crossed = None
+            if cross:
+                cross_harvests = [
+                    r["harvest_id"]
+                    for r in _rows(
+                        conn, SQL["bench_trace_cross_harvests"], {"fed": fed, "cross": cross}
+                    )
+                ]
+                crossed = trace_cross.build_cross_trail(conn, coop["id"], cross_harvests, keys)
+            cross_build_s = time.perf_counter() - t0
         finally:
             quiet.setLevel(level)
-        build_s = time.perf_counter() - t0
         say(f"built the traced lot from {fed:,} trees through 6 levels in {build_s:.1f} s")
+        if crossed is not None:
+            say(
+                f"built the cross-organisation trail from {cross:,} trees through"
+                f" {trace_cross.ORGANISATIONS} organisations and {trace_cross.SHIPMENTS}"
+                f" shipments in {cross_build_s:.1f} s"
+            )
         _script(conn, SQL["bench_trace_analyze"], {})
         conn.commit()
         conn.autocommit = True
@@ -361,10 +408,15 @@ def run(
         )
         result = measure(conn, packed, fed_tree["tree_id"], fed_tree["farm_id"], repeat)
         result.update(measure_verify(conn, packed, keys, repeat))
+        if crossed is not None:
+            result.update(
+                trace_cross.measure_cross(conn, crossed, keys, repeat, _timed, ceiling_backward)
+            )
     summary = {
         "bench": "trace",
         "trees": trees,
         "fed_trees": fed,
+        "cross_fed_trees": cross,
         "levels": 6,
         "store": {k: int(v) for k, v in counts.items()},
         "load_s": round(load_s, 1),
@@ -382,6 +434,15 @@ def run(
         f" {result['verify_events']} events); ceiling {result['verify_ceiling_ms']} ms for"
         f" {result['verify_ceiling_rows']:,} rows -> ratio {result['verify_ratio']}"
     )
+    if crossed is not None:
+        say(
+            f"cross-organisation backward: {result['cross_backward_ms']} ms for"
+            f" {result['cross_trees']:,} trees, {result['cross_lots']} lots,"
+            f" {result['cross_organisations']} organisations, {result['cross_shipments']}"
+            f" shipments; ceiling {result['cross_backward_ceiling_ms']} ms -> ratio"
+            f" {result['cross_backward_ratio']} (the roaster's view: ratio"
+            f" {result['cross_view_ratio']})"
+        )
     for label in ("forward_tree", "forward_farm"):
         say(
             f"{label}: {result[label + '_ms']} ms, {result[label + '_lots']} lots; ceiling"

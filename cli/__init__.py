@@ -19,6 +19,7 @@ from coffeetrace.cli import (
     api,
     coops,
     dds,
+    dds_references,
     dds_submit,
     ingest,
     organisations,
@@ -26,6 +27,7 @@ from coffeetrace.cli import (
     simulators,
     stack,
     trace,
+    users,
 )
 from coffeetrace.cli.apps import app, export_app
 
@@ -34,6 +36,7 @@ __all__ = [
     "app",
     "coops",
     "dds",
+    "dds_references",
     "dds_submit",
     "export_app",
     "ingest",
@@ -43,6 +46,7 @@ __all__ = [
     "simulators",
     "stack",
     "trace",
+    "users",
 ]
 
 COMMANDS_GROUP = "coffeetrace.commands"

@@ -4,7 +4,7 @@ enable`, `api`."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 import typer
@@ -20,7 +20,7 @@ from coffeetrace.cli.apps import app
 from coffeetrace.console import friendly, say, setup_logging
 from coffeetrace.credentials import new_device_secret
 from coffeetrace.errors import NotFound, ValidationFailed
-from coffeetrace.settings import get_settings
+from coffeetrace.settings import Settings, get_settings
 from coffeetrace.sql import load_queries
 from coffeetrace.trace import lot_lookup, registry
 from coffeetrace.trace.registry import get_cooperative_by_code
@@ -235,10 +235,20 @@ def serve_api(
     db.check_database(settings.effective_database_url(), settings.db_connect_timeout_s)
     uvicorn.run(
         "coffeetrace.api.app:create_app",
+        **uvicorn_options(settings, host=host, port=port, workers=workers, verbose=verbose),
+    )
+
+
+def uvicorn_options(
+    settings: Settings, *, host: str | None, port: int | None, workers: int, verbose: bool
+) -> dict[str, Any]:
+    """How `coffeetrace api` runs uvicorn (the page benchmark serves its app the same way)."""
+    return dict(
         factory=True,
         host=host or settings.api_host,
         port=port or settings.api_port,
         workers=workers,
+        timeout_worker_healthcheck=settings.api_worker_healthcheck_s,
         proxy_headers=True,
         forwarded_allow_ips=settings.api_forwarded_allow_ips,
         timeout_keep_alive=settings.api_keep_alive_s,

@@ -55,7 +55,7 @@ def ready_dds(
         for blocker in exc.details.get("blockers", []):
             say(f"  blocker: {blocker['code']}: {blocker['message']}")
         raise
-    doc = dds.build_dds(conn, lot_id, filing)
+    doc = dds.build_dds(conn, lot_id, filing, environment=settings.eudr_environment)
     if "override_event_seq" in ready:
         say(
             f"  forced past {len(ready['blockers'])} readiness blocker(s): chain event"

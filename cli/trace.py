@@ -87,7 +87,10 @@ def _print_problems(problems: list[dict[str, Any]]) -> None:
         where = f"event seq {p['seq']} ({p['kind']})" if p["seq"] else (p["kind"] or "event")
         record = p.get("record")
         named = f" [{record['type']} {record['id']}]" if record else ""
-        say(f"  {where}{named}: {p['problem']}: {p['detail']}")
+        # a lot's trail crosses organisations: whose chain or record it is
+        org = p.get("organisation") or {}
+        owner = f" of {org.get('code') or org.get('id')}" if org else ""
+        say(f"  {where}{owner}{named}: {p['problem']}: {p['detail']}")
 
 
 @app.command("verify")
@@ -241,7 +244,9 @@ def export_epcis_cmd(
     settings = get_settings()
     with _connection(settings) as conn:
         found = find_lot(conn, lot, cooperative_code=coop)
-        doc = export_epcis(conn, found["id"], base_url or settings.public_base_url)
+        doc = export_epcis(
+            conn, found["id"], base_url or settings.public_base_url, dds_numbers="all"
+        )
         conn.rollback()
     _write(json.dumps(doc, indent=2, ensure_ascii=False), out)
 

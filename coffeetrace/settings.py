@@ -237,8 +237,22 @@ class Settings(BaseSettings):
         description="Longest a cached public page or verify answer lives (sensor charts move "
         "on; the tamper badge re-verifies the lot at the latest after this).",
     )
+    page_verify_max_age_s: float = Field(
+        86400.0,
+        ge=0,
+        description="Longest a lot page's verification badge shows a stored result: a page "
+        "render after this verifies the lot against the chain again (so does every "
+        "/l/{id}/verify answer, which stores its result for the badge). 0: every render.",
+    )
     page_max_age_s: int = Field(
-        60, description="Cache-Control max-age of public pages, for browsers and CDNs."
+        60, ge=0, description="Cache-Control max-age of public pages, for browsers and CDNs."
+    )
+    page_stale_while_revalidate_s: int = Field(
+        300,
+        ge=0,
+        description="Cache-Control stale-while-revalidate of public pages: how long a CDN "
+        "or browser may serve a page past its max-age while it fetches it again "
+        "(conditional, with its ETag). 0: not sent.",
     )
     public_lookups_per_minute: float = Field(
         60.0,
@@ -285,6 +299,14 @@ class Settings(BaseSettings):
         description="Open connections plus running requests per API process beyond which "
         "new requests get 503 (uvicorn limit_concurrency; 0: no limit).",
     )
+    api_worker_healthcheck_s: int = Field(
+        60,
+        ge=1,
+        description="Seconds uvicorn's supervisor (`coffeetrace api --workers N`, N > 1) "
+        "waits for a worker process to start or to answer its health check before it "
+        "replaces it (uvicorn timeout_worker_healthcheck; its 5 s killed workers still "
+        "importing on a busy machine, over and over).",
+    )
     api_backlog: int = Field(
         2048, ge=1, description="Connections the kernel queues before the API accepts them."
     )
@@ -317,6 +339,59 @@ class Settings(BaseSettings):
         ge=0,
         description="Responses at least this large are gzipped for clients that accept it "
         "(HTML, JSON, SVG; not PNG or PDF; 0: never compress).",
+    )
+
+    # --- console (/console: people's logins, api/console/, docs/console.md) ----
+    console_session_max_age_s: int = Field(
+        12 * 3600,
+        ge=60,
+        description="Longest a console session lives from its login, in seconds.",
+    )
+    console_session_idle_s: int = Field(
+        2 * 3600,
+        ge=60,
+        description="A console session unused for this many seconds ends.",
+    )
+    console_cookie_secure: bool = Field(
+        False,
+        description="Always mark the console's cookies Secure (they are anyway when the "
+        "request came over HTTPS, as the proxy's X-Forwarded-Proto says).",
+    )
+    console_login_max_failures_per_account: int = Field(
+        5,
+        ge=1,
+        description="Failed console logins of one account within "
+        "COFFEETRACE_CONSOLE_LOGIN_WINDOW_S after which its logins are refused (429) until "
+        "the window has passed.",
+    )
+    console_login_max_failures_per_address: int = Field(
+        20,
+        ge=1,
+        description="Failed console logins from one client address, of any account, "
+        "within the window after which that address's logins are refused (429).",
+    )
+    console_login_window_s: int = Field(
+        900, ge=1, description="Seconds over which failed console logins are counted."
+    )
+    console_password_min_length: int = Field(
+        10, ge=8, le=128, description="Fewest characters of a console user's password."
+    )
+    console_time_zone: str = Field(
+        "Asia/Ho_Chi_Minh",
+        description="IANA time zone of the console's days (harvest today, date filters) "
+        "and of the times it shows.",
+    )
+    console_device_silent_s: int = Field(
+        3600,
+        ge=60,
+        description="A device not heard of for this many seconds is listed as silent on "
+        "the console's Today screen (its last 7 days are looked at).",
+    )
+    console_page_rows: int = Field(
+        200,
+        ge=10,
+        le=5000,
+        description="Most rows a console list shows at once (harvests, lots); a filter narrows it.",
     )
 
     # --- trace -------------------------------------------------------------

@@ -2,10 +2,10 @@
 once per set instead of one Python tuple and one `write_row` per reading.
 
 A reading set of n metrics is n rows sharing their first four fields (time, device, plot,
-tree); the values are the big-endian doubles the set's leaf packs anyway
-(trace/records.py), so each row is the shared prefix, the metric's field and 8 bytes of
-that packing. The bytes are those PostgreSQL's own binary COPY writes for these columns
-(tests/ingest/test_copyrows.py compares them).
+tree); of each row only the time and the value change from one set of a device to the
+next, so a `RowShape` (device, plot, tree, metrics) packs a set's rows in one
+`struct.pack` of the time and the values. The bytes are those PostgreSQL's own binary
+COPY writes for these columns (tests/ingest/test_copyrows.py compares them).
 
 Binary COPY (PostgreSQL docs, "COPY ... Binary Format"): a header (SIGNATURE), then per
 row an int16 field count and per field an int32 length (-1: null) and the value's bytes
@@ -21,14 +21,12 @@ from uuid import UUID
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 TRAILER = b"\xff\xff"
 _PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01T00:00:00Z in Unix microseconds
-_TIME = struct.Struct(">hiq")  # field count 6, then the time field (length 8, int64)
 _NULL = b"\xff\xff\xff\xff"
 _UUID_LEN = b"\x00\x00\x00\x10"
 _F8_LEN = b"\x00\x00\x00\x08"
 _CACHE_MAX = 100_000
 _TEXT: dict[str, bytes] = {}  # device ids, metric names -> their field (length + UTF-8)
 _UUIDS: dict[int, bytes] = {}  # plot and tree ids (as ints) -> their field
-_TAILS: dict[tuple[str, ...], list[bytes]] = {}  # a set's metrics -> each one's fields
 
 
 def _text_field(value: str) -> bytes:
@@ -55,6 +53,47 @@ def _uuid_field(value: UUID | None) -> bytes:
     return field
 
 
+class RowShape:
+    """The binary COPY rows of reading sets of one device, plot, tree and metric list (a
+    device sends the same shape set after set): all but the time and the values is
+    constant, so a set's rows are one `struct.pack` of those into a cached format."""
+
+    __slots__ = ("_n", "_struct", "_template")
+
+    def __init__(
+        self, device_id: str, plot_id: UUID, tree_id: UUID | None, metrics: tuple[str, ...]
+    ) -> None:
+        fixed = _text_field(device_id) + _uuid_field(plot_id) + _uuid_field(tree_id)
+        consts = [fixed + _text_field(m) + _F8_LEN for m in metrics]
+        # per row: field count 6, the time's length 8, the time, the constant fields, the value
+        self._struct = struct.Struct(">" + "".join(f"hiq{len(c)}sd" for c in consts))
+        self._template: list[object] = [x for c in consts for x in (6, 8, 0, c, 0.0)]
+        self._n = len(metrics)
+
+    def rows(self, time_us: int, values: list[float]) -> bytes:
+        """The rows of one set at `time_us` (Unix microseconds), `values` in metric order."""
+        args = self._template.copy()
+        args[2::5] = [time_us - _PG_EPOCH_US] * self._n
+        args[4::5] = values
+        return self._struct.pack(*args)
+
+
+_SHAPES: dict[tuple[str, int, int | None, tuple[str, ...]], RowShape] = {}
+
+
+def row_shape(
+    device_id: str, plot_id: UUID, tree_id: UUID | None, metrics: tuple[str, ...]
+) -> RowShape:
+    """The cached RowShape of these fields."""
+    key = (device_id, plot_id.int, None if tree_id is None else tree_id.int, metrics)
+    shape = _SHAPES.get(key)
+    if shape is None:
+        if len(_SHAPES) >= _CACHE_MAX:
+            _SHAPES.clear()
+        shape = _SHAPES[key] = RowShape(device_id, plot_id, tree_id, metrics)
+    return shape
+
+
 def reading_rows(
     time_us: int,
     device_id: str,
@@ -66,24 +105,5 @@ def reading_rows(
     """The binary COPY rows (time, device_id, plot_id, tree_id, metric, value) of one set:
     `time_us` in Unix microseconds, `packed` the values of `metrics` in that order as
     big-endian doubles (8 bytes each)."""
-    prefix = (
-        _TIME.pack(6, 8, time_us - _PG_EPOCH_US)
-        + (_TEXT.get(device_id) or _text_field(device_id))
-        + (_UUIDS.get(plot_id.int) or _uuid_field(plot_id))
-        + (_NULL if tree_id is None else _UUIDS.get(tree_id.int) or _uuid_field(tree_id))
-    )
-    tails = _TAILS.get(metrics) or _tails(metrics)
-    if len(tails) == 1:
-        return prefix + tails[0] + packed
-    # the prefix between the rows' tails, and in front of the first (one join, no list of
-    # 3 parts a row)
-    return prefix + prefix.join([tail + packed[8 * i : 8 * i + 8] for i, tail in enumerate(tails)])
-
-
-def _tails(metrics: tuple[str, ...]) -> list[bytes]:
-    """Per metric its field and the length of the value's: what follows the prefix."""
-    tails = [_text_field(m) + _F8_LEN for m in metrics]
-    if len(_TAILS) >= _CACHE_MAX:
-        _TAILS.clear()
-    _TAILS[metrics] = tails
-    return tails
+    values = list(struct.unpack(f">{len(metrics)}d", packed))
+    return row_shape(device_id, plot_id, tree_id, metrics).rows(time_us, values)

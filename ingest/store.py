@@ -87,10 +87,9 @@ def _copy_keys(conn: psycopg.Connection[Any], rows: LedgerRows) -> None:
 
 
 def _claim(
-    conn: psycopg.Connection[Any], ledger: list[tuple[str, str, str, int]], expect_duplicates: bool
+    conn: psycopg.Connection[Any], rows: LedgerRows, expect_duplicates: bool
 ) -> set[tuple[str, str]] | None:
     """Claim the ledger keys; the set of keys newly claimed, or None when all of them were."""
-    rows = ledger_rows(ledger)
     if not expect_duplicates:
         try:
             with conn.transaction():
@@ -168,22 +167,21 @@ def _group_evidence(
     index)."""
     groups: dict[UUID, BatchRecords] = {}
     harvest_at: dict[tuple[str, str], tuple[UUID, int]] = {}
-    if claimed is None and batch.evidence:
-        coops = {e[0] for e in batch.evidence}
-        if len(coops) == 1:  # the usual batch: every record new, one cooperative
-            (coop,) = coops
-            groups[coop] = BatchRecords(
-                device_ids=[e[0] for e in batch.ledger],
-                msg_ids=[e[1] for e in batch.ledger],
-                kinds=[e[2] for e in batch.ledger],
-                times=[e[1] for e in batch.evidence],
-                leaves=[e[2] for e in batch.evidence],
-            )
-            if batch.harvests:
-                harvest_at = {
-                    (e[0], e[1]): (coop, i) for i, e in enumerate(batch.ledger) if e[2] == "harvest"
-                }
-            return groups, harvest_at
+    # the usual batch: every record new, one cooperative
+    if claimed is None and batch.evidence and len(batch.cooperatives) == 1:
+        (coop,) = batch.cooperatives
+        groups[coop] = BatchRecords(
+            device_ids=[e[0] for e in batch.ledger],
+            msg_ids=[e[1] for e in batch.ledger],
+            kinds=[e[2] for e in batch.ledger],
+            times=[e[1] for e in batch.evidence],
+            leaves=[e[2] for e in batch.evidence],
+        )
+        if batch.harvests:
+            harvest_at = {
+                (e[0], e[1]): (coop, i) for i, e in enumerate(batch.ledger) if e[2] == "harvest"
+            }
+        return groups, harvest_at
     for (device_id, msg_id, kind, _n), (coop, ts, leaf) in zip(
         batch.ledger, batch.evidence, strict=True
     ):
@@ -204,14 +202,23 @@ def _group_evidence(
 
 def precompute_evidence(batch: Prepared) -> None:
     """Group `batch`'s records and compute their Merkle roots as if every key is new (the
-    usual batch), ahead of `write_batch`. The worker calls this in its prepare stage, so
-    that the write stage, whose round trips to PostgreSQL are the pipeline's critical
-    path, does not also hash thousands of leaves; `write_batch` uses the result only when
-    the ledger claimed every key, and groups again otherwise."""
+    usual batch), and its ledger rows, ahead of `write_batch`. The worker calls this in its
+    prepare stage, so that the write stage, whose round trips to PostgreSQL are the
+    pipeline's critical path, does not also hash thousands of leaves or sort the keys;
+    `write_batch` uses the grouping only when the ledger claimed every key, and groups
+    again otherwise."""
     groups, harvest_at = _group_evidence(batch, None)
     for records in groups.values():
         records.root = batch_root(records.leaves)
     batch.all_new_evidence = (groups, harvest_at)
+    # sorting the keys into runs and joining the rows are Python work too: here, not in
+    # the write stage
+    batch.ledger_rows = ledger_rows(batch.ledger)
+    if batch.readings:
+        batch.all_rows = (
+            b"".join([SIGNATURE, *[rows for rows, _ in batch.readings.values()], TRAILER]),
+            sum([n for _, n in batch.readings.values()]),
+        )
 
 
 def _evidence(
@@ -242,22 +249,24 @@ def write_batch(
     with conn.transaction():
         claimed: set[tuple[str, str]] | None = set()
         if batch.ledger:
-            claimed = _claim(conn, batch.ledger, expect_duplicates)
+            rows = batch.ledger_rows or ledger_rows(batch.ledger)
+            claimed = _claim(conn, rows, expect_duplicates)
         new_keys = len(batch.ledger) if claimed is None else len(claimed)
         readings = 0
         if new_keys and batch.readings:
             # each set's rows come ready in binary COPY format (copyrows.py): one write of
             # the whole batch, not one write_row per reading
-            if claimed is None:
-                parts = [rows for rows, _ in batch.readings.values()]
-                readings = sum(n for _, n in batch.readings.values())
+            data = b""
+            if claimed is None and batch.all_rows is not None:
+                data, readings = batch.all_rows  # joined in the prepare stage
             else:
-                chosen = [v for k, v in batch.readings.items() if k in claimed]
-                parts = [rows for rows, _ in chosen]
-                readings = sum(n for _, n in chosen)
-            if parts:
+                chosen = [v for k, v in batch.readings.items() if claimed is None or k in claimed]
+                if chosen:
+                    data = b"".join([SIGNATURE, *[rows for rows, _ in chosen], TRAILER])
+                    readings = sum(n for _, n in chosen)
+            if data:
                 with conn.cursor().copy(SQL["copy_readings"]) as copy:
-                    copy.write(b"".join([SIGNATURE, *parts, TRAILER]))
+                    copy.write(data)
         if batch.statuses:
             ids = list(batch.statuses)
             values = [batch.statuses[i] for i in ids]

@@ -5,6 +5,7 @@ bad message or reading set never affects its neighbours.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -16,18 +17,19 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from coffeetrace.errors import first_line
 from coffeetrace.ingest import decode
-from coffeetrace.ingest.copyrows import reading_rows
+from coffeetrace.ingest.copyrows import RowShape, row_shape
 from coffeetrace.ingest.devices import DeviceCache, DeviceInfo, TreeInfo
+from coffeetrace.ingest.ledger import LedgerRows
 from coffeetrace.ingest.limits import DeviceLimiter, Limits
 from coffeetrace.ingest.models import DeviceStatus, HarvestEvent, TelemetrySet, error_text
 from coffeetrace.ingest.topics import Incoming, parse_topic
 from coffeetrace.settings import Settings
 from coffeetrace.trace.batches import BatchRecords
 from coffeetrace.trace.records import (
+    EPOCH,
+    ReadingSetLeaves,
     harvest_leaf_of,
-    reading_set_leaf_packed,
     scaled,
-    sorted_values,
     time_us,
 )
 
@@ -37,6 +39,7 @@ from coffeetrace.trace.records import (
 MAX_REJECTS_PER_MESSAGE = 10
 # A rejected message's own key is looked for only in payloads up to this size.
 KEY_SCAN_BYTES = 64 * 1024
+ONE_US = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ class Prepared:
     # one per ledger entry, in the same order: (cooperative, time, leaf hash) of the record
     # behind it (trace/records.py), for the batch's evidence (store.py)
     evidence: list[tuple[UUID, datetime, bytes]] = field(default_factory=list)
+    cooperatives: set[UUID] = field(default_factory=set)  # of the records in `evidence`
     # key -> (its sensor_readings rows in binary COPY format (copyrows.py), how many)
     readings: dict[tuple[str, str], tuple[bytes, int]] = field(default_factory=dict)
     harvests: dict[tuple[str, str], tuple[Any, ...]] = field(default_factory=dict)
@@ -72,11 +76,15 @@ class Prepared:
     in_batch_duplicates: int = 0
     newest_ts: list[datetime] = field(default_factory=list)  # one per message with data
     dropped: list[str] = field(default_factory=list)  # codes of rejects left without a row
-    # (groups by cooperative with their roots, harvest leaf places) if every key is new:
-    # store.precompute_evidence, in the worker's prepare stage
+    # (groups by cooperative with their roots, harvest leaf places) if every key is new,
+    # and the ledger rows of `ledger`: store.precompute_evidence, in the worker's prepare
+    # stage
     all_new_evidence: (
         tuple[dict[UUID, BatchRecords], dict[tuple[str, str], tuple[UUID, int]]] | None
     ) = None
+    ledger_rows: LedgerRows | None = None
+    # the COPY data of every set's rows (copyrows.SIGNATURE ... TRAILER), and how many
+    all_rows: tuple[bytes, int] | None = None
 
 
 @dataclass
@@ -123,6 +131,29 @@ def _raw_key(raw: Any) -> str | None:
     return None
 
 
+_Shape = tuple[RowShape, ReadingSetLeaves, struct.Struct]
+_SHAPES: dict[tuple[Any, ...], _Shape] = {}
+_SHAPES_MAX = 100_000
+
+
+def _set_shape(
+    device_id: str, plot_id: UUID, tree_id: UUID | None, metrics: tuple[str, ...]
+) -> _Shape:
+    """The COPY rows' and the leaves' shapes of a device's sets on this plot and tree with
+    these metrics, and the packer of their values (cached: a device repeats its shape)."""
+    key = (device_id, plot_id.int, None if tree_id is None else tree_id.int, metrics)
+    shape = _SHAPES.get(key)
+    if shape is None:
+        if len(_SHAPES) >= _SHAPES_MAX:
+            _SHAPES.clear()
+        shape = _SHAPES[key] = (
+            row_shape(device_id, plot_id, tree_id, metrics),
+            ReadingSetLeaves(device_id, plot_id, tree_id, metrics),
+            struct.Struct(f">{len(metrics)}d"),
+        )
+    return shape
+
+
 class Preparer:
     """Turns a batch of Incoming into a Prepared batch, with the registry cache.
 
@@ -150,6 +181,7 @@ class Preparer:
         self.max_json_depth = max_json_depth
         self.max_sets = max_sets_per_message
         self.limiter = DeviceLimiter(limits) if limits is not None and limits.active else None
+        self._last_shapes: dict[str, tuple[Any, Any, Any, _Shape]] = {}
 
     @classmethod
     def from_settings(cls, s: Settings) -> Preparer:
@@ -389,11 +421,13 @@ class Preparer:
                 at = datetime.fromtimestamp(d.msg.received_at, UTC)
                 out.statuses[device.id] = (model.online, model.battery_pct, model.firmware, at)
             return
+        if d.kind == "telemetry":
+            self._bind_telemetry(d, device, out, now, seen)
+            return
         newest: datetime | None = None
         # the time window is the same for every set of the message
         latest, earliest = now + self.skew, device.registered_at - self.skew
-        telemetry = d.kind == "telemetry"
-        sets = cast(list[tuple[TelemetrySet | HarvestEvent, Any]], d.items)  # as the topic says
+        sets = cast(list[tuple[HarvestEvent, Any]], d.items)  # as the topic says
         for model, raw in sets:
             # In UTC once per set: pydantic's own tzinfo makes every later comparison and
             # every database dump of the value call back into it.
@@ -414,56 +448,102 @@ class Preparer:
             if newest is None or ts > newest:
                 newest = ts
             t_us = time_us(ts)
-            if telemetry:
-                assert isinstance(model, TelemetrySet)  # as the topic says (see above)
-                plot_id = tree.plot_id if tree else device.plot_id
-                assert plot_id is not None  # _check_tree refused a set with no plot
-                tree_id = tree.id if tree else None
-                # sorted and packed once, for both the leaf and the binary COPY rows
-                metrics, packed = sorted_values(model.values)
-                out.readings[key] = (
-                    reading_rows(t_us, device.id, plot_id, tree_id, metrics, packed),
-                    len(metrics),
-                )
-                out.ledger.append((device.id, msg_key, "telemetry", len(metrics)))
-                leaf = reading_set_leaf_packed(
-                    device.id, msg_key, t_us, plot_id, tree_id, metrics, packed
-                )
-            else:
-                assert isinstance(model, HarvestEvent) and tree is not None  # it names its tree
-                # the kilograms and ripeness go to the COPY as the very text the leaf holds
-                # (numeric(10, 3) and (5, 2)), rounded as PostgreSQL would round the float
-                kg = scaled(model.cherry_kg, 3)
-                ripeness = scaled(model.ripeness_pct, 2)
-                assert kg is not None
-                out.harvests[key] = (
-                    ts,
-                    device.id,
-                    msg_key,
-                    device.cooperative_id,
-                    tree.farm_id,
-                    tree.plot_id,
-                    tree.id,
-                    kg,
-                    ripeness,
-                    model.picker,
-                )
-                out.ledger.append((device.id, msg_key, "harvest", 1))
-                leaf = harvest_leaf_of(
-                    device.id,
-                    msg_key,
-                    t_us,
-                    device.cooperative_id,
-                    tree.farm_id,
-                    tree.plot_id,
-                    tree.id,
-                    kg,
-                    ripeness,
-                    model.picker,
-                )
+            assert tree is not None  # a harvest names its tree
+            # the kilograms and ripeness go to the COPY as the very text the leaf holds
+            # (numeric(10, 3) and (5, 2)), rounded as PostgreSQL would round the float
+            kg = scaled(model.cherry_kg, 3)
+            ripeness = scaled(model.ripeness_pct, 2)
+            assert kg is not None
+            out.harvests[key] = (
+                ts,
+                device.id,
+                msg_key,
+                device.cooperative_id,
+                tree.farm_id,
+                tree.plot_id,
+                tree.id,
+                kg,
+                ripeness,
+                model.picker,
+            )
+            out.ledger.append((device.id, msg_key, "harvest", 1))
+            leaf = harvest_leaf_of(
+                device.id,
+                msg_key,
+                t_us,
+                device.cooperative_id,
+                tree.farm_id,
+                tree.plot_id,
+                tree.id,
+                kg,
+                ripeness,
+                model.picker,
+            )
             out.evidence.append((device.cooperative_id, ts, leaf))
-        if newest is not None:
+        if newest is not None:  # at least one record of the cooperative
             out.newest_ts.append(newest)
+            out.cooperatives.add(device.cooperative_id)
+
+    def _bind_telemetry(
+        self, d: Screened, device: DeviceInfo, out: Prepared, now: datetime, seen: set[Any]
+    ) -> None:
+        """The reading sets of one telemetry message: its sets as one tight loop (an
+        offline buffer holds hundreds), each set's COPY rows and leaf from the cached
+        shape of its device, plot, tree and metrics (copyrows.RowShape,
+        records.ReadingSetLeaves)."""
+        newest: datetime | None = None
+        # the time window is the same for every set of the message
+        latest, earliest = now + self.skew, device.registered_at - self.skew
+        device_id, coop = device.id, device.cooperative_id
+        readings, ledger, evidence = out.readings, out.ledger, out.evidence
+        # the shape of this device's last set (a 1-set message reuses its previous one's);
+        # ids compared by identity: the device cache hands out the same objects
+        last = self._last_shapes.get(device_id)
+        sets = cast(list[tuple[TelemetrySet, Any]], d.items)  # as the topic says
+        for model, raw in sets:
+            # In UTC once per set: pydantic's own tzinfo makes every later comparison and
+            # every database dump of the value call back into it.
+            ts = model.ts.astimezone(UTC)
+            problem = None if earliest <= ts <= latest else self._time_problem(ts, device, now)
+            tree = None
+            if problem is None and (model.tree is not None or device.plot_id is None):
+                tree, problem = self._check_tree(model, device)
+            if problem is not None:
+                self._reject_item(out.rejects, d, raw, problem)
+                continue
+            msg_key = model.msg_id if model.msg_id is not None else str(model.seq)
+            key = (device_id, msg_key)
+            if key in seen:
+                out.in_batch_duplicates += 1
+                continue
+            seen.add(key)
+            if newest is None or ts > newest:
+                newest = ts
+            t_us = (ts - EPOCH) // ONE_US
+            values = model.values
+            # sorted once, for both the leaf and the binary COPY rows
+            metrics = tuple(sorted(values))
+            plot_id = tree.plot_id if tree else device.plot_id
+            tree_id = tree.id if tree else None
+            if (
+                last is None
+                or last[1] is not plot_id
+                or last[2] is not tree_id
+                or last[0] != metrics
+            ):
+                assert plot_id is not None  # _check_tree refused a set with no plot
+                last = (metrics, plot_id, tree_id, _set_shape(device_id, plot_id, tree_id, metrics))
+                if len(self._last_shapes) >= _SHAPES_MAX:
+                    self._last_shapes.clear()
+                self._last_shapes[device_id] = last
+            rows, leaves, packer = last[3]
+            numbers = [values[m] for m in metrics]
+            readings[key] = (rows.rows(t_us, numbers), len(metrics))
+            ledger.append((device_id, msg_key, "telemetry", len(metrics)))
+            evidence.append((coop, ts, leaves.leaf(msg_key, t_us, packer.pack(*numbers))))
+        if newest is not None:  # at least one record of the cooperative
+            out.newest_ts.append(newest)
+            out.cooperatives.add(device.cooperative_id)
 
     def _time_problem(self, ts: datetime, device: DeviceInfo, now: datetime) -> str:
         if ts > now + self.skew:

@@ -123,6 +123,66 @@ CREATE TABLE public.chain_nodes (
 );
 
 --
+-- Name: console_login_failures; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.console_login_failures (
+    id bigint NOT NULL,
+    at timestamp with time zone DEFAULT now() NOT NULL,
+    account text NOT NULL,
+    client_addr text NOT NULL
+);
+
+--
+-- Name: console_login_failures_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.console_login_failures ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.console_login_failures_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
+-- Name: console_sessions; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.console_sessions (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    user_id uuid NOT NULL,
+    token_hash character(64) NOT NULL,
+    csrf_token text NOT NULL,
+    client_addr text DEFAULT ''::text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    last_seen_at timestamp with time zone DEFAULT now() NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    revoked_at timestamp with time zone
+);
+
+--
+-- Name: console_users; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.console_users (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    cooperative_id uuid NOT NULL,
+    username text NOT NULL,
+    display_name text DEFAULT ''::text NOT NULL,
+    role text NOT NULL,
+    password_hash text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    password_changed_at timestamp with time zone DEFAULT now() NOT NULL,
+    disabled_at timestamp with time zone,
+    CONSTRAINT console_users_display_name_check CHECK ((char_length(display_name) <= 200)),
+    CONSTRAINT console_users_password_hash_check CHECK ((password_hash ~~ '$argon2%'::text)),
+    CONSTRAINT console_users_role_check CHECK ((role = ANY (ARRAY['admin'::text, 'operator'::text, 'read-only'::text]))),
+    CONSTRAINT console_users_username_check CHECK ((username ~ '^[a-z0-9][a-z0-9._-]{1,39}$'::text))
+);
+
+--
 -- Name: cooperative_gs1_prefixes; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -148,6 +208,7 @@ CREATE TABLE public.cooperatives (
     roles text[] DEFAULT '{producer_group}'::text[] NOT NULL,
     public_name text,
     gln text,
+    dds_number_public boolean DEFAULT false NOT NULL,
     CONSTRAINT cooperatives_code_check CHECK ((code ~ '^[a-z0-9][a-z0-9-]{1,39}$'::text)),
     CONSTRAINT cooperatives_gln_check CHECK ((gln ~ '^[0-9]{13}$'::text)),
     CONSTRAINT cooperatives_gs1_company_prefix_check CHECK ((gs1_company_prefix ~ '^[0-9]{6,12}$'::text)),
@@ -184,6 +245,12 @@ COMMENT ON COLUMN public.cooperatives.public_name IS 'The name other organisatio
 --
 
 COMMENT ON COLUMN public.cooperatives.gln IS 'Its GS1 Global Location Number (13 digits, check digit verified), if it has one.';
+
+--
+-- Name: COLUMN cooperatives.dds_number_public; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.cooperatives.dds_number_public IS 'Whether public lot pages show the DDS reference number on file (else only that a statement is on file); set by the organisation''s admin.';
 
 --
 -- Name: dds_submissions; Type: TABLE; Schema: public; Owner: -
@@ -417,6 +484,66 @@ CREATE TABLE public.epcis_subscriptions (
 );
 
 --
+-- Name: epcis_trail; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.epcis_trail (
+    id bigint NOT NULL,
+    cooperative_id uuid NOT NULL,
+    event_id text NOT NULL,
+    capture_id uuid,
+    kind text NOT NULL,
+    transformation_id uuid,
+    shipment_id uuid,
+    lot_ids uuid[] DEFAULT '{}'::uuid[] NOT NULL,
+    classes text[] DEFAULT '{}'::text[] NOT NULL,
+    chain_seq bigint NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT epcis_trail_check CHECK (((kind = 'transformation'::text) = (transformation_id IS NOT NULL))),
+    CONSTRAINT epcis_trail_check1 CHECK (((kind = ANY (ARRAY['shipment_sent'::text, 'shipment_accepted'::text])) = (shipment_id IS NOT NULL))),
+    CONSTRAINT epcis_trail_kind_check CHECK ((kind = ANY (ARRAY['transformation'::text, 'shipment_sent'::text, 'shipment_accepted'::text, 'observation'::text])))
+);
+
+--
+-- Name: epcis_trail_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.epcis_trail ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.epcis_trail_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
+-- Name: external_lots; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.external_lots (
+    lot_id uuid NOT NULL,
+    cooperative_id uuid NOT NULL,
+    origin_country text NOT NULL,
+    producer text NOT NULL,
+    supplier text,
+    documents jsonb DEFAULT '[]'::jsonb NOT NULL,
+    received_at timestamp with time zone NOT NULL,
+    event_seq bigint,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT external_lots_documents_check CHECK ((jsonb_typeof(documents) = 'array'::text)),
+    CONSTRAINT external_lots_origin_country_check CHECK ((origin_country ~ '^[A-Z]{2}$'::text)),
+    CONSTRAINT external_lots_producer_check CHECK (((producer ~ '\S'::text) AND (char_length(producer) <= 200))),
+    CONSTRAINT external_lots_supplier_check CHECK (((supplier ~ '\S'::text) AND (char_length(supplier) <= 200)))
+);
+
+--
+-- Name: TABLE external_lots; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.external_lots IS 'Origin claims of lots from outside the platform (no harvests, no transformation): country, producer, supplier, documents; each recorded by a signed lot_created event (trace/external_lots.py).';
+
+--
 -- Name: farm_private; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -553,6 +680,28 @@ UNION ALL
 COMMENT ON VIEW public.ingest_messages IS 'One row per reading set or event that ingest stored (migration 0056): ingest_text_keys and the expanded runs of ingest_seq_ranges. Read-only.';
 
 --
+-- Name: lot_dds_references; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.lot_dds_references (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    cooperative_id uuid NOT NULL,
+    lot_id uuid NOT NULL,
+    reference_number text NOT NULL,
+    verification_number text NOT NULL,
+    role text NOT NULL,
+    note text,
+    recorded_by text NOT NULL,
+    recorded_at timestamp with time zone DEFAULT now() NOT NULL,
+    event_seq bigint,
+    CONSTRAINT lot_dds_references_note_check CHECK ((char_length(note) <= 2000)),
+    CONSTRAINT lot_dds_references_recorded_by_check CHECK (((char_length(recorded_by) >= 1) AND (char_length(recorded_by) <= 200))),
+    CONSTRAINT lot_dds_references_reference_number_check CHECK ((reference_number ~ '^[A-Z0-9]{1,14}$'::text)),
+    CONSTRAINT lot_dds_references_role_check CHECK ((role = ANY (ARRAY['filed'::text, 'received'::text]))),
+    CONSTRAINT lot_dds_references_verification_number_check CHECK ((verification_number ~ '^[A-Z0-9]{5,35}$'::text))
+);
+
+--
 -- Name: lot_harvests; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -563,6 +712,33 @@ CREATE TABLE public.lot_harvests (
     tree_id uuid NOT NULL,
     kg numeric(10,3) NOT NULL,
     CONSTRAINT lot_harvests_kg_check CHECK ((kg > (0)::numeric))
+);
+
+--
+-- Name: lot_page_snapshot_versions; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+CREATE SEQUENCE public.lot_page_snapshot_versions
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+--
+-- Name: lot_page_snapshots; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.lot_page_snapshots (
+    lot_id uuid NOT NULL,
+    cooperative_id uuid NOT NULL,
+    version bigint DEFAULT nextval('public.lot_page_snapshot_versions'::regclass) NOT NULL,
+    statement_id bigint,
+    plot_ids uuid[] NOT NULL,
+    data jsonb NOT NULL,
+    verification jsonb,
+    built_at timestamp with time zone DEFAULT now() NOT NULL,
+    verified_at timestamp with time zone
 );
 
 --
@@ -1074,6 +1250,41 @@ ALTER TABLE ONLY public.chain_nodes
     ADD CONSTRAINT chain_nodes_pkey PRIMARY KEY (cooperative_id, level, idx);
 
 --
+-- Name: console_login_failures console_login_failures_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.console_login_failures
+    ADD CONSTRAINT console_login_failures_pkey PRIMARY KEY (id);
+
+--
+-- Name: console_sessions console_sessions_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.console_sessions
+    ADD CONSTRAINT console_sessions_pkey PRIMARY KEY (id);
+
+--
+-- Name: console_sessions console_sessions_token_hash_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.console_sessions
+    ADD CONSTRAINT console_sessions_token_hash_key UNIQUE (token_hash);
+
+--
+-- Name: console_users console_users_cooperative_id_username_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.console_users
+    ADD CONSTRAINT console_users_cooperative_id_username_key UNIQUE (cooperative_id, username);
+
+--
+-- Name: console_users console_users_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.console_users
+    ADD CONSTRAINT console_users_pkey PRIMARY KEY (id);
+
+--
 -- Name: cooperative_gs1_prefixes cooperative_gs1_prefixes_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -1186,6 +1397,27 @@ ALTER TABLE ONLY public.epcis_subscriptions
     ADD CONSTRAINT epcis_subscriptions_pkey PRIMARY KEY (id);
 
 --
+-- Name: epcis_trail epcis_trail_cooperative_id_event_id_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.epcis_trail
+    ADD CONSTRAINT epcis_trail_cooperative_id_event_id_key UNIQUE (cooperative_id, event_id);
+
+--
+-- Name: epcis_trail epcis_trail_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.epcis_trail
+    ADD CONSTRAINT epcis_trail_pkey PRIMARY KEY (id);
+
+--
+-- Name: external_lots external_lots_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.external_lots
+    ADD CONSTRAINT external_lots_pkey PRIMARY KEY (lot_id);
+
+--
 -- Name: farm_private farm_private_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -1242,11 +1474,32 @@ ALTER TABLE ONLY public.ingest_text_keys
     ADD CONSTRAINT ingest_text_keys_pkey PRIMARY KEY (device_id, msg_id);
 
 --
+-- Name: lot_dds_references lot_dds_references_lot_id_reference_number_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.lot_dds_references
+    ADD CONSTRAINT lot_dds_references_lot_id_reference_number_key UNIQUE (lot_id, reference_number);
+
+--
+-- Name: lot_dds_references lot_dds_references_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.lot_dds_references
+    ADD CONSTRAINT lot_dds_references_pkey PRIMARY KEY (id);
+
+--
 -- Name: lot_harvests lot_harvests_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.lot_harvests
     ADD CONSTRAINT lot_harvests_pkey PRIMARY KEY (lot_id, harvest_id);
+
+--
+-- Name: lot_page_snapshots lot_page_snapshots_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.lot_page_snapshots
+    ADD CONSTRAINT lot_page_snapshots_pkey PRIMARY KEY (lot_id);
 
 --
 -- Name: lot_statements lot_statements_pkey; Type: CONSTRAINT; Schema: public; Owner: -
@@ -1457,6 +1710,24 @@ CREATE INDEX api_keys_coop_idx ON public.api_keys USING btree (cooperative_id, c
 CREATE INDEX chain_checkpoints_coop_idx ON public.chain_checkpoints USING btree (cooperative_id, tree_size DESC, id DESC);
 
 --
+-- Name: console_login_failures_account_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX console_login_failures_account_idx ON public.console_login_failures USING btree (account, at);
+
+--
+-- Name: console_login_failures_addr_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX console_login_failures_addr_idx ON public.console_login_failures USING btree (client_addr, at);
+
+--
+-- Name: console_sessions_user_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX console_sessions_user_idx ON public.console_sessions USING btree (user_id) WHERE (revoked_at IS NULL);
+
+--
 -- Name: dds_submissions_internal_reference_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -1553,6 +1824,30 @@ CREATE INDEX epcis_subscriptions_due_idx ON public.epcis_subscriptions USING btr
 CREATE INDEX epcis_subscriptions_query_idx ON public.epcis_subscriptions USING btree (cooperative_id, query_name, created_at, id);
 
 --
+-- Name: epcis_trail_classes_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX epcis_trail_classes_idx ON public.epcis_trail USING gin (classes);
+
+--
+-- Name: epcis_trail_lots_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX epcis_trail_lots_idx ON public.epcis_trail USING gin (lot_ids);
+
+--
+-- Name: epcis_trail_transformation_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX epcis_trail_transformation_idx ON public.epcis_trail USING btree (transformation_id) WHERE (transformation_id IS NOT NULL);
+
+--
+-- Name: external_lots_cooperative_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX external_lots_cooperative_idx ON public.external_lots USING btree (cooperative_id, lot_id);
+
+--
 -- Name: farms_coop_id_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -1601,6 +1896,18 @@ CREATE INDEX ingest_seq_ranges_received_idx ON public.ingest_seq_ranges USING bt
 CREATE INDEX ingest_text_keys_received_idx ON public.ingest_text_keys USING btree (received_at);
 
 --
+-- Name: lot_dds_references_coop_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX lot_dds_references_coop_idx ON public.lot_dds_references USING btree (cooperative_id);
+
+--
+-- Name: lot_dds_references_lot_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX lot_dds_references_lot_idx ON public.lot_dds_references USING btree (lot_id);
+
+--
 -- Name: lot_harvests_harvest_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -1611,6 +1918,18 @@ CREATE INDEX lot_harvests_harvest_idx ON public.lot_harvests USING btree (harves
 --
 
 CREATE INDEX lot_harvests_tree_idx ON public.lot_harvests USING btree (tree_id);
+
+--
+-- Name: lot_page_snapshots_coop_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX lot_page_snapshots_coop_idx ON public.lot_page_snapshots USING btree (cooperative_id);
+
+--
+-- Name: lot_page_snapshots_plots_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX lot_page_snapshots_plots_idx ON public.lot_page_snapshots USING gin (plot_ids);
 
 --
 -- Name: lot_statements_lot_idx; Type: INDEX; Schema: public; Owner: -
@@ -1808,6 +2127,20 @@ ALTER TABLE ONLY public.chain_nodes
     ADD CONSTRAINT chain_nodes_cooperative_id_fkey FOREIGN KEY (cooperative_id) REFERENCES public.cooperatives(id);
 
 --
+-- Name: console_sessions console_sessions_user_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.console_sessions
+    ADD CONSTRAINT console_sessions_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.console_users(id) ON DELETE CASCADE;
+
+--
+-- Name: console_users console_users_cooperative_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.console_users
+    ADD CONSTRAINT console_users_cooperative_id_fkey FOREIGN KEY (cooperative_id) REFERENCES public.cooperatives(id) ON DELETE CASCADE;
+
+--
 -- Name: cooperative_gs1_prefixes cooperative_gs1_prefixes_cooperative_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -1899,6 +2232,48 @@ ALTER TABLE ONLY public.epcis_subscriptions
     ADD CONSTRAINT epcis_subscriptions_cooperative_id_query_name_fkey FOREIGN KEY (cooperative_id, query_name) REFERENCES public.epcis_named_queries(cooperative_id, name) ON DELETE CASCADE;
 
 --
+-- Name: epcis_trail epcis_trail_capture_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.epcis_trail
+    ADD CONSTRAINT epcis_trail_capture_id_fkey FOREIGN KEY (capture_id) REFERENCES public.epcis_captures(id) ON DELETE SET NULL;
+
+--
+-- Name: epcis_trail epcis_trail_cooperative_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.epcis_trail
+    ADD CONSTRAINT epcis_trail_cooperative_id_fkey FOREIGN KEY (cooperative_id) REFERENCES public.cooperatives(id) ON DELETE CASCADE;
+
+--
+-- Name: epcis_trail epcis_trail_shipment_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.epcis_trail
+    ADD CONSTRAINT epcis_trail_shipment_id_fkey FOREIGN KEY (shipment_id) REFERENCES public.shipments(id);
+
+--
+-- Name: epcis_trail epcis_trail_transformation_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.epcis_trail
+    ADD CONSTRAINT epcis_trail_transformation_id_fkey FOREIGN KEY (transformation_id) REFERENCES public.transformations(id);
+
+--
+-- Name: external_lots external_lots_cooperative_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.external_lots
+    ADD CONSTRAINT external_lots_cooperative_id_fkey FOREIGN KEY (cooperative_id) REFERENCES public.cooperatives(id) ON DELETE CASCADE;
+
+--
+-- Name: external_lots external_lots_lot_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.external_lots
+    ADD CONSTRAINT external_lots_lot_id_fkey FOREIGN KEY (lot_id) REFERENCES public.lots(id) ON DELETE CASCADE;
+
+--
 -- Name: farm_private farm_private_farm_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -1920,11 +2295,39 @@ ALTER TABLE ONLY public.ingest_batches
     ADD CONSTRAINT ingest_batches_event_seq_fkey FOREIGN KEY (event_seq) REFERENCES public.trace_events(seq) ON DELETE CASCADE;
 
 --
+-- Name: lot_dds_references lot_dds_references_cooperative_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.lot_dds_references
+    ADD CONSTRAINT lot_dds_references_cooperative_id_fkey FOREIGN KEY (cooperative_id) REFERENCES public.cooperatives(id) ON DELETE CASCADE;
+
+--
+-- Name: lot_dds_references lot_dds_references_lot_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.lot_dds_references
+    ADD CONSTRAINT lot_dds_references_lot_id_fkey FOREIGN KEY (lot_id) REFERENCES public.lots(id) ON DELETE CASCADE;
+
+--
 -- Name: lot_harvests lot_harvests_lot_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.lot_harvests
     ADD CONSTRAINT lot_harvests_lot_id_fkey FOREIGN KEY (lot_id) REFERENCES public.lots(id) ON DELETE CASCADE;
+
+--
+-- Name: lot_page_snapshots lot_page_snapshots_cooperative_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.lot_page_snapshots
+    ADD CONSTRAINT lot_page_snapshots_cooperative_id_fkey FOREIGN KEY (cooperative_id) REFERENCES public.cooperatives(id);
+
+--
+-- Name: lot_page_snapshots lot_page_snapshots_lot_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.lot_page_snapshots
+    ADD CONSTRAINT lot_page_snapshots_lot_id_fkey FOREIGN KEY (lot_id) REFERENCES public.lots(id) ON DELETE CASCADE;
 
 --
 -- Name: lot_statements lot_statements_cooperative_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -

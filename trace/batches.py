@@ -28,6 +28,7 @@ problem of the batch as a whole}.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -90,10 +91,12 @@ def batch_root(leaves: Sequence[bytes]) -> bytes:
     if not leaves:
         return merkle.EMPTY_ROOT
     level = list(leaves)
-    node = merkle.node_hash
+    sha = hashlib.sha256  # merkle.node_hash inlined: a batch has thousands of nodes
     while len(level) > 1:
         odd = level[-1] if len(level) % 2 else None
-        level = [node(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        level = [
+            sha(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)
+        ]
         if odd is not None:
             level.append(odd)
     return level[0]

@@ -39,7 +39,7 @@ from lxml import etree
 from coffeetrace.db import DbConn, Row
 from coffeetrace.errors import RuleViolation, ValidationFailed
 from coffeetrace.sql import load_queries
-from coffeetrace.trace import eudr
+from coffeetrace.trace import dds_references, eudr
 from coffeetrace.trace import queries as q
 from coffeetrace.trace.lot_lookup import lot_by_id
 
@@ -746,17 +746,21 @@ def _request(
     return {"operatorRole": filing.role, "statement": statement}
 
 
-def upstream_references(conn: DbConn, lot_id: UUID) -> list[str]:
-    """Reference numbers of statements already filed for lots this lot derives from, to
-    group (groupedDeclarations). coffeetrace stores none yet: recording them per lot
-    (issue 16, item 5: POST /v1/lots/{id}/dds) fills this in; until then only the
-    references the caller names (Filing.grouped) are grouped."""
-    del conn, lot_id  # the hook's signature: what the stored references will be read by
-    return []
+def upstream_references(conn: DbConn, lot_id: UUID, environment: str | None) -> list[str]:
+    """Reference numbers of statements in force for lots this lot derives from (recorded
+    with POST /v1/lots/{id}/dds, or filed through coffeetrace and AVAILABLE in
+    `environment`), and those the lot received: its groupedDeclarations
+    (dds_references.to_group)."""
+    return dds_references.to_group(dds_references.in_force(conn, lot_id, environment=environment))
 
 
 def build_dds(
-    conn: DbConn, lot_id: UUID, filing: Filing, *, limits: Limits = Limits()
+    conn: DbConn,
+    lot_id: UUID,
+    filing: Filing,
+    *,
+    limits: Limits = Limits(),
+    environment: str | None = None,
 ) -> dict[str, Any]:
     """The lot's due diligence statement(s), JSON-native:
     {"lot": {"id", "public_id", "code", "kind", "quantity_kg", "cooperative"},
@@ -767,11 +771,25 @@ def build_dds(
      "producers": {"entries", "named", "groups", "plots"},
      "split": {"split", "statements", "reasons", "commodities", "limits", "parts"},
      "warnings": [...]}
+    `environment`: the EU system whose AVAILABLE statements of upstream lots are grouped
+    (besides the references recorded on them); None: the recorded ones only.
     NotFound for an unknown lot (the caller checks tenancy first); ValidationFailed for a
     filing the statement cannot hold; RuleViolation `no_producers` for a lot that comes
     from no plot, or naming a plot whose geometry breaks the EU rules."""
     filing, warnings = checked_filing(filing, limits)
     lot = lot_by_id(conn, lot_id)
+    # the upstream statements first: each a reference, checked when it was recorded
+    grouped = list(
+        dict.fromkeys([*upstream_references(conn, lot_id, environment), *filing.grouped])
+    )
+    if len(grouped) > limits.grouped_declarations:
+        raise RuleViolation(
+            "too_many_grouped",
+            f"lot {lot['code']}: {len(grouped)} statements to group (upstream and given), at"
+            f" most {limits.grouped_declarations} per statement",
+            lot=lot["code"],
+            grouped=len(grouped),
+        )
     if Decimal(lot["quantity_kg"]) > NET_WEIGHT_MAX:
         raise ValidationFailed(
             f"lot {lot['code']}: {lot['quantity_kg']} kg is more than a statement's net"
@@ -792,7 +810,6 @@ def build_dds(
     plots = {p["id"]: p for p in plot_rows}
     commodities, notes = commodities_of(lot, rows, plots, limits)
     statements = split_statements(commodities, limits)
-    grouped = list(dict.fromkeys([*upstream_references(conn, lot_id), *filing.grouped]))
     base = filing.internal_reference or str(lot["code"])
     n = len(statements)
     requests = []

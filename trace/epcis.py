@@ -21,15 +21,15 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from coffeetrace.db import DbConn, Row
 from coffeetrace.sql import load_queries
+from coffeetrace.trace import dds_references, epcis_trail, statements, vocabulary, zones
 from coffeetrace.trace import queries as q
-from coffeetrace.trace import statements, vocabulary, zones
 from coffeetrace.trace.genealogy import trace_backward
 
 SQL = load_queries("coffeetrace.trace", "exports.sql")
@@ -99,7 +99,14 @@ class _Places:
         return {"eventTime": _time(at), "eventTimeZoneOffset": zones.utc_offset(at, zone)}
 
 
-def export_epcis(conn: DbConn, lot_id: UUID, base_url: str) -> dict[str, Any]:
+def export_epcis(
+    conn: DbConn,
+    lot_id: UUID,
+    base_url: str,
+    *,
+    dds_environment: str | None = "production",
+    dds_numbers: Literal["public", "all"] = "public",
+) -> dict[str, Any]:
     """The EPCISDocument (JSON-LD dict, schemaVersion "2.0") of the lot and its upstream:
     harvests as ObjectEvents (ADD, bizStep commissioning, lot master data in ilmd),
     transformations as TransformationEvents, packing as AggregationEvents, growing-period
@@ -107,8 +114,14 @@ def export_epcis(conn: DbConn, lot_id: UUID, base_url: str) -> dict[str, Any]:
     Identifiers: GS1 Digital Link {base_url}/01/{gtin}/10/{code} when the product has a
     GTIN, else {base_url}/l/{public_id}. Extension terms use the prefix "ct" bound to
     {base_url}/voc/, where the API serves their definitions (trace/vocabulary.py).
-    eventTime in UTC, eventTimeZoneOffset that of the event's place. Events are ordered
-    by eventTime. Validates against GS1's EPCIS 2.0 JSON schema."""
+    eventTime in UTC, eventTimeZoneOffset that of the event's place. The DDS references in
+    force for the lot (dds_references.in_force; statements filed through coffeetrace count
+    when AVAILABLE in `dds_environment`) are one OBSERVE ObjectEvent per lot they were
+    recorded on, with gs1:regulatoryInformation: `dds_numbers` "all" for the lot's own
+    organisation (every reference, with its verification number), "public" (the default,
+    the public /l/{id}/epcis) only the reference numbers their organisations show on
+    pages, never a verification number. Events are ordered by eventTime.
+    Validates against GS1's EPCIS 2.0 JSON schema."""
     base = base_url.rstrip("/")
     voc = vocabulary.namespace(base)
     trace = trace_backward(conn, lot_id)
@@ -130,6 +143,12 @@ def export_epcis(conn: DbConn, lot_id: UUID, base_url: str) -> dict[str, Any]:
     for s in steps:
         events.extend(_step_events(s, ident, base, voc, places))
     events.extend(_sensor_events(conn, trace, ident, base, places))
+    # sensor data partners captured on the lots (a container's temperature log)
+    events.extend(epcis_trail.observations(conn, [r["lot_id"] for r in trace["lots"]]))
+    references = dds_references.in_force(conn, lot_id, environment=dds_environment)
+    if dds_numbers != "all":
+        references = [r for r in references if r["number_public"]]
+    events.extend(_regulatory_events(references, ident, base, places, dds_numbers == "all"))
     events.sort(key=lambda e: (e["eventTime"], e["eventID"]))
     doc: Row = {
         "@context": [EPCIS_CONTEXT, {"ct": voc}],
@@ -327,6 +346,34 @@ def _sensor_events(
                     f"{quote(plot['code'], safe='')}"
                 },
                 "sensorElementList": elements,
+            }
+        )
+    return events
+
+
+def _regulatory_events(
+    references: list[Row], ident: dict[UUID, Row], base: str, places: _Places, verification: bool
+) -> list[Row]:
+    """One OBSERVE event per lot that DDS references were recorded on, at the newest of
+    them, carrying them as GS1 regulatory information."""
+    by_lot: dict[UUID, list[Row]] = {}
+    for r in references:
+        by_lot.setdefault(r["lot"]["id"], []).append(r)
+    events = []
+    for lot_id, refs in by_lot.items():
+        lot = ident[lot_id]
+        at = max(r["recorded_at"] for r in refs)
+        numbers = sorted(r["reference_number"] for r in refs)
+        events.append(
+            {
+                "type": "ObjectEvent",
+                "eventID": _event_id("dds", lot_id, *numbers),
+                **places.when(at, places.cooperative),
+                "action": "OBSERVE",
+                "quantityList": [_quantity(base, lot, Decimal(lot["quantity_kg"]))],
+                "gs1:regulatoryInformation": dds_references.regulatory_information(
+                    refs, verification=verification
+                ),
             }
         )
     return events

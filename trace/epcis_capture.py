@@ -13,7 +13,10 @@ eventID is not stored twice) and appends one event to the tenant's hash chain fo
 whole job: kind `epcis_capture`, payload {"capture_id", "events": [{"eventID", "hash"}]}
 of the events it stored. With the `rollback` behaviour one invalid event fails the job
 and nothing is stored; with `proceed` the valid events are stored and each invalid one
-is reported. Refusals carry the bindings' exception types (EpcisError and its kinds).
+is reported. Events that name the platform's lots join its trail in the same
+transaction (trace/epcis_trail.py: steps, shipments, observations; a refusal there
+counts as an invalid event), and their entries in the chain event say what they made.
+Refusals carry the bindings' exception types (EpcisError and its kinds).
 
 The tenant is the organisation (a row of `cooperatives`, its id the `cooperative_id`)
 whose API key captured the events: they are its alone, and only it reads them.
@@ -42,7 +45,7 @@ from psycopg.types.json import Jsonb
 from coffeetrace.db import DbConn, Row
 from coffeetrace.errors import CoffeetraceError
 from coffeetrace.sql import load_queries
-from coffeetrace.trace import chain, epcis, epcis_hash
+from coffeetrace.trace import chain, epcis, epcis_hash, epcis_trail, statements
 from coffeetrace.trace import queries as q
 from coffeetrace.trace.jsonutil import loads_bounded
 from coffeetrace.trace.keys import KeyRing
@@ -508,30 +511,62 @@ def _capped(errors: list[Row]) -> list[Row]:
     return [*errors[: MAX_ERRORS - 1], note]
 
 
-def _process(conn: DbConn, keys: KeyRing, job: Row) -> Row:
-    """Store what the job's document allows; the outcome's columns."""
+class _TrailRefused(Exception):
+    """The trail refused events of a rollback capture: undo what it stored."""
+
+
+def _process(conn: DbConn, keys: KeyRing, job: Row, trail: epcis_trail.TrailContext) -> Row:
+    """Store what the job's document allows, and let the new events join the trail
+    (trace/epcis_trail.py); the outcome's columns."""
     prepared = prepare(json.loads(bytes(job["document"] or b"{}")))
     errors = prepared.errors
     rollback = job["error_behaviour"] == "rollback"
     if errors and rollback:
         return dict(success=False, errors=errors, stored=0, known=0, chain_seq=None)
-    stored = store_events(conn, job["cooperative_id"], job["id"], prepared.rows)
+    coop = job["cooperative_id"]
+    try:
+        with conn.transaction():  # a savepoint: a rollback capture the trail refuses
+            stored = store_events(conn, coop, job["id"], prepared.rows)
+            new = {r["event_id"] for r in stored}
+            joined = epcis_trail.apply(
+                conn, coop, [r for r in prepared.rows if r["event_id"] in new],
+                keys=keys, context=trail,
+            )  # fmt: skip
+            if joined.errors and rollback:
+                raise _TrailRefused(joined.errors)
+    except _TrailRefused as refused:
+        return dict(success=False, errors=refused.args[0], stored=0, known=0, chain_seq=None)
+    errors = [*errors, *joined.errors]
+    epcis_trail.drop_refused(conn, coop, joined.refused)
+    stored = [r for r in stored if r["event_id"] not in set(joined.refused)]
+    links = {x.event_id: x for x in joined.links}
     chain_seq = None
     if stored:
         payload = {
             "capture_id": str(job["id"]),
-            "events": [{"eventID": r["event_id"], "hash": r["hash"]} for r in stored],
+            "events": [
+                {"eventID": r["event_id"], "hash": r["hash"]}
+                | ({"trail": links[r["event_id"]].recorded()} if r["event_id"] in links else {})
+                for r in stored
+            ],
         }
+        # the lots the events are about: the capture is in their history
+        lots = list(dict.fromkeys(lot for x in joined.links for lot in x.lot_ids))
         appended = chain.append_event(
-            conn, job["cooperative_id"], CHAIN_KIND, [], datetime.now(UTC), payload, keys=keys
+            conn, coop, CHAIN_KIND, lots, datetime.now(UTC), payload, keys=keys
         )
         chain_seq = appended["seq"]
-    known = len(prepared.rows) - len(stored)
+        epcis_trail.record(conn, coop, job["id"], chain_seq, joined.links)
+        if lots:
+            statements.refresh(conn, keys, coop, lots)  # the organisation's own lots
+    known = len(prepared.rows) - len(stored) - len(joined.refused)
     return dict(success=not errors, errors=errors, stored=len(stored), known=known,
                 chain_seq=chain_seq)  # fmt: skip
 
 
-def process_next(conn: DbConn, keys: KeyRing) -> UUID | None:
+def process_next(
+    conn: DbConn, keys: KeyRing, trail: epcis_trail.TrailContext | None = None
+) -> UUID | None:
     """Process the oldest pending capture job in the caller's transaction; its id, or None
     when there is none. Commit to make the outcome (and the stored events) durable. A job
     whose processing raises is marked failed (ImplementationException), so that it
@@ -541,7 +576,7 @@ def process_next(conn: DbConn, keys: KeyRing) -> UUID | None:
         return None
     try:
         with conn.transaction():  # a savepoint: a failure undoes the job's writes only
-            outcome = _process(conn, keys, job)
+            outcome = _process(conn, keys, job, trail or epcis_trail.TrailContext(""))
     except psycopg.OperationalError:
         raise
     except Exception as exc:  # any other failure ends this job, not the worker
@@ -605,6 +640,7 @@ def publish_own_events(conn: DbConn, cooperative_id: UUID, base_url: str) -> tup
                     for r in prepared.rows
                     if lot_id in cherry or r["biz_step"] != "sensor_reporting"
                 ]
+                rows = _not_captured(conn, cooperative_id, rows)
                 stored += len(store_events(conn, cooperative_id, None, rows))
         except psycopg.OperationalError:
             raise
@@ -625,6 +661,21 @@ def publish_own_events(conn: DbConn, cooperative_id: UUID, base_url: str) -> tup
         stored,
     )
     return stored, len(changes) == OWN_BATCH
+
+
+def _not_captured(conn: DbConn, cooperative_id: UUID, rows: list[Row]) -> list[Row]:
+    """The rows of a lot's export without the steps the cooperative's captured events
+    made: the captured event tells them already."""
+    ids: dict[str, UUID] = {}
+    for r in rows:
+        tid = r.get("transformation_id") or ""
+        if tid.startswith("urn:uuid:"):
+            try:
+                ids[r["event_id"]] = UUID(tid.removeprefix("urn:uuid:"))
+            except ValueError:
+                continue
+    made = epcis_trail.made_transformations(conn, cooperative_id, list(set(ids.values())))
+    return [r for r in rows if ids.get(r["event_id"]) not in made]
 
 
 # --- reading jobs ----------------------------------------------------------------------

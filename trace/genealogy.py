@@ -17,6 +17,7 @@ from uuid import UUID
 from coffeetrace.db import DbConn, Row
 from coffeetrace.errors import ValidationFailed
 from coffeetrace.sql import load_queries
+from coffeetrace.trace import external_origins
 from coffeetrace.trace import queries as q
 from coffeetrace.trace.lot_lookup import lot_by_id
 
@@ -40,8 +41,11 @@ def trace_backward(conn: DbConn, lot_id: UUID) -> Row:
                     "kg": Decimal (kg of the harvest in that cherry lot), "share": float}],
       "trees": [{"tree_id", "public_id", "tag_code", "plot_id", "share": float, "kg": float}],
       "plots": [{"plot_id", "code", "farm_id", "area_ha", "share", "kg"}],
-      "farms": [{"farm_id", "code", "share", "kg"}]}
-    where kg = share x the lot's quantity_kg; tree/plot/farm shares each sum to 1;
+      "farms": [{"farm_id", "code", "share", "kg"}],
+      "external": [external lots behind it (external_origins.of_lots): {"lot_id",
+                   "public_id", "code", "origin_country", "producer", "share", "kg", ...}]}
+    where kg = share x the lot's quantity_kg; tree/plot/farm shares each sum to 1 with
+    the external lots' shares (1 without them);
     trees/plots/farms are sorted by share, largest first.
     NotFound when the lot does not exist. The caller checks tenancy (get_lot) first.
     """
@@ -97,6 +101,7 @@ def trace_backward(conn: DbConn, lot_id: UUID) -> Row:
                         "quantity_kg",
                         "depth",
                         "produced_by",
+                        "cooperative_id",
                     )
                 },
                 "share": float(r["share"]),
@@ -118,6 +123,7 @@ def trace_backward(conn: DbConn, lot_id: UUID) -> Row:
         "trees": _finish(trees, total),
         "plots": _finish(plots, total),
         "farms": _finish(farms, total),
+        "external": external_origins.of_lots(conn, cherry, total),
     }
 
 

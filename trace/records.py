@@ -45,6 +45,7 @@ import struct
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from hashlib import sha256
 from typing import Any
 from uuid import UUID
 
@@ -267,6 +268,40 @@ def reading_set_data_packed(
             packed,
         )
     )
+
+
+class ReadingSetLeaves:
+    """The leaves of reading sets of one device, plot, tree and metric list (a device sends
+    the same shape set after set): the fields around the key, the time and the values
+    are encoded once, so a set's leaf is one concatenation and one hash. Gives the leaf
+    of `reading_set_leaf_packed` for the same fields."""
+
+    __slots__ = ("_head", "_mid")
+
+    def __init__(
+        self,
+        device_id: str,
+        plot_id: UUID | str,
+        tree_id: UUID | str | None,
+        metrics: tuple[str, ...],
+    ) -> None:
+        # 0x00 (leaf_hash's prefix) tag US device US | key US time | US plot US tree US names US
+        self._head = b"\x00" + US.join((READING_SET_TAG, _text(device_id), b""))
+        self._mid = US.join(
+            (
+                b"",
+                _uuid(plot_id),
+                NULL if tree_id is None else _uuid(tree_id),
+                _NAMES.get(metrics) or _metric_names(metrics),
+                b"",
+            )
+        )
+
+    def leaf(self, msg_id: str, time_us: int, packed: bytes) -> bytes:
+        """The 32-byte leaf of the set `msg_id` at `time_us`, `packed` as sorted_values'."""
+        return sha256(
+            b"".join((self._head, _text(msg_id), US, str(time_us).encode(), self._mid, packed))
+        ).digest()
 
 
 def reading_set_data(

@@ -29,6 +29,7 @@ from uuid import UUID
 from coffeetrace.db import DbConn, Row
 from coffeetrace.errors import NotFound, ValidationFailed
 from coffeetrace.sql import load_queries
+from coffeetrace.trace import page_snapshots
 from coffeetrace.trace import queries as q
 from coffeetrace.trace.chain import append_event
 from coffeetrace.trace.geometry import distance_m, geometry_centroid
@@ -179,6 +180,8 @@ def record_facts(
         keys=keys,
         payload_json=canonical_json_str_keys(payload),
     )
+    # the public pages that show these rows are built again on their next view
+    page_snapshots.invalidate(conn, cooperative_id, entity, [rid for rid, _ in records])
     log.debug("registry_versioned entity=%s rows=%d seq=%s", entity, len(records), event["seq"])
     return event
 

@@ -1,6 +1,8 @@
 """A lot's signed statement: made by the writer when the lot's history moves, stored, and
 served as it was signed.
 
+With each statement the writer stores the lot's public page data (page_snapshots.py).
+
 The statement is the provenance document (provenance.py) signed with the cooperative's
 active key over `STATEMENT_DOMAIN` + its canonical JSON, together with the checkpoint of the
 chain issued in the same transaction (checkpoints.py). Read paths (the page, the public
@@ -19,7 +21,7 @@ from psycopg.types.json import Jsonb
 
 from coffeetrace.db import DbConn, Row
 from coffeetrace.sql import load_queries
-from coffeetrace.trace import checkpoints, merkle_store, provenance
+from coffeetrace.trace import checkpoints, merkle_store, page_snapshots, provenance
 from coffeetrace.trace import queries as q
 from coffeetrace.trace.jsonutil import canonical_json
 from coffeetrace.trace.keys import KeyRing
@@ -38,7 +40,7 @@ def refresh(conn: DbConn, keys: KeyRing, cooperative_id: UUID, lot_ids: Sequence
     for lot_id in lot_ids:
         doc = provenance.document(conn, lot_id)
         signature = keys.sign(cooperative_id, STATEMENT_DOMAIN, canonical_json(doc))
-        q.one(
+        row = q.one(
             conn,
             SQL["insert_statement"],
             dict(
@@ -50,6 +52,9 @@ def refresh(conn: DbConn, keys: KeyRing, cooperative_id: UUID, lot_ids: Sequence
                 checkpoint_id=checkpoint["id"],
             ),
         )
+        # what the public page shows, stored with the statement it shows (issue 18)
+        statement_id = row["id"] if row else None
+        page_snapshots.store(conn, lot_id, cooperative_id, statement_id, doc, signature)
     log.debug("statements_signed cooperative_id=%s lots=%s", cooperative_id, len(lot_ids))
     return checkpoint
 

@@ -26,9 +26,12 @@ from coffeetrace.sql import load_queries
 from coffeetrace.trace import (
     batches,
     checkpoints,
+    dds_references,
     epcis_capture,
     epcis_hash,
+    epcis_trail,
     eudr_evidence,
+    external_lots,
     merkle,
     merkle_store,
     provenance,
@@ -36,6 +39,7 @@ from coffeetrace.trace import (
     registry_versions,
     shipment_checks,
     statements,
+    trail,
 )
 from coffeetrace.trace import queries as q
 from coffeetrace.trace.chain import EVENT_DOMAIN, GENESIS, event_hash
@@ -191,7 +195,8 @@ def verify_lot(
         "chain_broken" | "signature_invalid" | "unsigned_event" | "row_mismatch" |
         "missing_event" | "missing_statement" | "chain_truncated" | "not_in_checkpoint" |
         "checkpoint_invalid" | "checkpoint_inconsistent", "detail": str,
-        "record": {"type", "id"} (when a row is concerned)}]}.
+        "record": {"type", "id"} (when a row is concerned), "organisation": {"id",
+        "code", "name"} (whose chain or record it is, where known)}]}.
     A problem's seq/kind name the stored event concerned (None when the event is missing;
     for a truncated chain, the newest seq the checkpoint held).
     `kept`: a checkpoint {"body", "signature"} the caller kept from earlier.
@@ -222,6 +227,7 @@ def verify_lot(
         {s for r in lots for s in (r["event_seq"], r["step_event_seq"]) if s}
         | {r["event_seq"] for rs in registry_rows.values() for r in rs if r["event_seq"]}
         | {h["batch_seq"] for h in harvest_rows if h["batch_seq"] is not None}
+        | dds_references.event_seqs(conn, lot_ids)
     )
     events = q.rows(conn, SQL["events_for_lots"], {"lot_ids": lot_ids, "seqs": seqs})
     problems: list[Row] = []
@@ -238,6 +244,8 @@ def verify_lot(
     harvests_by_id = {h["id"]: h for h in harvest_rows}
     problems.extend(_check_rows(conn, lot_ids, lots, events, harvests_by_id, leaves))
     problems.extend(shipment_checks.check_lots(conn, lot_ids))
+    problems.extend(external_lots.check_lots(conn, lot_ids))
+    problems.extend(dds_references.check_lots(conn, lot_ids))
     problems.extend(
         registry_versions.verify_registry(
             conn, **registry_ids, events={ev["seq"]: ev for ev in events}, rows=registry_rows
@@ -253,9 +261,15 @@ def verify_lot(
     for ev in events:
         by_chain.setdefault(ev["cooperative_id"], []).append(ev)
     proven, cp_problems = _check_checkpoints(conn, keys, coop, by_chain.pop(coop, []), kept)
+    cp_problems = [{**p, "organisation": {"id": str(coop)}} for p in cp_problems]
     for other in sorted(by_chain, key=str):
-        cp_problems += _check_checkpoints(conn, keys, other, by_chain[other], None)[1]
+        cp_problems += [
+            {**p, "organisation": {"id": str(other)}}
+            for p in _check_checkpoints(conn, keys, other, by_chain[other], None)[1]
+        ]
     problems.extend(cp_problems)
+    # each problem names the organisation whose chain or record fails (trail.py)
+    problems = trail.attribute(conn, problems)
     head = q.one(conn, SQL["chain_head"], {"cooperative_id": coop})
     result = {
         "ok": not problems,
@@ -615,6 +629,7 @@ def verify_chain(
     leaves: list[bytes] = []
     prev_hash, prev_seq, after = GENESIS, None, 0
     captured: dict[str, tuple[str, Row]] = {}  # eventID -> (its hash, the capture's event)
+    trail: dict[str, tuple[Row, Row]] = {}  # eventID -> (what it made, the capture's event)
     partnerships: dict[str, Row] = {}  # partnership id -> its newest event
     shipment_events: list[Row] = []  # this chain's shipment events (shipment_checks)
     while True:
@@ -644,6 +659,8 @@ def verify_chain(
             if row["kind"] == epcis_capture.CHAIN_KIND:
                 for item in (row["payload"] or {}).get("events") or []:
                     captured[str(item.get("eventID"))] = (str(item.get("hash")), row)
+                    if isinstance(item.get("trail"), dict):  # epcis_trail.py
+                        trail[str(item.get("eventID"))] = (item["trail"], row)
             elif row["kind"] in shipment_checks.KINDS:
                 shipment_events.append(row)
             elif row["kind"] in PARTNERSHIP_KINDS:
@@ -651,9 +668,12 @@ def verify_chain(
             leaves.append(merkle.leaf_hash(bytes.fromhex(recomputed)))
             prev_hash, prev_seq, after = row["hash"], row["seq"], row["seq"]
     problems.extend(_check_captured_events(conn, cooperative_id, captured, batch))
+    problems.extend(epcis_trail.check_chain(conn, cooperative_id, trail, batch))
     problems.extend(_check_partnerships(conn, cooperative_id, partnerships))
     problems.extend(shipment_checks.check_chain(conn, cooperative_id, shipment_events))
+    problems.extend(external_lots.check_chain(conn, cooperative_id))
     problems.extend(eudr_evidence.verify_screenings(conn, cooperative_id))
+    problems.extend(dds_references.check_chain(conn, cooperative_id))
     known, cp_problems = _known_checkpoints(conn, keys, cooperative_id, kept)
     problems.extend(cp_problems)
     for source, body in known:

@@ -74,6 +74,18 @@ PROPERTIES: tuple[Term, ...] = (
     ),
     Term("harvestId", "Harvest id", "Identifier (UUID) of the harvest record."),
     Term(
+        "ddsReferenceNumber",
+        "DDS reference number",
+        "Reference number the EU Information System gave a due diligence statement"
+        " (Regulation (EU) 2023/1115), inside gs1:regulatoryIdentifier.",
+    ),
+    Term(
+        "ddsVerificationNumber",
+        "DDS verification number",
+        "Verification number of that statement, which with the reference number retrieves"
+        " it from the EU Information System.",
+    ),
+    Term(
         "step",
         "Processing step",
         "The step as the cooperative recorded it (drying, hulling, grading...).",

@@ -1,13 +1,16 @@
 -- Public pages: only public columns. farm_private is never read here.
 
 -- name: lot_head
--- The lot and the hash of the latest chain event about it: a new event invalidates the page.
--- `offset 0` keeps the lot's few events found through the GIN index on lot_ids, rather
--- than a backward walk of the whole log by seq looking for them.
+-- The lot, the hash of the latest chain event about it and the version of its stored page
+-- data (0061): a new event, a rebuilt page or a new verification result invalidates the
+-- page. `offset 0` keeps the lot's few events found through the GIN index on lot_ids,
+-- rather than a backward walk of the whole log by seq looking for them.
 select l.id, l.cooperative_id,
        (select e.hash from trace_events e
         where e.seq = (select max(s.seq) from (select seq from trace_events
-                                               where lot_ids @> array[l.id] offset 0) s)) as head
+                                               where lot_ids @> array[l.id] offset 0) s))
+       || ':' || coalesce((select v.version::text from lot_page_snapshots v
+                           where v.lot_id = l.id), '') as head
 from lots l where l.public_id = %(public_id)s;
 
 -- name: lot_page_lot
@@ -19,14 +22,6 @@ from lots l
 join cooperatives c on c.id = l.cooperative_id
 left join products p on p.id = l.product_id
 where l.id = %(lot_id)s;
-
--- name: page_trees
-select public_id, lon, lat, cultivar, planted_on
-from trees where public_id = any(%(public_ids)s::text[]);
-
--- name: page_plots
-select p.id, p.code, p.geometry, p.area_ha::float8 as area_ha, p.centroid_lon, p.centroid_lat
-from plots p where p.cooperative_id = %(cooperative_id)s and p.code = any(%(codes)s::text[]);
 
 -- name: page_conditions
 -- Weekly series over the growing season from the daily per-plot aggregates:
@@ -75,3 +70,6 @@ where p.gtin = %(gtin)s;
 
 -- name: cooperatives_public
 select id, code from cooperatives order by code;
+
+-- name: page_lot_cooperative
+select cooperative_id from lots where id = %(lot_id)s;

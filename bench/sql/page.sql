@@ -34,3 +34,8 @@ select %(until)s - (h * interval '1 hour'), %(device)s, %(plot_id)s, m.metric,
          else 23 + 4 * sin(h / 3.82) end
 from generate_series(1, 24 * 365) h,
      (values ('precipitation'), ('soilMoistureVwc'), ('temperature')) m(metric);
+
+-- name: bench_page_storm_trees
+-- The trees of the scan storm's lots (one tree each): trees outside the benchmarked lot.
+select id from trees where not (id = any(%(lot_tree_ids)s::uuid[]))
+order by tag_code limit %(storm_lots)s;

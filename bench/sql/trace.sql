@@ -136,3 +136,9 @@ where b.event_seq in (select distinct h.batch_seq from lot_harvests lh
 
 -- name: bench_trace_ceiling_verify_statement
 select * from lot_statements where lot_id = %(id)s order by id desc limit 1;
+
+-- name: bench_trace_cross_harvests
+-- The harvests of the trees that feed the cross-organisation trail: the `cross` trees
+-- after the first `fed` (the background lots start after both).
+select t.harvest_id from bench_tree t where t.i > %(fed)s and t.i <= %(fed)s + %(cross)s
+order by t.i;

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from coffeetrace.api.auth import create_api_key
-from coffeetrace.trace import lots, partners, registry, shipments
+from coffeetrace.trace import external_lots, lots, partners, registry, shipments
 from coffeetrace.trace.keys import KeyRing
 from tests import sealing
 from tests.api.builders import Tenant
@@ -49,9 +49,20 @@ def _ids(conn: psycopg.Connection, tenant: Tenant) -> dict[str, str]:
         lines=[(shipped, 5)],
         keys=sealing.current_keys(),
     )
+    external = external_lots.declare(
+        conn,
+        coop,
+        code="EXT-1",
+        kg=1,
+        origin_country="BR",
+        producer="Fazenda",
+        received_at=datetime.now(UTC),
+        keys=sealing.current_keys(),
+    )
     conn.commit()
     return {
         "product_id": str(tenant.product["id"]),
+        "external_lot_id": str(external["id"]),
         "farm_id": str(tenant.world.farm["id"]),
         "plot_id": str(tenant.world.plot["id"]),
         "tree_id": str(tenant.world.trees[0]["id"]),
@@ -88,6 +99,10 @@ BODIES: dict[tuple[str, str], Any] = {
         "source": "Intruder",
         "analysis_date": "2026-01-01",
         "note": "Intruder",
+    },
+    ("POST", "/v1/lots/{lot_id}/dds"): {
+        "reference_number": "25VNDE12345678",
+        "verification_number": "KYBFRB6R",
     },
     ("POST", "/v1/shipments/{shipment_id}/transport-events"): {
         "kind": "other",

@@ -143,6 +143,27 @@ def test_reading_set_values_in_any_order() -> None:
     assert a != records.reading_set_leaf("soil-1", "7", T, PLOT, TREE, [("a", 1.0)])
 
 
+@pytest.mark.parametrize(
+    ("device", "key", "tree", "values"),
+    [
+        ("soil-1", "7", TREE, {"temperature": 21.5, "relativeHumidity": 1 / 3}),
+        ("soil-1", "h-01", None, {"soilMoistureVwc": -0.0}),
+        ("ñode-ü\x1f", "2", TREE, {"windSpeed": 1e-300, "leafWetness": 0.0, "a\x1b": 1.0}),
+    ],
+)
+def test_a_shapes_leaf_is_the_reading_set_leaf(
+    device: str, key: str, tree: uuid.UUID | None, values: dict[str, float]
+) -> None:
+    """ReadingSetLeaves (ingest's cached shape) gives reading_set_leaf's bytes, escapes too."""
+    metrics, packed = records.sorted_values(values)
+    leaves = records.ReadingSetLeaves(device, PLOT, tree, metrics)
+    t_us = records.time_us(T)
+    assert leaves.leaf(key, t_us, packed) == records.reading_set_leaf(
+        device, key, T, PLOT, tree, values.items()
+    )
+    assert leaves.leaf(key, t_us + 1, packed) != leaves.leaf(key, t_us, packed)
+
+
 def test_batch_root_is_the_rfc_root() -> None:
     for n in range(0, 70):
         leaves = [os.urandom(32) for _ in range(n)]

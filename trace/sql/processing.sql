@@ -1,11 +1,14 @@
 -- name: lock_input_lots
 -- Row locks in id order: concurrent steps on the same lots queue instead of deadlocking.
--- ready_at: when the lot came to be (its step, else its latest harvest, else its recording);
+-- ready_at: when the lot came to be (its step, else its latest harvest, else its receipt as
+-- an external lot, else its recording);
 -- a step on it cannot have happened before.
 select id, code, cooperative_id, kind, quantity_kg, remaining_kg, harvest_from, harvest_to,
        cherry_equiv_kg,
        coalesce((select t.occurred_at from transformations t where t.id = lots.produced_by),
                 (select max(h.harvest_time) from lot_harvests h where h.lot_id = lots.id),
+                -- an external lot (migration 0059): when it was received
+                (select e.received_at from external_lots e where e.lot_id = lots.id),
                 created_at) as ready_at
 from lots where id = any(%(ids)s::uuid[]) and cooperative_id = %(cooperative_id)s
 order by id for update;
