@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any, LiteralString
+from uuid import UUID
 
 import psycopg
-from fastapi import Depends, Request, Security
+from fastapi import Depends, Query, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from coffeetrace import db
@@ -77,6 +78,14 @@ def page(
     return page_of(
         conn.execute(query, {**params, "limit": limit + 1}).fetchall(), limit, cursor_key
     )
+
+
+# the page parameters of every list: its size, and keyset pagination on the id (the last
+# id of the previous page); a list whose cursor has another format declares its own
+Limit = Annotated[int, Query(ge=1, le=500, description="Page size.")]
+UuidCursor = Annotated[
+    UUID | None, Query(description="`next_cursor` of the previous page, unchanged.")
+]
 
 
 def page_of(rows: list[dict[str, Any]], limit: int, cursor_key: str = "id") -> dict[str, Any]:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from coffeetrace.api import auth
 from coffeetrace.api.auth import PlatformAdmin
-from coffeetrace.api.deps import Conn, Keys
+from coffeetrace.api.deps import Conn, Keys, Limit
 from coffeetrace.api.schemas import (
     ApiKey,
     ApiKeyIn,
@@ -149,7 +149,7 @@ def create_cooperative(body: CooperativeIn, conn: Conn, admin: Admin, keys: Keys
 def list_cooperatives(
     conn: Conn,
     admin: Admin,
-    limit: Annotated[int, Query(ge=1, le=500, description="Page size.")] = 50,
+    limit: Limit = 50,
     cursor: Annotated[
         str | None,
         Query(

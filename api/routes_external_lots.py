@@ -17,7 +17,7 @@ from uuid import UUID
 from fastapi import APIRouter, BackgroundTasks, Path, Query, Request
 from pydantic import AwareDatetime, BaseModel, Field
 
-from coffeetrace.api.deps import Conn, Operator, Reader, page_of
+from coffeetrace.api.deps import Conn, Limit, Operator, Reader, UuidCursor, page_of
 from coffeetrace.api.routes_lots import witness_after_commit
 from coffeetrace.api.routes_organisations import COUNTRIES
 from coffeetrace.api.routes_shipments import Document, DocumentRef, LotKind, _errors, words
@@ -78,10 +78,8 @@ def list_external_lots(
         str | None,
         Query(json_schema_extra={"enum": COUNTRIES}, description="Only those of this origin."),
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=500, description="Page size.")] = 50,
-    cursor: Annotated[
-        UUID | None, Query(description="`next_cursor` of the previous page, unchanged.")
-    ] = None,
+    limit: Limit = 50,
+    cursor: UuidCursor = None,
 ) -> dict:
     rows = external_lots.list_external(
         conn, caller.cooperative_id, after=cursor, country=country, limit=limit + 1

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field, JsonValue, field_validator
 
 from coffeetrace.api import routes_admin
-from coffeetrace.api.deps import Admin, Conn, Keys, Reader, page_of
+from coffeetrace.api.deps import Admin, Conn, Keys, Limit, Reader, UuidCursor, page_of
 from coffeetrace.api.schemas import Error, Page, Strict, error_responses
 from coffeetrace.trace import organisations, partners
 
@@ -200,7 +200,7 @@ def list_organisations(
     conn: Conn,
     caller: Reader,
     role: Annotated[Role | None, Query(description="Only organisations with this role.")] = None,
-    limit: Annotated[int, Query(ge=1, le=500, description="Page size.")] = 50,
+    limit: Limit = 50,
     cursor: Annotated[
         str | None,
         Query(pattern=CODE, description="`next_cursor` of the previous page (a code)."),
@@ -224,10 +224,8 @@ def list_partnerships(
     conn: Conn,
     caller: Reader,
     status: Annotated[Status | None, Query(description="Only those in this state.")] = None,
-    limit: Annotated[int, Query(ge=1, le=500, description="Page size.")] = 50,
-    cursor: Annotated[
-        UUID | None, Query(description="`next_cursor` of the previous page, unchanged.")
-    ] = None,
+    limit: Limit = 50,
+    cursor: UuidCursor = None,
 ) -> dict:
     rows = partners.list_partnerships(
         conn, caller.cooperative_id, status=status, after=cursor, limit=limit + 1

@@ -9,7 +9,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request, Response
 
 from coffeetrace.api import auth, qr
-from coffeetrace.api.deps import Admin, Conn, Keys, Operator, Reader, page
+from coffeetrace.api.deps import Admin, Conn, Keys, Limit, Operator, Reader, UuidCursor, page
 from coffeetrace.api.resolver import check_gtin
 from coffeetrace.api.schemas import (
     DEVICE_ID,
@@ -47,14 +47,9 @@ AUTH_SQL = load_queries("coffeetrace.api", "auth.sql")
 router = APIRouter(prefix="/v1", responses=error_responses(401, 403, 404, 409, 422, 503))
 # a body above COFFEETRACE_API_MAX_BODY_BYTES is refused before routing (api/hardening.py)
 WithBody = error_responses(413)
-Limit = Annotated[int, Query(ge=1, le=500, description="Page size.")]
 # a list whose cursor has its own format declares it (UuidCursor, DeviceCursor)
 Cursor = Annotated[
     str | None, Query(max_length=100, description="`next_cursor` of the previous page.")
-]
-# keyset pagination on the id: the last id of the previous page
-UuidCursor = Annotated[
-    UUID | None, Query(description="`next_cursor` of the previous page, unchanged.")
 ]
 DeviceCursor = Annotated[
     str | None,

@@ -16,7 +16,7 @@ from uuid import UUID
 from fastapi import APIRouter, BackgroundTasks, Path, Query, Request
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field
 
-from coffeetrace.api.deps import Conn, Keys, Operator, Reader, page_of
+from coffeetrace.api.deps import Conn, Keys, Limit, Operator, Reader, UuidCursor, page_of
 from coffeetrace.api.routes_lots import witness_after_commit
 from coffeetrace.api.routes_organisations import CODE, NAME
 from coffeetrace.api.schemas import (
@@ -270,10 +270,8 @@ def list_shipments(
     status: Annotated[
         shipments.Status | None, Query(description="Only those in this state.")
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=500, description="Page size.")] = 50,
-    cursor: Annotated[
-        UUID | None, Query(description="`next_cursor` of the previous page, unchanged.")
-    ] = None,
+    limit: Limit = 50,
+    cursor: UuidCursor = None,
 ) -> dict:
     rows = shipments.list_shipments(
         conn,

@@ -65,6 +65,12 @@ def lock_chain(conn: DbConn, cooperative_id: UUID) -> None:
     q.one(conn, SQL["lock_chain"], {"cooperative_id": str(cooperative_id)})
 
 
+def events_of_kind(conn: DbConn, cooperative_id: UUID, kind: str) -> list[Row]:
+    """The organisation's events of `kind`, oldest first: {seq, cooperative_id, kind,
+    payload}. Their hashes and signatures are verification's to check."""
+    return q.rows(conn, SQL["events_of_kind"], {"cooperative_id": cooperative_id, "kind": kind})
+
+
 def append_event(
     conn: DbConn,
     cooperative_id: UUID,

@@ -33,7 +33,7 @@ from coffeetrace.errors import Conflict, NotFound, ValidationFailed
 from coffeetrace.sql import load_queries
 from coffeetrace.trace import checkpoints
 from coffeetrace.trace import queries as q
-from coffeetrace.trace.chain import append_event
+from coffeetrace.trace.chain import append_event, events_of_kind
 from coffeetrace.trace.jsonutil import jsonable
 from coffeetrace.trace.keys import KeyRing
 
@@ -340,9 +340,7 @@ def check_chain(conn: DbConn, cooperative_id: UUID) -> list[Row]:
     """Every reference row of the organisation against the dds_reference events of its
     chain, and every reference an event recorded that is no longer stored."""
     rows = q.rows(conn, SQL["references_of_cooperative"], {"cooperative_id": cooperative_id})
-    events = q.rows(
-        conn, SQL["dds_reference_events"], {"cooperative_id": cooperative_id, "kind": EVENT_KIND}
-    )
+    events = events_of_kind(conn, cooperative_id, EVENT_KIND)
     recorded = _recorded(events)
     problems = _compare(rows, recorded)
     for rid, (seq, _, facts) in recorded.items():

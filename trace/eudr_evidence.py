@@ -31,7 +31,7 @@ from coffeetrace.db import DbConn, Row
 from coffeetrace.errors import NotFound, ValidationFailed
 from coffeetrace.sql import load_queries
 from coffeetrace.trace import queries as q
-from coffeetrace.trace.chain import append_event
+from coffeetrace.trace.chain import append_event, events_of_kind
 from coffeetrace.trace.jsonutil import jsonable, loads_bounded
 from coffeetrace.trace.keys import KeyRing
 
@@ -410,9 +410,7 @@ def verify_screenings(conn: DbConn, cooperative_id: UUID) -> list[Row]:
     events' own hashes and signatures are verification.py's (verify_chain) to check: call
     this beside verify_chain for a cooperative's whole chain."""
     rows = q.rows(conn, SQL["screenings_of_cooperative"], {"cooperative_id": cooperative_id})
-    events = q.rows(
-        conn, SQL["events_of_kind"], {"cooperative_id": cooperative_id, "kind": EVENT_KIND}
-    )
+    events = events_of_kind(conn, cooperative_id, EVENT_KIND)
     recorded: dict[str, tuple[int, Row]] = {}
     for event in events:
         for item in (event["payload"] or {}).get("screenings") or []:

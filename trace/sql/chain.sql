@@ -68,3 +68,10 @@ select t.*,
                                  order by o.lot_id), '[]')
         from transformation_outputs o where o.transformation_id = t.id) as outputs
 from transformations t where t.id = any(%(ids)s::uuid[]);
+
+-- name: events_of_kind
+-- The events of one kind in an organisation's chain, oldest first (what a record table is
+-- compared with: screenings, DDS references...).
+select seq, cooperative_id, kind, payload from trace_events
+where cooperative_id = %(cooperative_id)s and kind = %(kind)s
+order by seq;

@@ -64,11 +64,6 @@ select * from lot_dds_references where cooperative_id = %(cooperative_id)s order
 -- name: events_by_seq
 select seq, cooperative_id, kind, payload from trace_events where seq = any(%(seqs)s::bigint[]);
 
--- name: dds_reference_events
-select seq, cooperative_id, kind, payload from trace_events
-where cooperative_id = %(cooperative_id)s and kind = %(kind)s
-order by seq;
-
 -- name: set_number_public
 update cooperatives set dds_number_public = %(public)s where id = %(cooperative_id)s
 returning id, code, dds_number_public;

@@ -99,10 +99,5 @@ update plot_screenings set event_seq = %(seq)s where id = any(%(ids)s::uuid[]);
 -- name: screenings_of_cooperative
 select * from plot_screenings where cooperative_id = %(cooperative_id)s order by id;
 
--- name: events_of_kind
-select seq, payload from trace_events
-where cooperative_id = %(cooperative_id)s and kind = %(kind)s
-order by seq;
-
 -- name: lot_cooperative
 select cooperative_id from lots where id = %(lot_id)s;
