@@ -56,7 +56,7 @@ def lot_story(conn: psycopg.Connection[dict[str, Any]], lot_id: UUID, keys: KeyR
         "inclusion": [],
     }
     checked = verification.verify_lot(conn, lot_id, keys=keys, backward=backward)
-    page_snapshots.record_verification(conn, lot_id, _summary(checked))
+    page_snapshots.record_verification(conn, keys, lot_id, _summary(checked))
     return {"signed": signed, "verification": checked}
 
 
@@ -112,18 +112,18 @@ def lot_page(
     plot_metrics_daily, and the latest verification (run again here when none is stored
     or it is older than `verify_max_age_s`). NotFound for no such lot."""
 
-    snap = page_snapshots.read(conn, lot_id)
+    snap = page_snapshots.read(conn, keys, lot_id)
     if snap is None:
         coop = conn.execute(SQL["page_lot_cooperative"], {"lot_id": lot_id}).fetchone()
         if coop is None:
             raise NotFound("lot not found")
-        snap = page_snapshots.rebuild(conn, lot_id, coop["cooperative_id"])
+        snap = page_snapshots.rebuild(conn, keys, lot_id, coop["cooperative_id"])
     data = snap["data"]
     checked = snap["verification"]
     now = datetime.now(UTC)
     if checked is None or (now - snap["verified_at"]).total_seconds() >= verify_max_age_s:
         checked = _summary(verification.verify_lot(conn, lot_id, keys=keys))
-        page_snapshots.record_verification(conn, lot_id, checked)
+        page_snapshots.record_verification(conn, keys, lot_id, checked)
 
     trees = dict(data["trees"])
     grown = (now.date() - date.fromisoformat(trees.pop("ages_on"))).days / 365.25

@@ -251,6 +251,7 @@ def _seed_storm(
         checked = verification.verify_lot(conn, lot["id"], keys=keys)
         page_snapshots.record_verification(
             conn,
+            keys,
             lot["id"],
             {k: checked.get(k) for k in ("ok", "checked_events")}
             | {"problems": len(checked.get("problems", []))},

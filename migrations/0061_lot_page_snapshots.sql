@@ -16,6 +16,9 @@ create table lot_page_snapshots (
     plot_ids       uuid[] not null,      -- the plots it shows: a registry change finds it
     data           jsonb not null,
     verification   jsonb,                -- the latest verification summary; null: not yet
+    -- the organisation's signature over lot, data and verification (page_snapshots.seal):
+    -- a row edited behind the application's back is not shown, but built again
+    seal           jsonb not null,
     built_at       timestamptz not null default now(),
     verified_at    timestamptz
 );

@@ -737,6 +737,7 @@ CREATE TABLE public.lot_page_snapshots (
     plot_ids uuid[] NOT NULL,
     data jsonb NOT NULL,
     verification jsonb,
+    seal jsonb NOT NULL,
     built_at timestamp with time zone DEFAULT now() NOT NULL,
     verified_at timestamp with time zone
 );

@@ -12,14 +12,22 @@ deletes the snapshots that show it; the next page miss builds it again (rebuild)
 stores it. Verification is not part of the build: its latest result is stored beside
 the snapshot by whoever verifies the lot (the public verify answer, or a page render
 once the stored result is older than the API's COFFEETRACE_PAGE_VERIFY_MAX_AGE_S).
+
+A snapshot is a cache of signed facts, but a page believes it: each row carries the
+organisation's signature over the lot, the data and the verification (its seal), made
+when it is written, and read() checks it. A row edited with psql (a name changed, a
+failed verification turned green) fails the check, is logged and built again from the
+signed statement and the verified records instead of being shown.
 """
 
 from __future__ import annotations
 
+import logging
 import statistics
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 from psycopg.types.json import Jsonb
@@ -29,9 +37,13 @@ from coffeetrace.sql import load_queries
 from coffeetrace.trace import eudr, provenance
 from coffeetrace.trace import queries as q
 from coffeetrace.trace.genealogy import trace_backward
-from coffeetrace.trace.jsonutil import jsonable
+from coffeetrace.trace.jsonutil import canonical_json, jsonable
+from coffeetrace.trace.keys import KeyRing
 
 SQL = load_queries("coffeetrace.trace", "page_snapshots.sql")
+SEAL_DOMAIN = "coffeetrace.page-snapshot.v1"
+
+log = logging.getLogger(__name__)
 MAX_MAP_TREES = 3000
 TOP_TREES = 10
 
@@ -141,15 +153,21 @@ def build(
     return result
 
 
+def _sealed(lot_id: UUID, data: Any, verification: Any) -> bytes:
+    return canonical_json({"lot_id": str(lot_id), "data": data, "verification": verification})
+
+
 def store(
     conn: DbConn,
+    keys: KeyRing,
     lot_id: UUID,
     cooperative_id: UUID,
     statement_id: int | None,
     document: Row,
     signature: Row | None,
 ) -> Row:
-    """Build the lot's page data and store it (a new version), in the caller's transaction."""
+    """Build the lot's page data and store it sealed (a new version, not yet verified), in
+    the caller's transaction."""
     data = build(conn, lot_id, document, signature)
     q.execute(
         conn,
@@ -160,37 +178,58 @@ def store(
             "statement_id": statement_id,
             "plot_ids": [UUID(p["id"]) for p in data["plots"]],
             "data": Jsonb(data),
+            "seal": Jsonb(keys.sign(cooperative_id, SEAL_DOMAIN, _sealed(lot_id, data, None))),
         },
     )
     return data
 
 
-def read(conn: DbConn, lot_id: UUID) -> Row | None:
-    """{"version", "data", "verification", "verified_at", ...} or None when not built."""
-    return q.one(conn, SQL["snapshot_read"], {"lot_id": lot_id})
+def read(conn: DbConn, keys: KeyRing, lot_id: UUID) -> Row | None:
+    """{"version", "data", "verification", "verified_at", ...}, or None when not built or
+    when its seal does not hold (the row was changed outside the application: logged)."""
+    found = q.one(conn, SQL["snapshot_read"], {"lot_id": lot_id})
+    if found is None:
+        return None
+    sealed = _sealed(lot_id, found["data"], found["verification"])
+    why = keys.verify(found["cooperative_id"], SEAL_DOMAIN, sealed, found["seal"])
+    if why is not None:
+        log.warning("page_snapshot_not_sealed lot_id=%s reason=%s: built again", lot_id, why)
+        return None
+    return found
 
 
-def rebuild(conn: DbConn, lot_id: UUID, cooperative_id: UUID) -> Row:
+def rebuild(conn: DbConn, keys: KeyRing, lot_id: UUID, cooperative_id: UUID) -> Row:
     """Build and store the snapshot of a lot that has none (deleted by a registry change,
-    or a lot written before snapshots): from its newest signed statement, or the document
-    rebuilt unsigned for a lot that has none. Walks the genealogy once; returns read()."""
+    or a lot written before snapshots) or whose seal failed: from its newest signed
+    statement, or the document rebuilt unsigned for a lot that has none. Walks the
+    genealogy once; returns the stored row."""
     stmt = q.one(conn, SQL["snapshot_newest_statement"], {"lot_id": lot_id})
     if stmt is not None:
-        store(conn, lot_id, cooperative_id, stmt["id"], stmt["document"], stmt["signature"])
+        store(conn, keys, lot_id, cooperative_id, stmt["id"], stmt["document"], stmt["signature"])
     else:
         doc = provenance.document(conn, lot_id, backward=trace_backward(conn, lot_id))
-        store(conn, lot_id, cooperative_id, None, doc, None)
-    found = read(conn, lot_id)
+        store(conn, keys, lot_id, cooperative_id, None, doc, None)
+    found = q.one(conn, SQL["snapshot_read"], {"lot_id": lot_id})
     assert found is not None  # stored just now, in this transaction
     return found
 
 
-def record_verification(conn: DbConn, lot_id: UUID, summary: Row) -> None:
-    """Store the latest verification summary {"ok", "checked_events", "problems"}."""
+def record_verification(conn: DbConn, keys: KeyRing, lot_id: UUID, summary: Row) -> None:
+    """Store the latest verification summary {"ok", "checked_events", "problems"}, sealed
+    with the data it is stored beside (nothing when the lot has no snapshot yet)."""
+    found = q.one(conn, SQL["snapshot_read"], {"lot_id": lot_id})
+    if found is None:
+        return
+    checked = jsonable(summary)
+    sealed = _sealed(lot_id, found["data"], checked)
     q.execute(
         conn,
         SQL["snapshot_set_verification"],
-        {"lot_id": lot_id, "verification": Jsonb(jsonable(summary))},
+        {
+            "lot_id": lot_id,
+            "verification": Jsonb(checked),
+            "seal": Jsonb(keys.sign(found["cooperative_id"], SEAL_DOMAIN, sealed)),
+        },
     )
 
 

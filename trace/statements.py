@@ -54,7 +54,7 @@ def refresh(conn: DbConn, keys: KeyRing, cooperative_id: UUID, lot_ids: Sequence
         )
         # what the public page shows, stored with the statement it shows (issue 18)
         statement_id = row["id"] if row else None
-        page_snapshots.store(conn, lot_id, cooperative_id, statement_id, doc, signature)
+        page_snapshots.store(conn, keys, lot_id, cooperative_id, statement_id, doc, signature)
     log.debug("statements_signed cooperative_id=%s lots=%s", cooperative_id, len(lot_ids))
     return checkpoint
 

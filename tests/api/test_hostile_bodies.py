@@ -197,3 +197,30 @@ def test_a_steps_free_form_measurements_hold_only_storable_json(measurements: An
     with pytest.raises(ValidationError) as refused:
         TransformationIn.model_validate({**body, "measurements": measurements})
     assert refused.value.errors()[0]["loc"][0] == "measurements"
+
+
+def test_external_lot_and_dds_reference_bodies(
+    client: TestClient, conn: psycopg.Connection, tenant_a: Tenant
+) -> None:
+    headers = tenant_a.auth("operator")
+    before = _count(conn, "external_lots"), _count(conn, "lot_dds_references")
+    declaration = {
+        "code": "EXT-CO-1",
+        "kg": 12.5,
+        "origin_country": "CO",
+        "producer": "Finca La Esperanza, Huila",
+        "supplier": "Bremen Coffee Import",
+        "documents": [{"type": "certificate_of_origin", "number": "CO-9", "sha256": "a" * 64}],
+        "received_at": "2026-11-18T09:00:00+01:00",
+    }
+    assert _refused(client, "/v1/external-lots", declaration, headers) == []
+    assert tenant_a.green is not None
+    reference = {"reference_number": "25VNDE12345678", "verification_number": "KYBFRB6R",
+                 "role": "received", "note": "from the exporter"}  # fmt: skip
+    url = f"/v1/lots/{tenant_a.green['id']}/dds"
+    assert _refused(client, url, reference, headers) == []
+    assert (_count(conn, "external_lots"), _count(conn, "lot_dds_references")) == before
+    # the valid bodies are taken: the refusals above were the mutations'
+    made = client.post("/v1/external-lots", json=declaration, headers=headers)
+    assert made.status_code == 201, made.text
+    assert client.post(url, json=reference, headers=headers).status_code == 201

@@ -18,15 +18,6 @@ from tests.api.builders import Tenant
 
 BROWSER = {"Accept": "text/html", "Accept-Language": "en"}
 
-# what the view of migration 0002 answered, from the raw readings
-VIEW = """
-select date_bin('1 day', time, timestamptz '2000-01-03 00:00:00+00') as bucket,
-       plot_id, metric, avg(value) as avg, min(value) as min, max(value) as max,
-       count(*) as n, sum(value) as total
-from sensor_readings group by 1, 2, 3 order by 2, 3, 1
-"""
-TABLE = "select bucket, plot_id, metric, avg, min, max, n, total from plot_metrics_daily"
-
 
 def _snapshot(conn: psycopg.Connection, lot_id: Any) -> dict[str, Any] | None:
     return conn.execute(
@@ -49,7 +40,7 @@ def test_the_writer_stores_the_page_and_a_miss_only_reads_it(
     assert stored["data"]["trees"]["count"] == 5
     assert stored["data"]["signature"]["value"], "built from the signed statement"
     assert stored["verification"] is None  # not verified yet
-    page_snapshots.record_verification(conn, green["id"], {"ok": True, "checked_events": 9})
+    page_snapshots.record_verification(conn, keys, green["id"], {"ok": True, "checked_events": 9})
     for target, name in (
         (genealogy, "trace_backward"),
         (page_snapshots, "trace_backward"),
@@ -107,6 +98,35 @@ def test_verify_checks_the_chain_and_its_result_reaches_the_badge(
     assert stored is not None and stored["verification"]["ok"] is False
     again = client.get(f"/l/{green['public_id']}", headers=BROWSER)
     assert "Verification failed" in again.text  # a new result is a new page version
+
+
+def test_a_snapshot_edited_behind_the_applications_back_is_built_again(
+    conn: psycopg.Connection, keys: KeyRing, tenant_a: Tenant, caplog: pytest.LogCaptureFixture
+) -> None:
+    green = tenant_a.green
+    assert green is not None
+    conn.execute("update harvest_events set cherry_kg = cherry_kg + 1")  # a real tamper
+    failed = pagedata.lot_page(conn, green["id"], keys)
+    assert failed["verification"]["ok"] is False
+    farm = failed["farms"][0]["code"]
+    # psql: the badge turned green, a farm renamed, the seal left as it was
+    conn.execute(
+        """update lot_page_snapshots
+           set verification = jsonb_set(verification, '{ok}', 'true'),
+               data = jsonb_set(data, '{farms,0,code}', '"Invented Estate"')
+           where lot_id = %s""",
+        (green["id"],),
+    )
+    before = _snapshot(conn, green["id"])
+    assert before is not None and before["verification"]["ok"] is True
+    with caplog.at_level("WARNING", logger="coffeetrace.trace.page_snapshots"):
+        shown = pagedata.lot_page(conn, green["id"], keys)
+    assert "page_snapshot_not_sealed" in caplog.text
+    assert shown["verification"]["ok"] is False, "verified again, not the edited badge"
+    assert shown["farms"][0]["code"] == farm != "Invented Estate"
+    after = _snapshot(conn, green["id"])
+    assert after is not None and after["version"] != before["version"]
+    assert after["data"]["farms"][0]["code"] == farm and after["verification"]["ok"] is False
 
 
 def test_pages_carry_an_etag_and_stale_while_revalidate(

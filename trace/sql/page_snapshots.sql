@@ -20,16 +20,17 @@ select p.id, p.code, p.geometry, p.area_ha::float8 as area_ha, p.centroid_lon, p
 from plots p where p.cooperative_id = %(cooperative_id)s and p.code = any(%(codes)s::text[]);
 
 -- name: snapshot_upsert
-insert into lot_page_snapshots (lot_id, cooperative_id, statement_id, plot_ids, data)
-values (%(lot_id)s, %(cooperative_id)s, %(statement_id)s, %(plot_ids)s, %(data)s)
+insert into lot_page_snapshots (lot_id, cooperative_id, statement_id, plot_ids, data, seal)
+values (%(lot_id)s, %(cooperative_id)s, %(statement_id)s, %(plot_ids)s, %(data)s, %(seal)s)
 on conflict (lot_id) do update
 set cooperative_id = excluded.cooperative_id, statement_id = excluded.statement_id,
-    plot_ids = excluded.plot_ids, data = excluded.data,
+    plot_ids = excluded.plot_ids, data = excluded.data, seal = excluded.seal,
     version = nextval('lot_page_snapshot_versions'), built_at = now(),
     verification = null, verified_at = null;
 
 -- name: snapshot_read
-select lot_id, version, statement_id, data, verification, verified_at, built_at
+select lot_id, cooperative_id, version, statement_id, data, verification, verified_at,
+       built_at, seal
 from lot_page_snapshots where lot_id = %(lot_id)s;
 
 -- name: snapshot_set_verification
@@ -37,7 +38,7 @@ from lot_page_snapshots where lot_id = %(lot_id)s;
 update lot_page_snapshots
 set version = case when verification is distinct from null and verification <> %(verification)s
                    then nextval('lot_page_snapshot_versions') else version end,
-    verification = %(verification)s, verified_at = now()
+    verification = %(verification)s, verified_at = now(), seal = %(seal)s
 where lot_id = %(lot_id)s;
 
 -- name: snapshot_newest_statement
